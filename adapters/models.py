@@ -1,0 +1,154 @@
+"""What crosses the boundary to CRM, billing, logistics and payments.
+
+Every request that changes something carries an `idempotency_key` derived from
+the order and the step, so a retried or replayed call finds the first result
+instead of doing the work twice.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from o2c_workflows.money import Amount
+
+IdempotencyKey = str
+
+
+class CustomerStatus(StrEnum):
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+
+
+class Customer(BaseModel):
+    """A customer as CRM knows it."""
+
+    customer_id: str
+    name: str
+    email: str
+    status: CustomerStatus = CustomerStatus.ACTIVE
+    currency: str
+    credit_limit: Amount
+
+
+class BillingAccount(BaseModel):
+    """The receivables account invoices are raised on; one per customer."""
+
+    account_id: str
+    customer_id: str
+    name: str
+    currency: str
+
+
+class StockLine(BaseModel):
+    sku: str
+    quantity: int = Field(gt=0)
+
+
+class ReserveStock(BaseModel):
+    idempotency_key: IdempotencyKey
+    order_id: str
+    lines: list[StockLine] = Field(min_length=1)
+
+
+class Reservation(BaseModel):
+    reservation_id: str
+    order_id: str
+    lines: list[StockLine]
+
+
+class ShipmentRequest(BaseModel):
+    idempotency_key: IdempotencyKey
+    order_id: str
+    reservation_id: str
+    ship_to: str
+    lines: list[StockLine] = Field(min_length=1)
+
+
+class ShipmentStatus(StrEnum):
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+
+
+class Shipment(BaseModel):
+    shipment_id: str
+    order_id: str
+    status: ShipmentStatus
+    carrier: str | None = None
+    tracking_number: str | None = None
+
+
+class ShipmentConfirmation(BaseModel):
+    idempotency_key: IdempotencyKey
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+
+
+class InvoiceLine(BaseModel):
+    sku: str
+    quantity: int = Field(gt=0)
+    unit_price: Amount
+    amount: Amount
+
+
+class InvoiceRequest(BaseModel):
+    idempotency_key: IdempotencyKey
+    order_id: str
+    account_id: str
+    currency: str
+    invoice_date: date
+    due_date: date
+    lines: list[InvoiceLine] = Field(min_length=1)
+
+
+class InvoiceStatus(StrEnum):
+    OPEN = "open"
+    PAID = "paid"
+
+
+class Invoice(BaseModel):
+    invoice_id: str
+    order_id: str
+    account_id: str
+    currency: str
+    amount: Amount
+    balance: Amount
+    invoice_date: date
+    due_date: date
+    status: InvoiceStatus
+
+
+class PaymentRecordRequest(BaseModel):
+    idempotency_key: IdempotencyKey
+    payment_id: str
+    order_id: str
+    amount: Amount
+    currency: str
+    reference: str | None = None
+
+
+class Payment(BaseModel):
+    payment_id: str
+    order_id: str
+    amount: Amount
+    currency: str
+    reference: str | None = None
+    received_at: datetime
+
+
+class ApplyPayment(BaseModel):
+    idempotency_key: IdempotencyKey
+    invoice_id: str
+    payment_id: str
+    amount: Amount
+
+
+class PaymentApplication(BaseModel):
+    application_id: str
+    invoice_id: str
+    payment_id: str
+    amount: Amount
+    invoice_balance: Amount

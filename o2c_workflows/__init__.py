@@ -1,0 +1,1 @@
+"""Order workflows and the domain models they carry (deterministic code only)."""

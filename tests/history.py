@@ -1,0 +1,72 @@
+"""Reading an order's status changes from its history, and waiting for one.
+
+Every status change upserts the `OrderStatus` search attribute, so the history
+says exactly which statuses the order went through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.converter import DataConverter
+
+from o2c_workflows.models import OrderState, OrderStatus
+from o2c_workflows.search_attributes import ORDER_STATUS
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def upserted_status(event: HistoryEvent) -> OrderStatus | None:
+    """The `OrderStatus` an event sets: at start (set by the starter) or by an upsert."""
+    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        attributes = event.workflow_execution_started_event_attributes.search_attributes
+    elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+        attributes = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+    else:
+        return None
+    fields = attributes.indexed_fields
+    if ORDER_STATUS.name not in fields:
+        return None
+    value = DataConverter.default.payload_converter.from_payloads([fields[ORDER_STATUS.name]])[0]
+    return OrderStatus(value)
+
+
+async def status_transitions(handle: WorkflowHandle[Any, Any]) -> list[OrderStatus]:
+    """Every status the history shows the order moving through, in order."""
+    return [
+        status
+        async for event in handle.fetch_history_events()
+        if (status := upserted_status(event)) is not None
+    ]
+
+
+async def wait_for_status(
+    handle: WorkflowHandle[Any, Any], status: OrderStatus, within: float = DEFAULT_TIMEOUT
+) -> None:
+    """Return once the order reports `status`; fail after `within` seconds.
+
+    Asks the order itself (its `state` query) every few milliseconds: the
+    time-skipping server has no long poll on history to wait on instead.
+    """
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        state = await handle.query("state", result_type=OrderState)
+        if state.status is status:
+            return
+        description = await handle.describe()
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            raise AssertionError(
+                f"order {handle.id} ended {state.status} without reaching {status}"
+            )
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(
+                f"order {handle.id} is {state.status}, not {status}, after {within}s"
+            )
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+POLL_INTERVAL = 0.02

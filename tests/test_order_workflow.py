@@ -1,0 +1,328 @@
+"""The order workflow on the time-skipping server, with stub activities."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from o2c_service.orders import EventRejected, OrderService
+from o2c_workflows.models import (
+    OrderLine,
+    OrderRequest,
+    OrderStatus,
+    OrderSummary,
+    PaymentReceived,
+    ShipmentConfirmed,
+)
+from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
+from tests.history import status_transitions, wait_for_status
+from tests.stub_activities import StubActivities
+
+LIFECYCLE = [
+    OrderStatus.ENTERED,
+    OrderStatus.BOOKED,
+    OrderStatus.SHIPPED,
+    OrderStatus.INVOICED,
+    OrderStatus.PAID,
+    OrderStatus.CLOSED,
+]
+
+
+def make_order(customer_id: str = "CUST-ACME", currency: str = "EUR") -> OrderRequest:
+    return OrderRequest(
+        source_system="test",
+        source_order_id=f"SO-{uuid.uuid4().hex[:12]}",
+        customer_id=customer_id,
+        currency=currency,
+        lines=[
+            OrderLine(sku="SKU-WIDGET", quantity=3, unit_price=Decimal("19.99")),
+            OrderLine(sku="SKU-GADGET", quantity=1, unit_price=Decimal("100.00")),
+        ],
+    )
+
+
+TOTAL = Decimal("159.97")
+
+
+def payment(amount: str, payment_id: str = "PAY-1", currency: str = "EUR") -> PaymentReceived:
+    return PaymentReceived(payment_id=payment_id, amount=Decimal(amount), currency=currency)
+
+
+SHIPMENT = ShipmentConfirmed(carrier="DHL", tracking_number="JD0001")
+
+
+class Harness:
+    """A worker with stub activities on its own task queue, and ways to drive orders."""
+
+    def __init__(self, client: Client, task_queue: str, stubs: StubActivities) -> None:
+        self.client = client
+        self.stubs = stubs
+        self.orders = OrderService(client, task_queue)
+
+    async def start(self, order: OrderRequest) -> WorkflowHandle[OrderWorkflow, OrderSummary]:
+        await self.orders.create(order)
+        return self.client.get_workflow_handle_for(OrderWorkflow.run, order.order_id)
+
+    async def booked(self, order: OrderRequest | None = None) -> WorkflowHandle[Any, Any]:
+        handle = await self.start(order or make_order())
+        await wait_for_status(handle, OrderStatus.BOOKED)
+        return handle
+
+    async def invoiced(self) -> WorkflowHandle[Any, Any]:
+        handle = await self.booked()
+        await self.orders.confirm_shipment(handle.id, SHIPMENT)
+        await wait_for_status(handle, OrderStatus.INVOICED)
+        return handle
+
+
+@pytest.fixture
+def stubs() -> StubActivities:
+    return StubActivities(unknown_customers=frozenset({"CUST-NOBODY"}))
+
+
+@pytest_asyncio.fixture
+async def harness(
+    time_skipping_env: WorkflowEnvironment, stubs: StubActivities
+) -> AsyncIterator[Harness]:
+    task_queue = f"orders-{uuid.uuid4()}"
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=[OrderWorkflow],
+        activities=stubs.all(),
+    ):
+        yield Harness(time_skipping_env.client, task_queue, stubs)
+
+
+async def test_happy_path_runs_the_lifecycle_through_updates(harness: Harness) -> None:
+    handle = await harness.booked()
+
+    shipped = await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+    assert (shipped.status, shipped.duplicate) == (OrderStatus.SHIPPED, False)
+    await wait_for_status(handle, OrderStatus.INVOICED)
+    part = await harness.orders.receive_payment(handle.id, payment("100.00", "PAY-1"))
+    assert part.status is OrderStatus.INVOICED
+    assert "balance 59.97" in part.message
+    rest = await harness.orders.receive_payment(handle.id, payment("59.97", "PAY-2"))
+    assert rest.status is OrderStatus.PAID
+
+    summary = await handle.result()
+    assert summary.status is OrderStatus.CLOSED
+    assert (summary.total, summary.invoiced, summary.paid) == (TOTAL, TOTAL, TOTAL)
+    assert summary.tracking_number == "JD0001"
+    assert await status_transitions(handle) == LIFECYCLE
+    assert harness.stubs.calls["create_invoice"] == 1
+    assert harness.stubs.calls["apply_payment"] == 2
+    order_id = handle.id
+    assert harness.stubs.keys == [
+        f"{order_id}:reserve",
+        f"{order_id}:ship",
+        f"{order_id}:ship-confirm",
+        f"{order_id}:invoice",
+        "payment:PAY-1",
+        f"{order_id}:apply:PAY-1",
+        "payment:PAY-2",
+        f"{order_id}:apply:PAY-2",
+    ]
+
+
+async def test_signals_drive_the_same_lifecycle(harness: Harness) -> None:
+    handle = await harness.booked()
+
+    await handle.signal(OrderWorkflow.shipment_confirmed, SHIPMENT)
+    await wait_for_status(handle, OrderStatus.INVOICED)
+    await handle.signal(OrderWorkflow.payment_received, payment(str(TOTAL)))
+
+    summary = await handle.result()
+    assert (summary.status, summary.paid) == (OrderStatus.CLOSED, TOTAL)
+    assert await status_transitions(handle) == LIFECYCLE
+
+
+async def test_payment_between_shipment_and_invoice_waits_for_the_invoice(
+    harness: Harness,
+) -> None:
+    harness.stubs.invoicing_may_finish.clear()
+    handle = await harness.booked()
+    await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+
+    paying = asyncio.create_task(harness.orders.receive_payment(handle.id, payment(str(TOTAL))))
+    state = await handle.query(OrderWorkflow.state)
+    assert (state.status, state.invoice) == (OrderStatus.SHIPPED, None)
+    harness.stubs.invoicing_may_finish.set()
+
+    ack = await paying
+    assert ack.status is OrderStatus.PAID
+    assert (await handle.result()).status is OrderStatus.CLOSED
+
+
+async def test_query_returns_the_whole_state(harness: Harness) -> None:
+    handle = await harness.invoiced()
+    await harness.orders.receive_payment(handle.id, payment("10.00"))
+
+    state = await handle.query(OrderWorkflow.state)
+
+    dumped = state.model_dump(mode="json")
+    assert set(dumped) == {
+        "order_id", "status", "order", "total", "booking", "shipment", "invoice", "payments",
+        "timeline",
+    }  # fmt: skip
+    assert dumped["status"] == "Invoiced"
+    assert dumped["total"] == "159.97"
+    assert [line["sku"] for line in dumped["order"]["lines"]] == ["SKU-WIDGET", "SKU-GADGET"]
+    assert dumped["booking"]["billing_account_id"] == "BA-CUST-ACME"
+    assert dumped["shipment"]["carrier"] == "DHL"
+    assert dumped["shipment"]["tracking_number"] == "JD0001"
+    assert dumped["invoice"]["amount"] == "159.97"
+    assert dumped["invoice"]["balance"] == "149.97"
+    assert dumped["payments"][0]["payment_id"] == "PAY-1"
+    assert [entry["status"] for entry in dumped["timeline"]] == [
+        "Entered", "Booked", "Shipped", "Invoiced",
+    ]  # fmt: skip
+    times = [entry.at for entry in state.timeline]
+    assert times == sorted(times)
+    # NET 30 by default: due 30 days after the invoice.
+    assert (state.invoice and state.invoice.due_date - state.invoice.issued_at.date()).days == 30
+
+
+async def test_search_attributes_follow_the_status(harness: Harness) -> None:
+    handle = await harness.invoiced()
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(ORDER_STATUS) == "Invoiced"
+    assert attributes.get(CUSTOMER_ID) == "CUST-ACME"
+
+
+async def test_an_order_started_without_search_attributes_gets_them(harness: Harness) -> None:
+    """An order started from the Temporal UI or CLI is still findable by status."""
+    order = make_order()
+    handle = await harness.client.start_workflow(
+        OrderWorkflow.run,
+        order,
+        id=order.order_id,
+        task_queue=harness.orders._task_queue,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(CUSTOMER_ID, "other")]),
+    )
+    await wait_for_status(handle, OrderStatus.BOOKED)
+    assert (await handle.describe()).typed_search_attributes.get(ORDER_STATUS) == "Booked"
+    await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+    await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    assert (await handle.result()).status is OrderStatus.CLOSED
+
+
+async def accepted_updates(handle: WorkflowHandle[Any, Any]) -> int:
+    return len(
+        [
+            event
+            async for event in handle.fetch_history_events()
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("at", "event", "invalid", "reason"),
+    [
+        (OrderStatus.BOOKED, payment("10.00"), False, "is Booked; payments are accepted once"),
+        (OrderStatus.INVOICED, SHIPMENT.model_copy(update={"tracking_number": "OTHER"}), False,
+         "already shipped with DHL JD0001"),
+        (OrderStatus.INVOICED, payment("10.00", currency="USD"), True,
+         "is in EUR, the payment in USD"),
+        (OrderStatus.INVOICED, payment("10.001"), True, "more decimal places than EUR allows"),
+        (OrderStatus.INVOICED, payment("159.98"), False,
+         "exceeds the open balance of 159.97 EUR"),
+    ],
+    ids=["payment-before-shipment", "second-shipment", "wrong-currency", "sub-cent", "overpayment"],
+)  # fmt: skip
+async def test_events_that_do_not_fit_are_rejected_and_change_nothing(
+    harness: Harness,
+    at: OrderStatus,
+    event: PaymentReceived | ShipmentConfirmed,
+    invalid: bool,
+    reason: str,
+) -> None:
+    handle = await harness.booked()
+    if at is OrderStatus.INVOICED:
+        await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+        await wait_for_status(handle, OrderStatus.INVOICED)
+    state_before = await handle.query(OrderWorkflow.state)
+    calls_before = harness.stubs.calls.copy()
+    updates_before = await accepted_updates(handle)
+
+    with pytest.raises(EventRejected, match=reason) as rejected:
+        if isinstance(event, PaymentReceived):
+            await harness.orders.receive_payment(handle.id, event)
+        else:
+            await harness.orders.confirm_shipment(handle.id, event)
+
+    assert rejected.value.invalid is invalid
+    assert await handle.query(OrderWorkflow.state) == state_before
+    assert harness.stubs.calls == calls_before
+    # The validator turned it away: nothing about it was written to history.
+    assert await accepted_updates(handle) == updates_before
+
+
+async def test_shipment_before_booking_is_rejected(harness: Harness) -> None:
+    harness.stubs.booking_may_finish.clear()
+    handle = await harness.start(make_order())
+
+    with pytest.raises(EventRejected, match="is Entered; a shipment can be confirmed once"):
+        await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+
+    harness.stubs.booking_may_finish.set()
+    await wait_for_status(handle, OrderStatus.BOOKED)
+    assert harness.stubs.calls["confirm_shipment"] == 0
+
+
+async def test_a_rejected_signal_changes_nothing(harness: Harness) -> None:
+    handle = await harness.invoiced()
+    await handle.signal(OrderWorkflow.payment_received, payment("10.00", currency="USD"))
+    await handle.signal(OrderWorkflow.payment_received, payment(str(TOTAL)))
+
+    summary = await handle.result()
+    assert summary.paid == TOTAL
+    assert harness.stubs.calls["record_payment"] == 1
+
+
+async def test_the_same_events_sent_twice_are_applied_once(harness: Harness) -> None:
+    handle = await harness.invoiced()
+
+    again = await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+    first = await harness.orders.receive_payment(handle.id, payment("50.00"))
+    second = await harness.orders.receive_payment(handle.id, payment("50.00"))
+
+    assert again.duplicate and not first.duplicate and second.duplicate
+    assert harness.stubs.calls["confirm_shipment"] == 1
+    assert harness.stubs.calls["apply_payment"] == 1
+    state = await handle.query(OrderWorkflow.state)
+    assert state.invoice is not None and state.invoice.balance == Decimal("109.97")
+
+
+async def test_a_payment_id_reused_with_another_amount_is_rejected(harness: Harness) -> None:
+    handle = await harness.invoiced()
+    await harness.orders.receive_payment(handle.id, payment("50.00"))
+    with pytest.raises(EventRejected, match=r"already received for 50\.00, not 60\.00"):
+        await harness.orders.receive_payment(handle.id, payment("60.00"))
+
+
+async def test_an_unknown_customer_fails_booking_with_the_business_error(
+    harness: Harness,
+) -> None:
+    handle = await harness.start(make_order(customer_id="CUST-NOBODY"))
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    cause = failure.value.cause.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "customer_not_found"
+    assert harness.stubs.calls["reserve_stock"] == 0

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -45,19 +46,31 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
 
 
 class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: the runner decides when to stop."""
+    """uvicorn without its own signal handlers (the runner decides when to stop),
+    telling whoever waits when it listens."""
+
+    def __init__(self, config: uvicorn.Config, listening: asyncio.Event | None) -> None:
+        super().__init__(config)
+        self.listening = listening
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.listening is not None and self.started:
+            self.listening.set()
 
-async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
+
+async def serve_api(
+    settings: Settings, stop: asyncio.Event, listening: asyncio.Event | None = None
+) -> None:
     """Serve the HTTP API until `stop` is set, then finish in-flight requests."""
     config = uvicorn.Config(
         create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info"
     )
-    server = _EmbeddedServer(config)
+    server = _EmbeddedServer(config, listening)
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)

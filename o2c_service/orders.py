@@ -232,6 +232,14 @@ class OrderService:
             raise TemporalUnavailable(f"order {order_id} could not be read: {error}") from error
         except RPCError as error:
             raise await self._rpc_outcome(order_id, error) from error
+        except RuntimeError as error:
+            # A lazy client reports a failed (re)connection this way.
+            if "Failed client connect" not in str(error):
+                raise
+            address = self._client.service_client.config.target_host
+            raise TemporalUnavailable(
+                f"Temporal is unavailable: cannot connect to {address}"
+            ) from error
 
     async def _rpc_outcome(self, order_id: str | None, error: RPCError) -> OrderError:
         if error.status == RPCStatusCode.NOT_FOUND and order_id is not None:

@@ -56,7 +56,8 @@ def error_locations(response: httpx.Response) -> list[tuple[Any, ...]]:
         (with_change(("currency",), "XXY"), ("body", "currency")),
         (with_change(("customer_id",), "C" * 65), ("body", "customer_id")),
         (with_change(("source_order_id",), "SO:1"), ("body", "source_order_id")),
-        (with_change(("payment_terms",), {"kind": "net", "net_days": 0}), ("body", "payment_terms")),
+        (with_change(("payment_terms",), {"kind": "net", "net_days": 0}),
+         ("body", "payment_terms")),
         (with_change(("coupon",), "FREE"), ("body", "coupon")),
     ],
     ids=[

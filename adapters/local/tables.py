@@ -1,0 +1,187 @@
+"""The local adapters' tables, and how money and ids are stored in them.
+
+Money is an integer count of minor units beside its currency (never a float,
+never a database decimal whose scale could differ from the currency's), so every
+amount read back is exactly the amount written. Each mutating request's
+idempotency key is a UNIQUE column: the database, not the code, refuses a second
+record for one key, even when two processes race.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from uuid import uuid4
+
+from sqlalchemy import BigInteger, DateTime
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from adapters.errors import BusinessError
+from o2c_workflows.money import MINOR_UNIT_EXPONENT, from_minor_units, to_minor_units
+
+
+class LocalTable(SQLModel, registry=registry()):
+    """Base of these tables: a metadata of their own, so only they are created here."""
+
+
+def new_id(prefix: str) -> str:
+    """A readable, unguessable id such as `INV-3f9c2a1b7d4e`."""
+    return f"{prefix}-{uuid4().hex[:12]}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """`amount` in minor units; BusinessError `invalid_amount` instead of rounding."""
+    if currency not in MINOR_UNIT_EXPONENT:
+        raise BusinessError("invalid_amount", f"'{currency}' is not an ISO 4217 currency code")
+    try:
+        return to_minor_units(amount, currency)
+    except ValueError as error:
+        raise BusinessError("invalid_amount", str(error)) from error
+
+
+def from_minor(minor: int, currency: str) -> Decimal:
+    return from_minor_units(minor, currency)
+
+
+def _money() -> int:
+    return Field(sa_type=BigInteger)  # type: ignore[no-any-return]
+
+
+def _timestamp() -> datetime:
+    return Field(default_factory=utc_now, sa_type=DateTime(timezone=True))  # type: ignore[no-any-return]
+
+
+class CustomerRow(LocalTable, table=True):
+    __tablename__ = "customers"
+
+    customer_id: str = Field(primary_key=True)
+    name: str
+    email: str
+    status: str
+    currency: str
+    credit_limit_minor: int = _money()
+
+
+class ItemRow(LocalTable, table=True):
+    __tablename__ = "items"
+
+    sku: str = Field(primary_key=True)
+    name: str
+    on_hand: int
+
+
+class BillingAccountRow(LocalTable, table=True):
+    __tablename__ = "billing_accounts"
+
+    account_id: str = Field(primary_key=True)
+    customer_id: str = Field(unique=True)
+    name: str
+    currency: str
+    created_at: datetime = _timestamp()
+
+
+class InvoiceRow(LocalTable, table=True):
+    __tablename__ = "invoices"
+
+    invoice_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    order_id: str = Field(index=True)
+    account_id: str = Field(foreign_key="billing_accounts.account_id", index=True)
+    currency: str
+    amount_minor: int = _money()
+    balance_minor: int = _money()
+    invoice_date: date
+    due_date: date
+    status: str
+    created_at: datetime = _timestamp()
+
+
+class InvoiceLineRow(LocalTable, table=True):
+    __tablename__ = "invoice_lines"
+
+    invoice_id: str = Field(foreign_key="invoices.invoice_id", primary_key=True)
+    line_no: int = Field(primary_key=True)
+    sku: str
+    quantity: int
+    unit_price_minor: int = _money()
+    amount_minor: int = _money()
+
+
+class PaymentRow(LocalTable, table=True):
+    __tablename__ = "payments"
+
+    payment_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    order_id: str = Field(index=True)
+    currency: str
+    amount_minor: int = _money()
+    reference: str | None = None
+    received_at: datetime = _timestamp()
+
+
+class PaymentApplicationRow(LocalTable, table=True):
+    __tablename__ = "payment_applications"
+
+    application_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    invoice_id: str = Field(foreign_key="invoices.invoice_id", index=True)
+    payment_id: str = Field(foreign_key="payments.payment_id", index=True)
+    currency: str
+    amount_minor: int = _money()
+    invoice_balance_minor: int = _money()
+    """The invoice balance right after this application, returned again on a replay."""
+    created_at: datetime = _timestamp()
+
+
+class ReservationRow(LocalTable, table=True):
+    __tablename__ = "reservations"
+
+    reservation_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    order_id: str = Field(index=True)
+    created_at: datetime = _timestamp()
+
+
+class ReservationLineRow(LocalTable, table=True):
+    __tablename__ = "reservation_lines"
+
+    reservation_id: str = Field(foreign_key="reservations.reservation_id", primary_key=True)
+    line_no: int = Field(primary_key=True)
+    sku: str = Field(foreign_key="items.sku")
+    quantity: int
+
+
+class ShipmentRow(LocalTable, table=True):
+    __tablename__ = "shipments"
+
+    shipment_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    order_id: str = Field(index=True)
+    reservation_id: str
+    ship_to: str
+    status: str
+    carrier: str | None = None
+    tracking_number: str | None = None
+    confirmation_key: str | None = None
+    """The key of the confirmation that confirmed it, to recognise a replay."""
+    created_at: datetime = _timestamp()
+    confirmed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class ShipmentLineRow(LocalTable, table=True):
+    __tablename__ = "shipment_lines"
+
+    shipment_id: str = Field(foreign_key="shipments.shipment_id", primary_key=True)
+    line_no: int = Field(primary_key=True)
+    sku: str
+    quantity: int

@@ -1,0 +1,116 @@
+"""The `o2c` command as support staff use it, against the running API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from o2c_workflows.models import OrderStatus
+from tests.stack import Stack, free_port
+from tests.test_end_to_end import demo_order
+
+O2C = [sys.executable, "-m", "o2c_service"]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+async def o2c(*args: str, api_url: str) -> Run:
+    process = await asyncio.create_subprocess_exec(
+        *O2C, *args, "--api-url", api_url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={"COLUMNS": "200", "PATH": ""},
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
+
+
+async def test_support_staff_take_an_order_to_closed(stack: Stack, tmp_path: Path) -> None:
+    order_file = tmp_path / "order.json"
+    order_file.write_text(json.dumps(demo_order()))
+
+    created = await o2c("orders", "create", "--file", str(order_file), api_url=stack.api_url)
+    assert created.code == 0, created.err
+    order_id = json.loads(order_file.read_text())["source_order_id"]
+    order_id = f"webshop:{order_id}"
+    assert order_id in created.out and "True" in created.out
+
+    again = await o2c(
+        "orders", "create", "-f", str(order_file), "-o", "json", api_url=stack.api_url
+    )
+    assert (again.json()["order_id"], again.json()["created"]) == (order_id, False)
+
+    await stack.wait_for_status(order_id, OrderStatus.BOOKED)
+    shipped = await o2c(
+        "orders", "ship", order_id, "--carrier", "DHL", "--tracking", "JD01", "-o", "json",
+        api_url=stack.api_url,
+    )  # fmt: skip
+    assert shipped.json()["status"] == "Shipped", shipped.err
+
+    await stack.wait_for_status(order_id, OrderStatus.INVOICED)
+    paid = await o2c(
+        "orders", "pay", order_id, "--amount", "149.99", "--reference", "BANK-77",
+        api_url=stack.api_url,
+    )  # fmt: skip
+    assert paid.code == 0, paid.err
+    assert "Paid" in paid.out
+
+    await stack.wait_for_status(order_id, OrderStatus.CLOSED)
+    shown = await o2c("orders", "show", order_id, api_url=stack.api_url)
+    assert "Closed" in shown.out and "BANK-77" in shown.out and "JD01" in shown.out
+    state = (await o2c("orders", "show", order_id, "-o", "json", api_url=stack.api_url)).json()
+    assert state["payments"][0]["payment_id"] == "BANK-77"
+    assert [entry["status"] for entry in state["timeline"]][-1] == "Closed"
+
+
+async def test_listing_by_status(stack: Stack, tmp_path: Path) -> None:
+    response = await stack.http.post("/orders", json=demo_order())
+    order_id = response.json()["order_id"]
+    await stack.wait_for_status(order_id, OrderStatus.BOOKED)
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:  # search is eventually consistent: poll as a person would re-run it
+        listed = await o2c("orders", "list", "--status", "Booked", "-o", "json",
+                           api_url=stack.api_url)  # fmt: skip
+        if order_id in [item["order_id"] for item in listed.json()]:
+            break
+        assert asyncio.get_running_loop().time() < deadline, listed.out
+    table = await o2c("orders", "list", "--status", "Booked", api_url=stack.api_url)
+    assert order_id in table.out
+
+
+async def test_errors_are_plain_messages_with_a_non_zero_exit(stack: Stack, tmp_path: Path) -> None:
+    unknown = await o2c("orders", "show", "webshop:missing", api_url=stack.api_url)
+    assert (unknown.code, unknown.out) == (1, "")
+    assert "order webshop:missing not found" in unknown.err
+
+    bad_file = tmp_path / "bad.json"
+    bad_file.write_text(json.dumps(demo_order() | {"currency": "EURO"}))
+    invalid = await o2c("orders", "create", "--file", str(bad_file), api_url=stack.api_url)
+    assert invalid.code == 1
+    assert "currency:" in invalid.err
+
+    bad_file.write_text("{not json")
+    broken = await o2c("orders", "create", "--file", str(bad_file), api_url=stack.api_url)
+    assert broken.code == 1 and "is not valid JSON" in broken.err
+
+    nowhere = await o2c("orders", "list", api_url=f"http://127.0.0.1:{free_port()}")
+    assert nowhere.code == 1
+    assert "cannot reach the o2c API" in nowhere.err
+    assert "Traceback" not in nowhere.err
+
+    amount = await o2c("orders", "pay", "webshop:x", "--amount", "lots", "--reference", "R",
+                       api_url=stack.api_url)  # fmt: skip
+    assert amount.code == 2 and "is not an amount" in amount.err

@@ -11,6 +11,7 @@ import asyncio
 import ctypes
 import logging
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -131,23 +132,54 @@ def banner(settings: Settings) -> str:
     )
 
 
+def ensure_ports_free(settings: Settings) -> None:
+    """Fail before starting anything if another process holds one of our ports."""
+    host, _, port = settings.temporal_address.rpartition(":")
+    ui = urlsplit(settings.temporal_ui_url)
+    wanted = [
+        ("Temporal", host, int(port)),
+        ("Temporal UI", ui.hostname or host, ui.port or 8233),
+        ("API", settings.api_host, settings.api_port),
+    ]
+    for what, address, number in wanted:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, number))
+            except OSError:
+                raise RuntimeError(
+                    f"port {number} on {address} for the {what} is in use: is o2c dev already "
+                    "running? Stop it, or choose other ports with the O2C_* settings"
+                ) from None
+
+
 async def run_dev(settings: Settings) -> None:
+    ensure_ports_free(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)
     server = start_dev_server(settings)
     try:
         await wait_for_server(server, settings)
-        tasks = [
+        listening = asyncio.Event()
+        parts = [
             asyncio.create_task(run_worker(settings, stop), name="worker"),
-            asyncio.create_task(serve_api(settings, stop), name="api"),
+            asyncio.create_task(serve_api(settings, stop, listening), name="api"),
+            asyncio.create_task(asyncio.to_thread(server.wait), name="temporal"),
         ]
-        print(banner(settings), flush=True)
-        watcher = asyncio.create_task(asyncio.to_thread(server.wait), name="temporal")
-        done, _ = await asyncio.wait([*tasks, watcher], return_when=asyncio.FIRST_COMPLETED)
-        if watcher in done:
+        announce = asyncio.create_task(_announce_when_listening(settings, listening))
+        # Run until Ctrl-C, or until any part stops on its own (then stop the rest).
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, *parts], return_when=asyncio.FIRST_COMPLETED)
+        if server.poll() is not None and not stop.is_set():
             log.error("the Temporal dev server stopped (exit code %s)", server.returncode)
         stop.set()
-        for task in tasks:
-            await task  # a failure of the worker or API surfaces here
+        announce.cancel()
+        for part in parts[:2]:
+            await part  # a failure of the worker or the API surfaces here
     finally:
         stop_server(server)
+
+
+async def _announce_when_listening(settings: Settings, listening: asyncio.Event) -> None:
+    await listening.wait()
+    print(banner(settings), flush=True)

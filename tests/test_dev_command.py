@@ -1,0 +1,129 @@
+"""`o2c dev` (README command 1): everything up, orders kept across restarts, nothing left over."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from o2c_service.dev import ensure_ports_free
+from o2c_service.settings import Settings
+from tests.stack import free_port
+from tests.test_end_to_end import demo_order
+
+STARTUP_TIMEOUT = 60
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid` (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+class DevProcess:
+    def __init__(self, process: asyncio.subprocess.Process, env: dict[str, str]) -> None:
+        self.process = process
+        self.api = env["O2C_API_URL"]
+        self.ui = env["O2C_TEMPORAL_UI_URL"]
+        self.banner = ""
+
+    async def read_banner(self) -> None:
+        assert self.process.stdout is not None
+        while "API docs" not in self.banner:
+            line = await self.process.stdout.readline()
+            assert line, f"o2c dev exited before it was ready:\n{self.banner}"
+            self.banner += line.decode()
+
+
+@asynccontextmanager
+async def o2c_dev(data_dir: Path) -> AsyncIterator[DevProcess]:
+    api_port, temporal_port, ui_port = free_port(), free_port(), free_port()
+    env = os.environ | {
+        "O2C_DATA_DIR": str(data_dir),
+        "O2C_DATABASE_URL": f"sqlite:///{data_dir / 'o2c.db'}",
+        "O2C_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "O2C_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
+        "O2C_API_PORT": str(api_port),
+        "O2C_API_URL": f"http://127.0.0.1:{api_port}",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "o2c_service", "dev",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    dev = DevProcess(process, env)
+    try:
+        await asyncio.wait_for(dev.read_banner(), STARTUP_TIMEOUT)
+        yield dev
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def wait_until_booked(http: httpx.AsyncClient, order_id: str) -> None:
+    deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT
+    while (await http.get(f"/orders/{order_id}")).json().get("status") != "Booked":
+        assert asyncio.get_running_loop().time() < deadline, f"{order_id} never booked"
+        await asyncio.sleep(0.05)
+
+
+async def test_dev_runs_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> None:
+    async with o2c_dev(tmp_path) as dev:
+        assert f"{dev.ui}/namespaces/default/workflows" in dev.banner
+        assert f"{dev.api}/docs" in dev.banner
+        server_pids = children(dev.process.pid)
+        assert server_pids, "the Temporal dev server should run as a child process"
+        async with httpx.AsyncClient(base_url=dev.api, timeout=30) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            assert (await http.get("/docs")).status_code == 200
+            order_id = (await http.post("/orders", json=demo_order("SO-DEV-1"))).json()["order_id"]
+            await wait_until_booked(http, order_id)
+        async with httpx.AsyncClient(timeout=30) as ui:
+            assert (await ui.get(dev.ui)).status_code == 200
+
+        dev.process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(dev.process.wait(), 30) == 0
+        assert not [pid for pid in server_pids if is_alive(pid)]
+
+    # Started again on the same data folder, the order is still there.
+    async with o2c_dev(tmp_path) as dev, httpx.AsyncClient(base_url=dev.api, timeout=30) as http:
+        state = (await http.get(f"/orders/{order_id}")).json()
+        assert state["status"] == "Booked"
+        assert state["order"]["source_order_id"] == "SO-DEV-1"
+        server_pids = children(dev.process.pid)
+        # Killed outright, it still takes the dev server down with it.
+        dev.process.kill()
+        await dev.process.wait()
+        deadline = asyncio.get_running_loop().time() + 30
+        while [pid for pid in server_pids if is_alive(pid)]:
+            assert asyncio.get_running_loop().time() < deadline, "dev server outlived o2c dev"
+            await asyncio.sleep(0.05)
+
+
+def test_a_port_in_use_is_named_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = Settings(api_port=port, temporal_address=f"127.0.0.1:{free_port()}",
+                            temporal_ui_url=f"http://127.0.0.1:{free_port()}")  # fmt: skip
+        with pytest.raises(RuntimeError, match=f"port {port} on 127.0.0.1 for the API is in use"):
+            ensure_ports_free(settings)

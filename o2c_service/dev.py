@@ -85,14 +85,21 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def server_log(settings: Settings) -> Path:
+    return settings.data_dir / "temporal-server.log"
+
+
 def start_dev_server(settings: Settings) -> subprocess.Popen[bytes]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        dev_server_command(settings),
-        # Its own session: Ctrl-C reaches us, and we stop it last, after the worker.
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-    )
+    with server_log(settings).open("ab") as log_file:
+        return subprocess.Popen(
+            dev_server_command(settings),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            # Its own session: Ctrl-C reaches us, and we stop it last, after the worker.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
 
 
 async def wait_for_server(server: subprocess.Popen[bytes], settings: Settings) -> Client:
@@ -100,7 +107,7 @@ async def wait_for_server(server: subprocess.Popen[bytes], settings: Settings) -
         if server.poll() is not None:
             raise RuntimeError(
                 f"the Temporal dev server exited with code {server.returncode}; "
-                f"is {settings.temporal_address} or the UI port already in use?"
+                f"see {server_log(settings)}"
             )
         try:
             return await connect(settings.temporal_address, settings.temporal_namespace)
@@ -128,7 +135,8 @@ def banner(settings: Settings) -> str:
         f"  Temporal UI   {ui}\n"
         f"  API docs      {api}/docs\n"
         f"  API           {api}\n"
-        f"  Temporal      {settings.temporal_address} (data in {data})\n"
+        f"  Temporal      {settings.temporal_address} (data in {data}, "
+        f"server log {server_log(settings).name})\n"
     )
 
 

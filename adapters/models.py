@@ -53,10 +53,23 @@ class ReserveStock(BaseModel):
     lines: list[StockLine] = Field(min_length=1)
 
 
+class ReservationStatus(StrEnum):
+    RESERVED = "reserved"
+    RELEASED = "released"
+
+
 class Reservation(BaseModel):
     reservation_id: str
     order_id: str
     lines: list[StockLine]
+    status: ReservationStatus = ReservationStatus.RESERVED
+
+
+class ReleaseReservation(BaseModel):
+    """Give reserved stock back (compensation); releasing twice restores it once."""
+
+    idempotency_key: IdempotencyKey
+    reservation_id: str
 
 
 class ShipmentRequest(BaseModel):
@@ -70,6 +83,7 @@ class ShipmentRequest(BaseModel):
 class ShipmentStatus(StrEnum):
     REQUESTED = "requested"
     CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
 
 
 class Shipment(BaseModel):
@@ -85,6 +99,14 @@ class ShipmentConfirmation(BaseModel):
     shipment_id: str
     carrier: str
     tracking_number: str
+
+
+class CancelShipment(BaseModel):
+    """Withdraw a shipment request that has not left (compensation)."""
+
+    idempotency_key: IdempotencyKey
+    shipment_id: str
+    reason: str
 
 
 class InvoiceLine(BaseModel):
@@ -107,6 +129,7 @@ class InvoiceRequest(BaseModel):
 class InvoiceStatus(StrEnum):
     OPEN = "open"
     PAID = "paid"
+    VOID = "void"
 
 
 class Invoice(BaseModel):
@@ -119,6 +142,22 @@ class Invoice(BaseModel):
     invoice_date: date
     due_date: date
     status: InvoiceStatus
+
+
+class VoidInvoice(BaseModel):
+    """Cancel an invoice (compensation); only one with no payment applied can be voided."""
+
+    idempotency_key: IdempotencyKey
+    invoice_id: str
+    reason: str
+
+
+class OpenBalance(BaseModel):
+    """What a customer owes on open invoices, for the credit check."""
+
+    customer_id: str
+    currency: str
+    amount: Amount
 
 
 class PaymentRecordRequest(BaseModel):
@@ -137,6 +176,22 @@ class Payment(BaseModel):
     currency: str
     reference: str | None = None
     received_at: datetime
+
+
+class RefundPayment(BaseModel):
+    """Give a received payment back (compensation); the same key refunds once."""
+
+    idempotency_key: IdempotencyKey
+    payment_id: str
+    amount: Amount
+    reason: str
+
+
+class Refund(BaseModel):
+    refund_id: str
+    payment_id: str
+    amount: Amount
+    currency: str
 
 
 class ApplyPayment(BaseModel):

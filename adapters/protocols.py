@@ -3,6 +3,13 @@
 The embedded local adapters and, later, HTTP adapters to real products
 implement these, and the same contract tests run against each. Methods are
 async so that network adapters need no thread per call.
+
+Every method that changes something takes an idempotency key and has a
+`find_*` twin that looks the operation up by that key: after an
+`UnknownOutcome` the activity asks before it tries again. Undo operations
+(release, cancel, void, refund) exist for compensation and are idempotent too.
+Failures are `adapters.errors`: `BusinessError` with a code, or a
+`SystemFailure` subclass.
 """
 
 from __future__ import annotations
@@ -12,17 +19,24 @@ from typing import Protocol
 from adapters.models import (
     ApplyPayment,
     BillingAccount,
+    CancelShipment,
     Customer,
+    IdempotencyKey,
     Invoice,
     InvoiceRequest,
+    OpenBalance,
     Payment,
     PaymentApplication,
     PaymentRecordRequest,
+    Refund,
+    RefundPayment,
+    ReleaseReservation,
     Reservation,
     ReserveStock,
     Shipment,
     ShipmentConfirmation,
     ShipmentRequest,
+    VoidInvoice,
 )
 
 
@@ -52,6 +66,22 @@ class BillingAdapter(Protocol):
         """
         ...
 
+    async def find_invoice(self, idempotency_key: IdempotencyKey) -> Invoice | None:
+        """The invoice created with this key, if any."""
+        ...
+
+    async def find_application(self, idempotency_key: IdempotencyKey) -> PaymentApplication | None:
+        """The payment application made with this key, if any."""
+        ...
+
+    async def void_invoice(self, request: VoidInvoice) -> Invoice:
+        """Void an open invoice; BusinessError `invoice_has_payments` once cash is applied."""
+        ...
+
+    async def open_balance(self, customer_id: str) -> OpenBalance:
+        """What the customer owes on open invoices (zero, in no currency, if no account)."""
+        ...
+
     async def list_invoices(self, order_id: str) -> list[Invoice]:
         """The invoices raised for an order, oldest first."""
         ...
@@ -74,8 +104,28 @@ class LogisticsAdapter(Protocol):
         """Record that the goods left with a carrier and tracking number."""
         ...
 
+    async def find_reservation(self, idempotency_key: IdempotencyKey) -> Reservation | None: ...
+
+    async def find_shipment(self, idempotency_key: IdempotencyKey) -> Shipment | None:
+        """The shipment requested with this key, if any."""
+        ...
+
+    async def release_reservation(self, request: ReleaseReservation) -> Reservation:
+        """Return reserved stock once, however often asked."""
+        ...
+
+    async def cancel_shipment(self, request: CancelShipment) -> Shipment:
+        """Withdraw a shipment request; BusinessError `shipment_already_confirmed` if it left."""
+        ...
+
 
 class PaymentsAdapter(Protocol):
     async def record_payment(self, request: PaymentRecordRequest) -> Payment:
         """Record a received payment; the same payment id is recorded once."""
+        ...
+
+    async def find_payment(self, idempotency_key: IdempotencyKey) -> Payment | None: ...
+
+    async def refund_payment(self, request: RefundPayment) -> Refund:
+        """Pay money back; the same key refunds once, never more than was received."""
         ...

@@ -11,18 +11,23 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.common import RetryPolicy
-from temporalio.workflow import ActivityConfig
+from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
 
-def _system_policy(*, call: timedelta, budget: timedelta) -> ActivityConfig:
+def _system_policy(
+    *, call: timedelta, budget: timedelta, longest_wait: timedelta = timedelta(seconds=30)
+) -> ActivityConfig:
     return ActivityConfig(
         start_to_close_timeout=call,
         schedule_to_close_timeout=budget,
         retry_policy=RetryPolicy(
             initial_interval=timedelta(seconds=1),
             backoff_coefficient=2.0,
-            maximum_interval=timedelta(seconds=30),
+            maximum_interval=longest_wait,
         ),
+        # When an order is cancelled mid-step, wait for the step's attempt to
+        # end: compensation then finds whatever it did by its idempotency key.
+        cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     )
 
 
@@ -30,3 +35,8 @@ CRM = _system_policy(call=timedelta(seconds=10), budget=timedelta(minutes=5))
 BILLING = _system_policy(call=timedelta(seconds=15), budget=timedelta(minutes=10))
 LOGISTICS = _system_policy(call=timedelta(seconds=15), budget=timedelta(minutes=10))
 PAYMENTS = _system_policy(call=timedelta(seconds=15), budget=timedelta(minutes=10))
+
+COMPENSATION = _system_policy(
+    call=timedelta(seconds=15), budget=timedelta(days=7), longest_wait=timedelta(minutes=5)
+)
+"""Undo steps are retried until done: a week of retries, at most five minutes apart."""

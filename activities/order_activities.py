@@ -1,9 +1,13 @@
 """The order's side effects, one activity per adapter call.
 
 Activities stay thin: they call one adapter and translate its errors into
-Temporal's terms (business error -> non-retryable `ApplicationError` whose type
-is the error code; system failure -> retryable). The worker injects the
-adapters, so the same activities drive local and real systems.
+Temporal's terms: a business error becomes a non-retryable `ApplicationError`
+whose type is the error code; a system failure a retryable one whose type is
+its kind (a rate limit carries the delay the system asked for). A retry after
+an unknown outcome first looks the operation up by its idempotency key, so a
+request that did take effect is never made twice. Undo activities (for
+compensation) find what the forward step did by the same key. The worker
+injects the adapters, so the same activities drive local and real systems.
 """
 
 from __future__ import annotations
@@ -16,33 +20,50 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from adapters.errors import BusinessError, SystemFailure
+from adapters.errors import BusinessError, RateLimited, SystemFailure
 from adapters.models import (
     ApplyPayment,
     BillingAccount,
+    CancelShipment,
     Customer,
     CustomerStatus,
     Invoice,
     InvoiceRequest,
+    OpenBalance,
     Payment,
     PaymentApplication,
     PaymentRecordRequest,
+    RefundPayment,
+    ReleaseReservation,
     Reservation,
     ReserveStock,
     Shipment,
     ShipmentConfirmation,
     ShipmentRequest,
+    VoidInvoice,
 )
 from adapters.protocols import BillingAdapter, CrmAdapter, LogisticsAdapter, PaymentsAdapter
 
 T = TypeVar("T")
 
-SYSTEM_FAILURE = "system_failure"
-
 
 class CustomerCheck(BaseModel):
     order_id: str
     customer_id: str
+
+
+class Undo(BaseModel):
+    """Undo what the forward step with `forward_key` did, if it did anything."""
+
+    forward_key: str
+    undo_key: str
+    reason: str
+
+
+class UndoResult(BaseModel):
+    done: bool
+    """False when the forward step had left nothing to undo."""
+    note: str
 
 
 async def _translated(call: Awaitable[T]) -> T:
@@ -51,8 +72,29 @@ async def _translated(call: Awaitable[T]) -> T:
         return await call
     except BusinessError as error:
         raise ApplicationError(error.message, type=error.code, non_retryable=True) from error
+    except RateLimited as error:
+        raise ApplicationError(
+            str(error), type=error.kind, next_retry_delay=error.retry_after
+        ) from error
     except SystemFailure as error:
-        raise ApplicationError(str(error), type=SYSTEM_FAILURE) from error
+        raise ApplicationError(str(error), type=error.kind) from error
+
+
+async def _once(
+    find: Callable[[str], Awaitable[T | None]], key: str, do: Callable[[], Awaitable[T]]
+) -> T:
+    """Do a keyed operation; on a retry, first ask whether an earlier attempt did it.
+
+    An earlier attempt may have timed out after the system acted (unknown
+    outcome); the lookup makes the retry safe even for a system that does not
+    honour idempotency keys itself.
+    """
+    if activity.info().attempt > 1:
+        found = await _translated(find(key))
+        if found is not None:
+            activity.logger.info("%s was already done by an earlier attempt", key)
+            return found
+    return await _translated(do())
 
 
 @dataclass(frozen=True)
@@ -63,6 +105,8 @@ class OrderActivities:
     billing: BillingAdapter
     logistics: LogisticsAdapter
     payments: PaymentsAdapter
+
+    # -- forward steps ---------------------------------------------------------
 
     @activity.defn(name="crm.validate_customer")
     async def validate_customer(self, check: CustomerCheck) -> Customer:
@@ -80,13 +124,25 @@ class OrderActivities:
     async def ensure_billing_account(self, customer: Customer) -> BillingAccount:
         return await _translated(self.billing.ensure_account(customer))
 
+    @activity.defn(name="billing.open_balance")
+    async def open_balance(self, check: CustomerCheck) -> OpenBalance:
+        return await _translated(self.billing.open_balance(check.customer_id))
+
     @activity.defn(name="logistics.reserve_stock")
     async def reserve_stock(self, request: ReserveStock) -> Reservation:
-        return await _translated(self.logistics.reserve_stock(request))
+        return await _once(
+            self.logistics.find_reservation,
+            request.idempotency_key,
+            lambda: self.logistics.reserve_stock(request),
+        )
 
     @activity.defn(name="logistics.request_shipment")
     async def request_shipment(self, request: ShipmentRequest) -> Shipment:
-        return await _translated(self.logistics.request_shipment(request))
+        return await _once(
+            self.logistics.find_shipment,
+            request.idempotency_key,
+            lambda: self.logistics.request_shipment(request),
+        )
 
     @activity.defn(name="logistics.confirm_shipment")
     async def confirm_shipment(self, request: ShipmentConfirmation) -> Shipment:
@@ -94,25 +150,108 @@ class OrderActivities:
 
     @activity.defn(name="billing.create_invoice")
     async def create_invoice(self, request: InvoiceRequest) -> Invoice:
-        return await _translated(self.billing.create_invoice(request))
+        return await _once(
+            self.billing.find_invoice,
+            request.idempotency_key,
+            lambda: self.billing.create_invoice(request),
+        )
 
     @activity.defn(name="payments.record_payment")
     async def record_payment(self, request: PaymentRecordRequest) -> Payment:
-        return await _translated(self.payments.record_payment(request))
+        return await _once(
+            self.payments.find_payment,
+            request.idempotency_key,
+            lambda: self.payments.record_payment(request),
+        )
 
     @activity.defn(name="billing.apply_payment")
     async def apply_payment(self, request: ApplyPayment) -> PaymentApplication:
-        return await _translated(self.billing.apply_payment(request))
+        return await _once(
+            self.billing.find_application,
+            request.idempotency_key,
+            lambda: self.billing.apply_payment(request),
+        )
+
+    # -- compensation: each finds what its forward step did by that step's key --
+
+    @activity.defn(name="logistics.release_reservation")
+    async def release_reservation(self, undo: Undo) -> UndoResult:
+        reservation = await _translated(self.logistics.find_reservation(undo.forward_key))
+        if reservation is None:
+            return UndoResult(done=False, note="nothing was reserved")
+        await _translated(
+            self.logistics.release_reservation(
+                ReleaseReservation(
+                    idempotency_key=undo.undo_key, reservation_id=reservation.reservation_id
+                )
+            )
+        )
+        return UndoResult(done=True, note=f"reservation {reservation.reservation_id} released")
+
+    @activity.defn(name="logistics.cancel_shipment")
+    async def cancel_shipment(self, undo: Undo) -> UndoResult:
+        shipment = await _translated(self.logistics.find_shipment(undo.forward_key))
+        if shipment is None:
+            return UndoResult(done=False, note="no shipment was requested")
+        await _translated(
+            self.logistics.cancel_shipment(
+                CancelShipment(
+                    idempotency_key=undo.undo_key,
+                    shipment_id=shipment.shipment_id,
+                    reason=undo.reason,
+                )
+            )
+        )
+        return UndoResult(done=True, note=f"shipment request {shipment.shipment_id} cancelled")
+
+    @activity.defn(name="billing.void_invoice")
+    async def void_invoice(self, undo: Undo) -> UndoResult:
+        invoice = await _translated(self.billing.find_invoice(undo.forward_key))
+        if invoice is None:
+            return UndoResult(done=False, note="no invoice was raised")
+        await _translated(
+            self.billing.void_invoice(
+                VoidInvoice(
+                    idempotency_key=undo.undo_key, invoice_id=invoice.invoice_id, reason=undo.reason
+                )
+            )
+        )
+        return UndoResult(done=True, note=f"invoice {invoice.invoice_id} voided")
+
+    @activity.defn(name="payments.refund_payment")
+    async def refund_payment(self, undo: Undo) -> UndoResult:
+        payment = await _translated(self.payments.find_payment(undo.forward_key))
+        if payment is None:
+            return UndoResult(done=False, note="no payment was recorded")
+        refund = await _translated(
+            self.payments.refund_payment(
+                RefundPayment(
+                    idempotency_key=undo.undo_key,
+                    payment_id=payment.payment_id,
+                    amount=payment.amount,
+                    reason=undo.reason,
+                )
+            )
+        )
+        return UndoResult(
+            done=True,
+            note=f"payment {payment.payment_id} refunded ({refund.amount} {refund.currency})",
+        )
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for `Worker(activities=...)`."""
         return [
             self.validate_customer,
             self.ensure_billing_account,
+            self.open_balance,
             self.reserve_stock,
             self.request_shipment,
             self.confirm_shipment,
             self.create_invoice,
             self.record_payment,
             self.apply_payment,
+            self.release_reservation,
+            self.cancel_shipment,
+            self.void_invoice,
+            self.refund_payment,
         ]

@@ -195,7 +195,56 @@ class PaymentState(BaseModel):
     currency: str
     reference: str | None = None
     received_at: datetime
-    applied_to: str = Field(description="The invoice the payment was applied to.")
+    applied_to: str | None = Field(
+        default=None, description="The invoice it was applied to; none yet if paid before invoice."
+    )
+
+
+class HoldKind(StrEnum):
+    CREDIT = "credit"
+    """Over the credit limit: support releases it (or cancels the order)."""
+    FALLOUT = "fallout"
+    """A step failed in a way a person must fix: support retries it (or cancels)."""
+
+
+class HoldState(BaseModel):
+    """Why the order is parked, where, and where it resumes."""
+
+    kind: HoldKind
+    step: str
+    code: str = Field(description="The error code, e.g. out_of_stock, credit_limit_exceeded.")
+    message: str
+    since: datetime
+    resume_status: OrderStatus
+
+
+class CompensationStatus(StrEnum):
+    DONE = "done"
+    NOTHING_TO_UNDO = "nothing_to_undo"
+    FAILED = "failed"
+
+
+class CompensationRecord(BaseModel):
+    step: str
+    status: CompensationStatus
+    note: str
+    at: datetime
+
+
+class SupportAction(Strict):
+    """A support person's retry or release; the note lands in the order's timeline."""
+
+    note: ShortText | None = None
+
+
+class CancelRequest(Strict):
+    reason: ShortText = Field(examples=["customer changed their mind"])
+
+
+class SupportAck(BaseModel):
+    order_id: str
+    status: OrderStatus
+    message: str
 
 
 class OrderState(BaseModel):
@@ -209,11 +258,19 @@ class OrderState(BaseModel):
     shipment: ShipmentState | None = None
     invoice: InvoiceState | None = None
     payments: list[PaymentState] = Field(default_factory=list)
+    hold: HoldState | None = None
+    cancellation_reason: str | None = None
+    compensations: list[CompensationRecord] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
     @property
     def paid(self) -> Decimal:
         return sum((payment.amount for payment in self.payments), Decimal(0))
+
+    @property
+    def shipped(self) -> bool:
+        """Past the point of no return: the goods left, cancelling is now a return."""
+        return self.shipment is not None and self.shipment.confirmed_at is not None
 
 
 class OrderSummary(BaseModel):
@@ -228,4 +285,6 @@ class OrderSummary(BaseModel):
     paid: Amount
     invoice_id: str | None
     tracking_number: str | None
+    cancellation_reason: str | None = None
+    compensations: list[CompensationRecord] = Field(default_factory=list)
     closed_at: datetime

@@ -10,5 +10,7 @@ from temporalio.common import SearchAttributeKey
 
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+HOLD_REASON = SearchAttributeKey.for_keyword("HoldReason")
+"""Set while an order is OnHold: the error code, e.g. `out_of_stock`, `credit_limit_exceeded`."""
 
-ALL: tuple[SearchAttributeKey[str], ...] = (ORDER_STATUS, CUSTOMER_ID)
+ALL: tuple[SearchAttributeKey[str], ...] = (ORDER_STATUS, CUSTOMER_ID, HOLD_REASON)

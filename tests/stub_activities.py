@@ -16,7 +16,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.order_activities import CustomerCheck
+from activities.order_activities import CustomerCheck, Undo, UndoResult
 from adapters.models import (
     ApplyPayment,
     BillingAccount,
@@ -24,6 +24,7 @@ from adapters.models import (
     Invoice,
     InvoiceRequest,
     InvoiceStatus,
+    OpenBalance,
     Payment,
     PaymentApplication,
     PaymentRecordRequest,
@@ -36,26 +37,56 @@ from adapters.models import (
 )
 
 
+def business_error(code: str) -> ApplicationError:
+    return ApplicationError(f"stub says {code}", type=code, non_retryable=True)
+
+
+def system_error() -> ApplicationError:
+    return ApplicationError("stub system is down", type="system_unavailable")
+
+
 class StubActivities:
     def __init__(self, *, unknown_customers: frozenset[str] = frozenset()) -> None:
         self.unknown_customers = unknown_customers
         self.calls: Counter[str] = Counter()
         self.keys: list[str] = []
+        self.undone: list[str] = []
         self.balances: dict[str, Decimal] = {}
+        self.credit_limit = Decimal("100000.00")
+        self.open_balance_amount = Decimal(0)
+        # Activity name -> the error every call raises until `heal(name)`.
+        self.failing: dict[str, ApplicationError] = {}
         # Cleared to hold an order in Entered (or Shipped) until a test sets it.
         self.booking_may_finish = asyncio.Event()
         self.booking_may_finish.set()
         self.invoicing_may_finish = asyncio.Event()
         self.invoicing_may_finish.set()
 
+    def fail(self, name: str, error: ApplicationError) -> None:
+        self.failing[name] = error
+
+    def heal(self, name: str) -> None:
+        del self.failing[name]
+
     def _called(self, name: str, key: str | None = None) -> None:
         self.calls[name] += 1
+        if name in self.failing:
+            raise self.failing[name]
         if key is not None:
             self.keys.append(key)
+
+    def _undo(self, name: str, undo: Undo) -> UndoResult:
+        self._called(name)
+        if undo.forward_key not in self.keys:
+            return UndoResult(done=False, note=f"nothing to undo for {undo.forward_key}")
+        self.undone.append(undo.forward_key)
+        return UndoResult(done=True, note=f"{name} {undo.forward_key}")
 
     @activity.defn(name="crm.validate_customer")
     async def validate_customer(self, check: CustomerCheck) -> Customer:
         self._called("validate_customer")
+        if check.customer_id == "CUST-BLOCKED":
+            raise business_error("customer_blocked")
         if check.customer_id in self.unknown_customers:
             raise ApplicationError(
                 f"customer {check.customer_id} not found",
@@ -67,7 +98,7 @@ class StubActivities:
             name=f"Customer {check.customer_id}",
             email="ap@example.com",
             currency="EUR",
-            credit_limit=Decimal("100000.00"),
+            credit_limit=self.credit_limit,
         )
 
     @activity.defn(name="billing.ensure_account")
@@ -79,6 +110,29 @@ class StubActivities:
             name=customer.name,
             currency=customer.currency,
         )
+
+    @activity.defn(name="billing.open_balance")
+    async def open_balance(self, check: CustomerCheck) -> OpenBalance:
+        self._called("open_balance")
+        return OpenBalance(
+            customer_id=check.customer_id, currency="EUR", amount=self.open_balance_amount
+        )
+
+    @activity.defn(name="logistics.release_reservation")
+    async def release_reservation(self, undo: Undo) -> UndoResult:
+        return self._undo("release_reservation", undo)
+
+    @activity.defn(name="logistics.cancel_shipment")
+    async def cancel_shipment(self, undo: Undo) -> UndoResult:
+        return self._undo("cancel_shipment", undo)
+
+    @activity.defn(name="billing.void_invoice")
+    async def void_invoice(self, undo: Undo) -> UndoResult:
+        return self._undo("void_invoice", undo)
+
+    @activity.defn(name="payments.refund_payment")
+    async def refund_payment(self, undo: Undo) -> UndoResult:
+        return self._undo("refund_payment", undo)
 
     @activity.defn(name="logistics.reserve_stock")
     async def reserve_stock(self, request: ReserveStock) -> Reservation:
@@ -155,6 +209,11 @@ class StubActivities:
         return [
             self.validate_customer,
             self.ensure_billing_account,
+            self.open_balance,
+            self.release_reservation,
+            self.cancel_shipment,
+            self.void_invoice,
+            self.refund_payment,
             self.reserve_stock,
             self.request_shipment,
             self.confirm_shipment,

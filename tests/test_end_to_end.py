@@ -71,7 +71,7 @@ async def test_an_order_goes_from_post_to_closed_over_http(stack: Stack) -> None
         json={"payment_id": "PAY-1", "amount": "149.99", "currency": "EUR", "reference": "wire"},
     )
     assert paid.status_code == 200, paid.text
-    assert paid.json()["status"] == "Paid"
+    assert paid.json()["status"] == "Closed"  # paid, and nothing left to do
 
     closed = await stack.wait_for_status(order_id, OrderStatus.CLOSED)
     assert [entry.status.value for entry in closed.timeline] == LIFECYCLE
@@ -113,12 +113,12 @@ async def test_events_that_do_not_fit_get_the_reason(stack: Stack) -> None:
     order_id = created.json()["order_id"]
     await stack.wait_for_status(order_id, OrderStatus.BOOKED)
 
-    early = await stack.http.post(
+    too_much = await stack.http.post(
         f"/orders/{order_id}/payments",
-        json={"payment_id": "PAY-9", "amount": "10.00", "currency": "EUR"},
+        json={"payment_id": "PAY-9", "amount": "150.00", "currency": "EUR"},
     )
-    assert early.status_code == 409
-    assert "is Booked; payments are accepted once it has shipped" in early.json()["detail"]
+    assert too_much.status_code == 409
+    assert "exceeds the open balance of 149.99 EUR" in too_much.json()["detail"]
 
     await stack.http.post(
         f"/orders/{order_id}/shipments", json={"carrier": "UPS", "tracking_number": "1Z999"}

@@ -29,6 +29,7 @@ from adapters.local.tables import (
     LocalTable,
     PaymentApplicationRow,
     PaymentRow,
+    RefundRow,
     ReservationLineRow,
     ReservationRow,
     ShipmentRow,
@@ -36,19 +37,26 @@ from adapters.local.tables import (
 from adapters.models import (
     ApplyPayment,
     BillingAccount,
+    CancelShipment,
     CustomerStatus,
     Invoice,
     InvoiceLine,
     InvoiceRequest,
     InvoiceStatus,
+    OpenBalance,
     Payment,
     PaymentRecordRequest,
+    RefundPayment,
+    ReleaseReservation,
+    Reservation,
+    ReservationStatus,
     ReserveStock,
     Shipment,
     ShipmentConfirmation,
     ShipmentRequest,
     ShipmentStatus,
     StockLine,
+    VoidInvoice,
 )
 
 T = TypeVar("T")
@@ -152,16 +160,49 @@ def apply(invoice: Invoice, payment_id: str, amount: str, key: str = "apply-1") 
     )
 
 
-async def requested_shipment(adapters: LocalAdapters, key: str = "ship-1") -> Shipment:
-    return await adapters.logistics.request_shipment(
-        ShipmentRequest(
-            idempotency_key=key,
-            order_id="shop:1",
-            reservation_id="RES-x",
-            ship_to="Acme Corporation, 1 Road Runner Way",
-            lines=[StockLine(sku="SKU-WIDGET", quantity=2)],
-        )
+def shipment_request(reservation: Reservation, key: str = "ship-1") -> ShipmentRequest:
+    return ShipmentRequest(
+        idempotency_key=key,
+        order_id=reservation.order_id,
+        reservation_id=reservation.reservation_id,
+        ship_to="Acme Corporation, 1 Road Runner Way",
+        lines=reservation.lines,
     )
+
+
+async def requested_shipment(adapters: LocalAdapters, key: str = "ship-1") -> Shipment:
+    """A shipment of two widgets, from a reservation made once for all such shipments."""
+    reservation = await adapters.logistics.reserve_stock(reserve("reserve-1", ("SKU-WIDGET", 2)))
+    return await adapters.logistics.request_shipment(shipment_request(reservation, key))
+
+
+def release(reservation: Reservation, key: str = "release-1") -> ReleaseReservation:
+    return ReleaseReservation(idempotency_key=key, reservation_id=reservation.reservation_id)
+
+
+def cancel(shipment: Shipment, key: str = "cancel-1") -> CancelShipment:
+    return CancelShipment(
+        idempotency_key=key, shipment_id=shipment.shipment_id, reason="order cancelled"
+    )
+
+
+def void(invoice: Invoice, key: str = "void-1") -> VoidInvoice:
+    return VoidInvoice(idempotency_key=key, invoice_id=invoice.invoice_id, reason="order cancelled")
+
+
+def refund(payment_id: str, amount: str, key: str = "refund-1") -> RefundPayment:
+    return RefundPayment(
+        idempotency_key=key, payment_id=payment_id, amount=Decimal(amount), reason="cancelled"
+    )
+
+
+async def outcome(call: Awaitable[Any], success: str) -> str:
+    """`success` if the call went through, else the business error's code."""
+    try:
+        await call
+    except BusinessError as error:
+        return error.code
+    return success
 
 
 def confirmation(shipment: Shipment, key: str, tracking: str = "JD0146") -> ShipmentConfirmation:
@@ -366,6 +407,164 @@ async def test_unknown_shipment_is_shipment_not_found(local_adapters: LocalAdapt
     await business_error(
         local_adapters.logistics.confirm_shipment(confirmation(ghost, "confirm-1")),
         "shipment_not_found",
+    )
+
+
+# --- lookups by key, releases and cancellations --------------------------------------------
+
+
+async def test_find_reservation_and_shipment_by_their_keys(local_adapters: LocalAdapters) -> None:
+    logistics = local_adapters.logistics
+    reservation = await logistics.reserve_stock(reserve("reserve-1", ("SKU-WIDGET", 2)))
+    shipment = await logistics.request_shipment(shipment_request(reservation, "ship-1"))
+
+    assert reservation.status is ReservationStatus.RESERVED
+    assert await logistics.find_reservation("reserve-1") == reservation
+    assert await logistics.find_shipment("ship-1") == shipment
+    assert await logistics.find_reservation("ship-1") is None
+    assert await logistics.find_shipment("reserve-1") is None
+
+
+async def test_releasing_again_restores_stock_once(local_adapters: LocalAdapters) -> None:
+    db, logistics = local_adapters.database, local_adapters.logistics
+    reservation = await logistics.reserve_stock(reserve("reserve-1", ("SKU-RARE", 2)))
+
+    first = await logistics.release_reservation(release(reservation, "release-1"))
+    replay = await logistics.release_reservation(release(reservation, "release-1"))
+    other_key = await logistics.release_reservation(release(reservation, "release-2"))
+
+    assert first == replay == other_key
+    assert first.status is ReservationStatus.RELEASED
+    assert first.lines == reservation.lines
+    assert on_hand(db, "SKU-RARE") == 5
+    assert await logistics.find_reservation("reserve-1") == first
+
+
+async def test_racing_releases_restore_stock_once(local_adapters: LocalAdapters) -> None:
+    logistics = local_adapters.logistics
+    reservation = await logistics.reserve_stock(
+        reserve("reserve-1", ("SKU-RARE", 2), ("SKU-GADGET", 1), ("SKU-RARE", 1))
+    )
+    other = second_engine(local_adapters)
+    try:
+        released = await asyncio.gather(
+            *(logistics.release_reservation(release(reservation, f"a-{n}")) for n in range(RACERS)),
+            *(
+                other.logistics.release_reservation(release(reservation, f"b-{n}"))
+                for n in range(RACERS)
+            ),
+        )
+    finally:
+        other.database.dispose()
+
+    assert {r.status for r in released} == {ReservationStatus.RELEASED}
+    assert on_hand(local_adapters.database, "SKU-RARE") == 5
+    assert on_hand(local_adapters.database, "SKU-GADGET") == 1_000_000
+
+
+async def test_releasing_an_unknown_reservation_is_refused(local_adapters: LocalAdapters) -> None:
+    ghost = Reservation(reservation_id="RES-nope", order_id="shop:1", lines=[])
+    await business_error(
+        local_adapters.logistics.release_reservation(release(ghost)), "reservation_not_found"
+    )
+
+
+async def test_a_released_reservation_cannot_ship(local_adapters: LocalAdapters) -> None:
+    logistics = local_adapters.logistics
+    reservation = await logistics.reserve_stock(reserve("reserve-1", ("SKU-WIDGET", 2)))
+    await logistics.release_reservation(release(reservation))
+
+    await business_error(
+        logistics.request_shipment(shipment_request(reservation, "ship-1")),
+        "reservation_released",
+    )
+
+    assert count(local_adapters.database, ShipmentRow) == 0
+    assert await logistics.find_shipment("ship-1") is None  # the refused key stays free
+
+
+async def test_a_shipment_needs_a_known_reservation(local_adapters: LocalAdapters) -> None:
+    ghost = Reservation(
+        reservation_id="RES-nope",
+        order_id="shop:1",
+        lines=[StockLine(sku="SKU-WIDGET", quantity=1)],
+    )
+    await business_error(
+        local_adapters.logistics.request_shipment(shipment_request(ghost)), "reservation_not_found"
+    )
+
+
+async def test_cancelling_again_keeps_the_shipment_cancelled(
+    local_adapters: LocalAdapters,
+) -> None:
+    shipment = await requested_shipment(local_adapters)
+    logistics = local_adapters.logistics
+
+    first = await logistics.cancel_shipment(cancel(shipment, "cancel-1"))
+    replay = await logistics.cancel_shipment(cancel(shipment, "cancel-1"))
+    other_key = await logistics.cancel_shipment(cancel(shipment, "cancel-2"))
+
+    assert first == replay == other_key
+    assert first.status is ShipmentStatus.CANCELLED
+    assert await logistics.find_shipment("ship-1") == first
+
+
+async def test_a_cancelled_shipment_cannot_be_confirmed(local_adapters: LocalAdapters) -> None:
+    shipment = await requested_shipment(local_adapters)
+    logistics = local_adapters.logistics
+    await logistics.cancel_shipment(cancel(shipment))
+
+    error = await business_error(
+        logistics.confirm_shipment(confirmation(shipment, "confirm-1")), "shipment_cancelled"
+    )
+
+    assert "order cancelled" in error.message
+    assert (await logistics.find_shipment("ship-1")) == shipment.model_copy(
+        update={"status": ShipmentStatus.CANCELLED}
+    )
+
+
+async def test_a_confirmed_shipment_cannot_be_cancelled(local_adapters: LocalAdapters) -> None:
+    shipment = await requested_shipment(local_adapters)
+    logistics = local_adapters.logistics
+    confirmed = await logistics.confirm_shipment(confirmation(shipment, "confirm-1"))
+
+    await business_error(logistics.cancel_shipment(cancel(shipment)), "shipment_already_confirmed")
+
+    assert await logistics.find_shipment("ship-1") == confirmed
+
+
+async def test_cancel_and_confirm_racing_leave_one_winner(local_adapters: LocalAdapters) -> None:
+    shipment = await requested_shipment(local_adapters)
+    logistics = local_adapters.logistics
+
+    outcomes = await asyncio.gather(
+        *(
+            call
+            for n in range(RACERS // 2)
+            for call in (
+                outcome(logistics.cancel_shipment(cancel(shipment, f"cancel-{n}")), "cancelled"),
+                outcome(
+                    logistics.confirm_shipment(confirmation(shipment, f"confirm-{n}")), "confirmed"
+                ),
+            )
+        )
+    )
+
+    final = await logistics.find_shipment("ship-1")
+    assert final is not None
+    if final.status is ShipmentStatus.CANCELLED:
+        expected = ["cancelled"] * (RACERS // 2) + ["shipment_cancelled"] * (RACERS // 2)
+    else:
+        assert final.status is ShipmentStatus.CONFIRMED
+        expected = ["confirmed"] * (RACERS // 2) + ["shipment_already_confirmed"] * (RACERS // 2)
+    assert sorted(outcomes) == sorted(expected)
+
+
+async def test_cancelling_an_unknown_shipment_is_refused(local_adapters: LocalAdapters) -> None:
+    ghost = Shipment(shipment_id="SHP-nope", order_id="shop:1", status=ShipmentStatus.REQUESTED)
+    await business_error(
+        local_adapters.logistics.cancel_shipment(cancel(ghost)), "shipment_not_found"
     )
 
 
@@ -600,6 +799,235 @@ async def test_applying_an_unrecorded_payment_is_refused(local_adapters: LocalAd
         local_adapters.billing.apply_payment(apply(invoice, "PAY-nope", "10.00")),
         "payment_not_found",
     )
+
+
+# --- lookups by key, voids and the open balance --------------------------------------------
+
+
+async def test_find_invoice_and_application_by_their_keys(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+    invoice = await open_invoice(local_adapters, "10.00", key="invoice-1")
+    await paid_with(local_adapters, "PAY-1", "4.00")
+    application = await billing.apply_payment(apply(invoice, "PAY-1", "4.00", key="apply-1"))
+
+    assert await billing.find_invoice("invoice-1") == invoice.model_copy(
+        update={"balance": Decimal("6.00")}
+    )
+    assert await billing.find_application("apply-1") == application
+    assert await billing.find_invoice("apply-1") is None
+    assert await billing.find_application("invoice-1") is None
+
+
+async def test_voiding_again_keeps_the_invoice_void(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+    invoice = await open_invoice(local_adapters, "10.00", "5.50")
+
+    first = await billing.void_invoice(void(invoice, "void-1"))
+    replay = await billing.void_invoice(void(invoice, "void-1"))
+    other_key = await billing.void_invoice(void(invoice, "void-2"))
+
+    assert first == replay == other_key
+    assert (first.status, first.amount, first.balance) == (
+        InvoiceStatus.VOID,
+        Decimal("15.50"),
+        Decimal("0.00"),
+    )
+    assert await billing.list_invoices("shop:1") == [first]
+    assert await billing.find_invoice("inv-1") == first
+
+
+async def test_an_invoice_with_payments_cannot_be_voided(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+    invoice = await open_invoice(local_adapters, "10.00")
+    await paid_with(local_adapters, "PAY-1", "0.01")
+    await billing.apply_payment(apply(invoice, "PAY-1", "0.01"))
+
+    error = await business_error(billing.void_invoice(void(invoice)), "invoice_has_payments")
+
+    assert "0.01 EUR" in error.message
+    row = invoice_row(local_adapters.database, invoice.invoice_id)
+    assert (row.status, row.balance_minor, row.void_key) == (InvoiceStatus.OPEN, 999, None)
+
+
+async def test_voiding_an_unknown_invoice_is_refused(local_adapters: LocalAdapters) -> None:
+    ghost = Invoice(
+        invoice_id="INV-nope",
+        order_id="shop:1",
+        account_id="BA-nope",
+        currency="EUR",
+        amount=Decimal("10.00"),
+        balance=Decimal("10.00"),
+        invoice_date=TODAY,
+        due_date=TODAY,
+        status=InvoiceStatus.OPEN,
+    )
+    await business_error(local_adapters.billing.void_invoice(void(ghost)), "invoice_not_found")
+
+
+async def test_a_void_invoice_takes_no_payment_and_owes_nothing(
+    local_adapters: LocalAdapters,
+) -> None:
+    billing = local_adapters.billing
+    invoice = await open_invoice(local_adapters, "10.00")
+    await paid_with(local_adapters, "PAY-1", "10.00")
+    owed = await billing.open_balance("CUST-ACME")
+    voided = await billing.void_invoice(void(invoice))
+
+    await business_error(billing.apply_payment(apply(invoice, "PAY-1", "10.00")), "invoice_void")
+
+    assert owed.amount == Decimal("10.00")
+    assert (await billing.open_balance("CUST-ACME")).amount == Decimal("0.00")
+    assert await billing.list_invoices("shop:1") == [voided]
+    assert await billing.find_application("apply-1") is None  # the refused key stays free
+    assert count(local_adapters.database, PaymentApplicationRow) == 0
+
+
+async def test_a_void_racing_payments_wins_alone_or_not_at_all(
+    local_adapters: LocalAdapters,
+) -> None:
+    billing = local_adapters.billing
+    invoice = await open_invoice(local_adapters, "10.00")
+    await paid_with(local_adapters, "PAY-1", "10.00")
+
+    outcomes = await asyncio.gather(
+        *(
+            call
+            for n in range(RACERS // 2)
+            for call in (
+                outcome(billing.void_invoice(void(invoice, f"void-{n}")), "voided"),
+                outcome(billing.apply_payment(apply(invoice, "PAY-1", "1.00", f"a-{n}")), "paid"),
+            )
+        )
+    )
+
+    row = invoice_row(local_adapters.database, invoice.invoice_id)
+    applied = outcomes.count("paid")
+    assert count(local_adapters.database, PaymentApplicationRow) == applied
+    if row.status == InvoiceStatus.VOID:
+        assert (applied, row.balance_minor) == (0, 0)
+        assert set(outcomes) == {"voided", "invoice_void"}
+    else:
+        assert applied == RACERS // 2
+        assert row.balance_minor == 1_000 - 100 * applied
+        assert set(outcomes) == {"paid", "invoice_has_payments"}
+
+
+async def test_open_balance_sums_the_customers_open_invoices(
+    local_adapters: LocalAdapters,
+) -> None:
+    billing, crm = local_adapters.billing, local_adapters.crm
+    acme = await acme_account(local_adapters)
+    globex = await billing.ensure_account(await crm.get_customer("CUST-GLOBEX"))
+
+    async def invoice(account: BillingAccount, key: str, price: str) -> Invoice:
+        request = invoice_request(account.account_id, key, price, currency=account.currency)
+        return await billing.create_invoice(request)
+
+    partly_paid = await invoice(acme, "acme-1", "100.00")
+    await invoice(acme, "acme-2", "25.50")
+    paid = await invoice(acme, "acme-3", "7.00")
+    voided = await invoice(acme, "acme-4", "1000.00")
+    await invoice(globex, "globex-1", "70.00")
+    await paid_with(local_adapters, "PAY-1", "47.00")
+    await billing.apply_payment(apply(partly_paid, "PAY-1", "40.00", key="apply-1"))
+    await billing.apply_payment(apply(paid, "PAY-1", "7.00", key="apply-2"))
+    await billing.void_invoice(void(voided))
+
+    assert await billing.open_balance("CUST-ACME") == OpenBalance(
+        customer_id="CUST-ACME", currency="EUR", amount=Decimal("85.50")
+    )
+    assert await billing.open_balance("CUST-GLOBEX") == OpenBalance(
+        customer_id="CUST-GLOBEX", currency="USD", amount=Decimal("70.00")
+    )
+
+
+async def test_open_balance_without_an_account_is_zero(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+
+    crm_only = await billing.open_balance("CUST-INITECH")
+    unknown = await billing.open_balance("CUST-NOPE")
+
+    assert (crm_only.currency, str(crm_only.amount)) == ("EUR", "0.00")
+    assert (unknown.currency, unknown.amount) == ("", Decimal(0))
+    assert count(local_adapters.database, BillingAccountRow) == 0
+
+
+# --- payment lookups and refunds -----------------------------------------------------------
+
+
+async def test_find_payment_by_its_key(local_adapters: LocalAdapters) -> None:
+    payment = await paid_with(local_adapters, "PAY-1", "12.34")
+
+    assert await local_adapters.payments.find_payment("payment:PAY-1") == payment
+    assert await local_adapters.payments.find_payment("PAY-1") is None
+
+
+async def test_refunding_twice_with_one_key_refunds_once(local_adapters: LocalAdapters) -> None:
+    await paid_with(local_adapters, "PAY-1", "10.00")
+    payments = local_adapters.payments
+
+    refunds = await race(lambda: payments.refund_payment(refund("PAY-1", "6.00")))
+    replay = await payments.refund_payment(refund("PAY-1", "1.00"))
+
+    assert {r.model_dump_json() for r in refunds} == {replay.model_dump_json()}
+    assert replay.refund_id.startswith("RFD-")
+    assert (replay.payment_id, replay.amount, replay.currency) == ("PAY-1", Decimal("6.00"), "EUR")
+    assert count(local_adapters.database, RefundRow) == 1
+
+
+async def test_refunds_never_exceed_the_payment(local_adapters: LocalAdapters) -> None:
+    await paid_with(local_adapters, "PAY-1", "10.00")
+    payments = local_adapters.payments
+    await payments.refund_payment(refund("PAY-1", "6.00", key="refund-1"))
+
+    error = await business_error(
+        payments.refund_payment(refund("PAY-1", "4.01", key="refund-2")), "refund_exceeds_payment"
+    )
+    rest = await payments.refund_payment(refund("PAY-1", "4.00", key="refund-2"))
+
+    assert "6.00 EUR refunded already" in error.message
+    assert rest.amount == Decimal("4.00")  # the refused request did not use up its key
+    await business_error(
+        payments.refund_payment(refund("PAY-1", "0.01", key="refund-3")), "refund_exceeds_payment"
+    )
+    assert count(local_adapters.database, RefundRow) == 2
+
+
+async def test_racing_refunds_never_exceed_the_payment(local_adapters: LocalAdapters) -> None:
+    await paid_with(local_adapters, "PAY-1", "5.00")
+    other = second_engine(local_adapters)
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                outcome(adapters.payments.refund_payment(refund("PAY-1", "1.00", key)), "ok")
+                for n in range(RACERS)
+                for adapters, key in ((local_adapters, f"a-{n}"), (other, f"b-{n}"))
+            )
+        )
+    finally:
+        other.database.dispose()
+
+    assert sorted(outcomes) == ["ok"] * 5 + ["refund_exceeds_payment"] * (2 * RACERS - 5)
+    assert count(local_adapters.database, RefundRow) == 5
+
+
+@pytest.mark.parametrize(
+    ("payment_id", "amount", "code"),
+    [
+        ("PAY-nope", "1.00", "payment_not_found"),
+        ("PAY-1", "0.001", "invalid_amount"),
+        ("PAY-1", "0", "invalid_amount"),
+        ("PAY-1", "-1.00", "invalid_amount"),
+    ],
+)
+async def test_impossible_refunds_are_refused(
+    local_adapters: LocalAdapters, payment_id: str, amount: str, code: str
+) -> None:
+    await paid_with(local_adapters, "PAY-1", "10.00")
+
+    await business_error(local_adapters.payments.refund_payment(refund(payment_id, amount)), code)
+
+    assert count(local_adapters.database, RefundRow) == 0
 
 
 # --- seed ----------------------------------------------------------------------------------

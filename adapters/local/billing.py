@@ -3,12 +3,15 @@
 A balance only ever moves through one conditional UPDATE in the same
 transaction as the application row that claims its idempotency key, so a
 replayed or racing request can neither apply a payment twice nor take a
-balance below zero.
+balance below zero. A void is one conditional UPDATE that only matches an
+invoice no payment has touched, and an application's UPDATE never matches a void
+invoice, so a void and a payment racing for one invoice cannot both succeed.
 """
 
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 from sqlalchemy import case, func, update
 from sqlmodel import Session, col, select
@@ -17,6 +20,7 @@ from adapters.errors import BusinessError
 from adapters.local.database import LocalDatabase
 from adapters.local.tables import (
     BillingAccountRow,
+    CustomerRow,
     InvoiceLineRow,
     InvoiceRow,
     PaymentApplicationRow,
@@ -24,15 +28,19 @@ from adapters.local.tables import (
     from_minor,
     new_id,
     to_minor,
+    utc_now,
 )
 from adapters.models import (
     ApplyPayment,
     BillingAccount,
     Customer,
+    IdempotencyKey,
     Invoice,
     InvoiceRequest,
     InvoiceStatus,
+    OpenBalance,
     PaymentApplication,
+    VoidInvoice,
 )
 
 
@@ -66,6 +74,22 @@ def _application(row: PaymentApplicationRow) -> PaymentApplication:
     )
 
 
+def _invoice_by_key(session: Session, key: IdempotencyKey) -> Invoice | None:
+    row = session.exec(select(InvoiceRow).where(col(InvoiceRow.idempotency_key) == key)).first()
+    return None if row is None else _invoice(row)
+
+
+def _application_by_key(session: Session, key: IdempotencyKey) -> PaymentApplication | None:
+    row = session.exec(
+        select(PaymentApplicationRow).where(col(PaymentApplicationRow.idempotency_key) == key)
+    ).first()
+    return None if row is None else _application(row)
+
+
+def _voided(invoice_id: str) -> BusinessError:
+    return BusinessError("invoice_void", f"invoice {invoice_id} is void and takes no payment")
+
+
 class LocalBilling:
     """Receivables: one billing account per customer, invoices, payments applied."""
 
@@ -80,6 +104,18 @@ class LocalBilling:
 
     async def apply_payment(self, request: ApplyPayment) -> PaymentApplication:
         return await asyncio.to_thread(self._apply_payment, request)
+
+    async def find_invoice(self, idempotency_key: IdempotencyKey) -> Invoice | None:
+        return await asyncio.to_thread(self._find_invoice, idempotency_key)
+
+    async def find_application(self, idempotency_key: IdempotencyKey) -> PaymentApplication | None:
+        return await asyncio.to_thread(self._find_application, idempotency_key)
+
+    async def void_invoice(self, request: VoidInvoice) -> Invoice:
+        return await asyncio.to_thread(self._void_invoice, request)
+
+    async def open_balance(self, customer_id: str) -> OpenBalance:
+        return await asyncio.to_thread(self._open_balance, customer_id)
 
     async def list_invoices(self, order_id: str) -> list[Invoice]:
         return await asyncio.to_thread(self._list_invoices, order_id)
@@ -112,11 +148,7 @@ class LocalBilling:
         currency = request.currency
 
         def find(session: Session) -> Invoice | None:
-            query = select(InvoiceRow).where(
-                col(InvoiceRow.idempotency_key) == request.idempotency_key
-            )
-            row = session.exec(query).first()
-            return None if row is None else _invoice(row)
+            return _invoice_by_key(session, request.idempotency_key)
 
         def create(session: Session) -> Invoice:
             if session.get(BillingAccountRow, request.account_id) is None:
@@ -161,11 +193,7 @@ class LocalBilling:
 
     def _apply_payment(self, request: ApplyPayment) -> PaymentApplication:
         def find(session: Session) -> PaymentApplication | None:
-            query = select(PaymentApplicationRow).where(
-                col(PaymentApplicationRow.idempotency_key) == request.idempotency_key
-            )
-            row = session.exec(query).first()
-            return None if row is None else _application(row)
+            return _application_by_key(session, request.idempotency_key)
 
         def create(session: Session) -> PaymentApplication:
             invoice = session.get(InvoiceRow, request.invoice_id)
@@ -173,6 +201,8 @@ class LocalBilling:
                 raise BusinessError(
                     "invoice_not_found", f"billing has no invoice {request.invoice_id}"
                 )
+            if invoice.status == InvoiceStatus.VOID.value:
+                raise _voided(invoice.invoice_id)
             # Locked, so that applications of one payment queue up behind each other.
             payment = session.exec(
                 select(PaymentRow)
@@ -218,7 +248,11 @@ class LocalBilling:
             balance = col(InvoiceRow.balance_minor)
             reduced = session.exec(
                 update(InvoiceRow)
-                .where(col(InvoiceRow.invoice_id) == invoice.invoice_id, balance >= amount)
+                .where(
+                    col(InvoiceRow.invoice_id) == invoice.invoice_id,
+                    col(InvoiceRow.status) != InvoiceStatus.VOID.value,
+                    balance >= amount,
+                )
                 .values(
                     balance_minor=balance - amount,
                     status=case(
@@ -230,9 +264,13 @@ class LocalBilling:
                 .execution_options(synchronize_session=False)
             ).scalar_one_or_none()
             if reduced is None:
-                current = session.exec(
-                    select(balance).where(col(InvoiceRow.invoice_id) == invoice.invoice_id)
+                current, status = session.exec(
+                    select(balance, col(InvoiceRow.status)).where(
+                        col(InvoiceRow.invoice_id) == invoice.invoice_id
+                    )
                 ).one()
+                if status == InvoiceStatus.VOID.value:  # voided since we read it
+                    raise _voided(invoice.invoice_id)
                 raise BusinessError(
                     "amount_exceeds_balance",
                     f"{request.amount} {currency} exceeds the balance of invoice "
@@ -242,6 +280,87 @@ class LocalBilling:
             return _application(row)
 
         return self._db.run_once(find, create)
+
+    def _find_invoice(self, idempotency_key: IdempotencyKey) -> Invoice | None:
+        with self._db.session() as session:
+            return _invoice_by_key(session, idempotency_key)
+
+    def _find_application(self, idempotency_key: IdempotencyKey) -> PaymentApplication | None:
+        with self._db.session() as session:
+            return _application_by_key(session, idempotency_key)
+
+    def _void_invoice(self, request: VoidInvoice) -> Invoice:
+        """Open and untouched -> void, balance 0; voiding a void invoice returns it as it is.
+
+        "Untouched" is `balance == amount`, a condition on the invoice row itself: every
+        application lowers the balance by a positive amount in the UPDATE that locks
+        that row, so the check cannot miss one committing at the same moment (a
+        subquery on the applications could, on PostgreSQL). Money applied needs a
+        credit note or a refund, not a void: `invoice_has_payments`.
+        """
+        with self._db.session() as session:
+            session.exec(
+                update(InvoiceRow)
+                .where(
+                    col(InvoiceRow.invoice_id) == request.invoice_id,
+                    col(InvoiceRow.status) != InvoiceStatus.VOID.value,
+                    col(InvoiceRow.balance_minor) == col(InvoiceRow.amount_minor),
+                )
+                .values(
+                    status=InvoiceStatus.VOID.value,
+                    balance_minor=0,
+                    void_key=request.idempotency_key,
+                    void_reason=request.reason,
+                    voided_at=utc_now(),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            row = session.get(InvoiceRow, request.invoice_id)
+            if row is None:
+                raise BusinessError(
+                    "invoice_not_found", f"billing has no invoice {request.invoice_id}"
+                )
+            if row.status != InvoiceStatus.VOID.value:
+                paid = from_minor(row.amount_minor - row.balance_minor, row.currency)
+                raise BusinessError(
+                    "invoice_has_payments",
+                    f"invoice {row.invoice_id} has {paid} {row.currency} applied; "
+                    "it needs a credit note, not a void",
+                )
+            return _invoice(row)
+
+    def _open_balance(self, customer_id: str) -> OpenBalance:
+        """The balances of the customer's open invoices in the account's currency, summed.
+
+        Invoices in another currency are left out: they cannot be added without an
+        exchange rate. A customer without a billing account owes nothing, stated in the
+        currency the local CRM table gives them, or in "" (no currency) if it has no
+        such customer either.
+        """
+        with self._db.session() as session:
+            account = session.exec(
+                select(BillingAccountRow).where(col(BillingAccountRow.customer_id) == customer_id)
+            ).first()
+            if account is None:
+                customer = session.get(CustomerRow, customer_id)
+                if customer is None:
+                    return OpenBalance(customer_id=customer_id, currency="", amount=Decimal(0))
+                currency = customer.currency
+                return OpenBalance(
+                    customer_id=customer_id, currency=currency, amount=from_minor(0, currency)
+                )
+            total = session.exec(
+                select(func.coalesce(func.sum(col(InvoiceRow.balance_minor)), 0)).where(
+                    col(InvoiceRow.account_id) == account.account_id,
+                    col(InvoiceRow.status) == InvoiceStatus.OPEN.value,
+                    col(InvoiceRow.currency) == account.currency,
+                )
+            ).one()
+        return OpenBalance(
+            customer_id=customer_id,
+            currency=account.currency,
+            amount=from_minor(int(total), account.currency),
+        )
 
     def _list_invoices(self, order_id: str) -> list[Invoice]:
         query = (

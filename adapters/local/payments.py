@@ -3,19 +3,21 @@
 The payment id (the gateway's or the bank's) and the idempotency key are both
 unique, so duplicate webhooks and retried activities record nothing new; the
 same id arriving with another amount, currency or order is a contradiction a
-person must look at, not a second payment.
+person must look at, not a second payment. A refund claims its own unique key
+and is checked against the payment's earlier refunds under a lock on the
+payment row, so racing refunds can never give back more than was received.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, func, or_, select
 
 from adapters.errors import BusinessError
 from adapters.local.database import LocalDatabase
-from adapters.local.tables import PaymentRow, as_utc, from_minor, to_minor
-from adapters.models import Payment, PaymentRecordRequest
+from adapters.local.tables import PaymentRow, RefundRow, as_utc, from_minor, new_id, to_minor
+from adapters.models import IdempotencyKey, Payment, PaymentRecordRequest, Refund, RefundPayment
 
 
 def _payment(row: PaymentRow) -> Payment:
@@ -26,6 +28,15 @@ def _payment(row: PaymentRow) -> Payment:
         currency=row.currency,
         reference=row.reference,
         received_at=as_utc(row.received_at),
+    )
+
+
+def _refund(row: RefundRow) -> Refund:
+    return Refund(
+        refund_id=row.refund_id,
+        payment_id=row.payment_id,
+        amount=from_minor(row.amount_minor, row.currency),
+        currency=row.currency,
     )
 
 
@@ -46,6 +57,78 @@ class LocalPayments:
 
     async def record_payment(self, request: PaymentRecordRequest) -> Payment:
         return await asyncio.to_thread(self._record_payment, request)
+
+    async def find_payment(self, idempotency_key: IdempotencyKey) -> Payment | None:
+        """The payment `record_payment` recorded with this key, if any."""
+        return await asyncio.to_thread(self._find_payment, idempotency_key)
+
+    async def refund_payment(self, request: RefundPayment) -> Refund:
+        return await asyncio.to_thread(self._refund_payment, request)
+
+    def _find_payment(self, idempotency_key: IdempotencyKey) -> Payment | None:
+        with self._db.session() as session:
+            query = select(PaymentRow).where(col(PaymentRow.idempotency_key) == idempotency_key)
+            row = session.exec(query).first()
+            return None if row is None else _payment(row)
+
+    def _refund_payment(self, request: RefundPayment) -> Refund:
+        """Refund once per key; all refunds of a payment together at most its amount.
+
+        A replay returns the first refund as it was, whatever amount it now names. A
+        refused refund (`payment_not_found`, `invalid_amount`, `refund_exceeds_payment`)
+        rolls back its row, so its key stays free for a corrected request.
+        """
+
+        def find(session: Session) -> Refund | None:
+            query = select(RefundRow).where(
+                col(RefundRow.idempotency_key) == request.idempotency_key
+            )
+            row = session.exec(query).first()
+            return None if row is None else _refund(row)
+
+        def create(session: Session) -> Refund:
+            # Locked, so that refunds of one payment queue up and each sees the others.
+            payment = session.exec(
+                select(PaymentRow)
+                .where(col(PaymentRow.payment_id) == request.payment_id)
+                .with_for_update()
+            ).first()
+            if payment is None:
+                raise BusinessError(
+                    "payment_not_found", f"payment {request.payment_id} was never recorded"
+                )
+            currency = payment.currency
+            amount = to_minor(request.amount, currency)
+            if amount <= 0:
+                raise BusinessError(
+                    "invalid_amount", f"a refund must be positive, not {request.amount}"
+                )
+            row = RefundRow(
+                refund_id=new_id("RFD"),
+                idempotency_key=request.idempotency_key,
+                payment_id=payment.payment_id,
+                currency=currency,
+                amount_minor=amount,
+                reason=request.reason,
+            )
+            session.add(row)
+            session.flush()  # claims the idempotency key before the total is checked
+            refunded = session.exec(
+                select(func.sum(col(RefundRow.amount_minor))).where(
+                    col(RefundRow.payment_id) == payment.payment_id
+                )
+            ).one()
+            if refunded is not None and refunded > payment.amount_minor:
+                earlier = from_minor(int(refunded) - amount, currency)
+                raise BusinessError(
+                    "refund_exceeds_payment",
+                    f"payment {payment.payment_id} of {from_minor(payment.amount_minor, currency)} "
+                    f"{currency} has {earlier} {currency} refunded already; "
+                    f"{request.amount} {currency} more is too much",
+                )
+            return _refund(row)
+
+        return self._db.run_once(find, create)
 
     def _record_payment(self, request: PaymentRecordRequest) -> Payment:
         def find(session: Session) -> Payment | None:

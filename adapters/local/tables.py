@@ -4,7 +4,9 @@ Money is an integer count of minor units beside its currency (never a float,
 never a database decimal whose scale could differ from the currency's), so every
 amount read back is exactly the amount written. Each mutating request's
 idempotency key is a UNIQUE column: the database, not the code, refuses a second
-record for one key, even when two processes race.
+record for one key, even when two processes race. Undo operations (release, cancel,
+void) are guarded instead by their row's one-way status change; their keys are only
+recorded, to say which request did it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from adapters.errors import BusinessError
+from adapters.models import ReservationStatus
 from o2c_workflows.money import MINOR_UNIT_EXPONENT, from_minor_units, to_minor_units
 
 
@@ -103,7 +106,11 @@ class InvoiceRow(LocalTable, table=True):
     invoice_date: date
     due_date: date
     status: str
+    void_key: str | None = None
+    """The key of the request that voided it."""
+    void_reason: str | None = None
     created_at: datetime = _timestamp()
+    voided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class InvoiceLineRow(LocalTable, table=True):
@@ -143,13 +150,29 @@ class PaymentApplicationRow(LocalTable, table=True):
     created_at: datetime = _timestamp()
 
 
+class RefundRow(LocalTable, table=True):
+    __tablename__ = "refunds"
+
+    refund_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    payment_id: str = Field(foreign_key="payments.payment_id", index=True)
+    currency: str
+    amount_minor: int = _money()
+    reason: str
+    created_at: datetime = _timestamp()
+
+
 class ReservationRow(LocalTable, table=True):
     __tablename__ = "reservations"
 
     reservation_id: str = Field(primary_key=True)
     idempotency_key: str = Field(unique=True)
     order_id: str = Field(index=True)
+    status: str = Field(default=ReservationStatus.RESERVED.value)
+    release_key: str | None = None
+    """The key of the release that gave the stock back."""
     created_at: datetime = _timestamp()
+    released_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class ReservationLineRow(LocalTable, table=True):
@@ -174,8 +197,11 @@ class ShipmentRow(LocalTable, table=True):
     tracking_number: str | None = None
     confirmation_key: str | None = None
     """The key of the confirmation that confirmed it, to recognise a replay."""
+    cancellation_key: str | None = None
+    cancel_reason: str | None = None
     created_at: datetime = _timestamp()
     confirmed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    cancelled_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class ShipmentLineRow(LocalTable, table=True):

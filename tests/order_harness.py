@@ -1,0 +1,104 @@
+"""Driving orders on the time-skipping server against stub activities."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from o2c_service.orders import OrderService
+from o2c_workflows.models import (
+    OrderLine,
+    OrderRequest,
+    OrderStatus,
+    OrderSummary,
+    PaymentReceived,
+    ShipmentConfirmed,
+)
+from o2c_workflows.order_workflow import OrderWorkflow
+from tests.history import wait_for_status
+from tests.stub_activities import StubActivities
+
+LIFECYCLE = [
+    OrderStatus.ENTERED,
+    OrderStatus.BOOKED,
+    OrderStatus.SHIPPED,
+    OrderStatus.INVOICED,
+    OrderStatus.PAID,
+    OrderStatus.CLOSED,
+]
+
+
+def make_order(customer_id: str = "CUST-ACME", currency: str = "EUR") -> OrderRequest:
+    return OrderRequest(
+        source_system="test",
+        source_order_id=f"SO-{uuid.uuid4().hex[:12]}",
+        customer_id=customer_id,
+        currency=currency,
+        lines=[
+            OrderLine(sku="SKU-WIDGET", quantity=3, unit_price=Decimal("19.99")),
+            OrderLine(sku="SKU-GADGET", quantity=1, unit_price=Decimal("100.00")),
+        ],
+    )
+
+
+TOTAL = Decimal("159.97")
+
+
+def payment(amount: str, payment_id: str = "PAY-1", currency: str = "EUR") -> PaymentReceived:
+    return PaymentReceived(payment_id=payment_id, amount=Decimal(amount), currency=currency)
+
+
+SHIPMENT = ShipmentConfirmed(carrier="DHL", tracking_number="JD0001")
+
+
+class Harness:
+    """A worker with stub activities on its own task queue, and ways to drive orders."""
+
+    def __init__(self, env: WorkflowEnvironment, task_queue: str, stubs: StubActivities) -> None:
+        self.env = env
+        self.client: Client = env.client
+        self.task_queue = task_queue
+        self.stubs = stubs
+        self.orders = OrderService(env.client, task_queue)
+
+    async def start(self, order: OrderRequest) -> WorkflowHandle[OrderWorkflow, OrderSummary]:
+        await self.orders.create(order)
+        return self.client.get_workflow_handle_for(OrderWorkflow.run, order.order_id)
+
+    async def booked(self, order: OrderRequest | None = None) -> WorkflowHandle[Any, Any]:
+        handle = await self.start(order or make_order())
+        await wait_for_status(handle, OrderStatus.BOOKED)
+        return handle
+
+    async def invoiced(self) -> WorkflowHandle[Any, Any]:
+        handle = await self.booked()
+        await self.orders.confirm_shipment(handle.id, SHIPMENT)
+        await wait_for_status(handle, OrderStatus.INVOICED)
+        return handle
+
+
+@pytest.fixture
+def stubs() -> StubActivities:
+    return StubActivities(unknown_customers=frozenset({"CUST-NOBODY"}))
+
+
+@pytest_asyncio.fixture
+async def harness(
+    time_skipping_env: WorkflowEnvironment, stubs: StubActivities
+) -> AsyncIterator[Harness]:
+    task_queue = f"orders-{uuid.uuid4()}"
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=[OrderWorkflow],
+        activities=stubs.all(),
+    ):
+        yield Harness(time_skipping_env, task_queue, stubs)

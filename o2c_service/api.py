@@ -10,23 +10,27 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import FastAPI, Query, Request, Response, status
+from fastapi import Body, FastAPI, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from o2c_service.orders import (
+    BulkOutcome,
     CreatedOrder,
     EventRejected,
     OrderConflict,
     OrderError,
     OrderListItem,
     OrderNotFound,
+    OrderSelection,
     OrderService,
+    SupportVerb,
     TemporalUnavailable,
 )
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
 from o2c_workflows.models import (
+    CancelRequest,
     EventAck,
     Identifier,
     OrderRequest,
@@ -34,9 +38,15 @@ from o2c_workflows.models import (
     OrderStatus,
     PaymentReceived,
     ShipmentConfirmed,
+    ShortText,
+    Strict,
+    SupportAck,
+    SupportAction,
 )
 
 ServiceFactory = Callable[[], Awaitable[OrderService]]
+OptionalAction = Annotated[SupportAction | None, Body()]
+"""A retry or release needs no body; `{"note": "..."}` adds a note to the timeline."""
 
 
 class OrderLinks(BaseModel):
@@ -46,6 +56,24 @@ class OrderLinks(BaseModel):
 
 class OrderCreated(CreatedOrder):
     links: OrderLinks
+
+
+class BulkSupportAction(Strict):
+    """Retry or release every order the selection matches (by default: all OnHold)."""
+
+    selection: OrderSelection = OrderSelection()
+    note: ShortText | None = None
+
+
+class BulkCancel(Strict):
+    selection: OrderSelection = OrderSelection()
+    reason: ShortText
+
+
+class BulkResult(BaseModel):
+    matched: int
+    succeeded: int
+    outcomes: list[BulkOutcome]
 
 
 _STATUS_FOR: dict[type[OrderError], int] = {
@@ -119,10 +147,42 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         request: Request,
         order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
         customer_id: Identifier | None = None,
+        hold_reason: Identifier | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[OrderListItem]:
-        """Orders by status and customer, newest first (search is eventually consistent)."""
-        return await orders(request).list(status=order_status, customer_id=customer_id, limit=limit)
+        """Orders by status, customer or hold reason, newest first.
+
+        Held orders: `?status=OnHold`, optionally `&hold_reason=out_of_stock`.
+        Search is eventually consistent: a change shows here within a second or so.
+        """
+        return await orders(request).search(
+            status=order_status, customer_id=customer_id, hold_reason=hold_reason, limit=limit
+        )
+
+    async def bulk(request: Request, verb: SupportVerb, selection: OrderSelection,
+                   argument: SupportAction | CancelRequest) -> BulkResult:  # fmt: skip
+        outcomes = await orders(request).act_on_matching(verb, selection, argument)
+        return BulkResult(
+            matched=len(outcomes),
+            succeeded=sum(outcome.ok for outcome in outcomes),
+            outcomes=outcomes,
+        )
+
+    # Declared before /orders/{order_id}/...: order ids always hold a ':', "bulk" never.
+    @app.post("/orders/bulk/retry", tags=["support"])
+    async def retry_matching(body: BulkSupportAction, request: Request) -> BulkResult:
+        """Retry the parked step of every matching order; one line per order."""
+        return await bulk(request, "retry", body.selection, SupportAction(note=body.note))
+
+    @app.post("/orders/bulk/release", tags=["support"])
+    async def release_matching(body: BulkSupportAction, request: Request) -> BulkResult:
+        """Release every matching credit hold."""
+        return await bulk(request, "release", body.selection, SupportAction(note=body.note))
+
+    @app.post("/orders/bulk/cancel", tags=["support"])
+    async def cancel_matching(body: BulkCancel, request: Request) -> BulkResult:
+        """Cancel (and compensate) every matching order that has not shipped."""
+        return await bulk(request, "cancel", body.selection, CancelRequest(reason=body.reason))
 
     @app.get("/orders/{order_id}", tags=["orders"])
     async def get_order(order_id: str, request: Request) -> OrderState:
@@ -140,5 +200,20 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     async def receive_payment(order_id: str, event: PaymentReceived, request: Request) -> EventAck:
         """Money arrived: 409 if it does not fit the order now, 422 if it contradicts it."""
         return await orders(request).receive_payment(order_id, event)
+
+    @app.post("/orders/{order_id}/retry", tags=["support"])
+    async def retry(order_id: str, request: Request, action: OptionalAction = None) -> SupportAck:
+        """Run the step the order is parked at again, once its cause is fixed."""
+        return await orders(request).retry(order_id, action or SupportAction())
+
+    @app.post("/orders/{order_id}/release", tags=["support"])
+    async def release(order_id: str, request: Request, action: OptionalAction = None) -> SupportAck:
+        """Let an order held for credit go on."""
+        return await orders(request).release(order_id, action or SupportAction())
+
+    @app.post("/orders/{order_id}/cancel", tags=["support"])
+    async def cancel(order_id: str, cancel: CancelRequest, request: Request) -> SupportAck:
+        """Cancel before shipment; what was done is undone. 409 once it has shipped."""
+        return await orders(request).cancel(order_id, cancel)
 
     return app

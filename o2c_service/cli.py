@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.faults import FaultProfileError
 from o2c_service.settings import Settings
 from o2c_workflows.models import OrderStatus
 
@@ -58,7 +59,7 @@ def dev() -> None:
     _logging()
     try:
         asyncio.run(run_dev(Settings()))
-    except RuntimeError as error:
+    except (RuntimeError, FaultProfileError) as error:
         _fail(str(error))
 
 
@@ -74,7 +75,10 @@ def worker() -> None:
         stop_on_signals(stop)
         await run_worker(Settings(), stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except FaultProfileError as error:
+        _fail(str(error))
 
 
 @app.command()
@@ -137,9 +141,11 @@ def _emit(data: Any, output: Output, table: Table | None = None) -> None:
         out.print(table)
 
 
-def _ack_table(ack: dict[str, Any]) -> Table:
+def _ack_table(
+    ack: dict[str, Any], keys: tuple[str, ...] = ("order_id", "status", "message", "duplicate")
+) -> Table:
     table = Table(show_header=False)
-    for key in ("order_id", "status", "message", "duplicate"):
+    for key in keys:
         table.add_row(key, str(ack[key]))
     return table
 
@@ -198,7 +204,22 @@ def show_order(
             f"balance {invoice['balance']}, due {invoice['due_date']}",
         )
     for payment in state["payments"]:
-        summary.add_row("payment", f"{payment['payment_id']} {currency} {payment['amount']}")
+        applied = f"applied to {payment['applied_to']}" if payment["applied_to"] else "not applied"
+        summary.add_row(
+            "payment", f"{payment['payment_id']} {currency} {payment['amount']} ({applied})"
+        )
+    if state.get("hold"):
+        hold = state["hold"]
+        summary.add_row("held", f"{hold['kind']} at {hold['step']}: {hold['code']}")
+        summary.add_row("why", hold["message"])
+        summary.add_row("since", hold["since"])
+        summary.add_row("next", "o2c orders release ID, or cancel" if hold["kind"] == "credit"
+                        else "fix the cause, then o2c orders retry ID, or cancel")  # fmt: skip
+    if state.get("cancellation_reason"):
+        summary.add_row("cancelled", state["cancellation_reason"])
+    for compensation in state.get("compensations", []):
+        summary.add_row("undone", f"{compensation['step']}: {compensation['status']}, "
+                                  f"{compensation['note']}")  # fmt: skip
     lines = Table("sku", "quantity", "unit price", title="Lines")
     for line in state["order"]["lines"]:
         lines.add_row(line["sku"], str(line["quantity"]), line["unit_price"])
@@ -211,31 +232,136 @@ def show_order(
         out.print(summary, lines, timeline)
 
 
+HeldOption = Annotated[bool, typer.Option("--held", help="Only orders OnHold.")]
+StatusOption = Annotated[OrderStatus | None, typer.Option(help="Only orders in this status.")]
+CustomerOption = Annotated[str | None, typer.Option(help="Only this customer's orders.")]
+ReasonOption = Annotated[
+    str | None, typer.Option("--hold-reason", help="Only orders held for this, e.g. out_of_stock.")
+]
+
+
+def _selection(
+    status: OrderStatus | None, held: bool, customer: str | None, hold_reason: str | None
+) -> dict[str, str]:
+    if held or hold_reason:
+        if status not in (None, OrderStatus.ON_HOLD):
+            _fail("--held and --hold-reason select OnHold orders; leave out --status")
+        status = OrderStatus.ON_HOLD
+    selection = {"status": status.value} if status else {}
+    if customer:
+        selection["customer_id"] = customer
+    if hold_reason:
+        selection["hold_reason"] = hold_reason
+    return selection
+
+
 @orders_app.command("list")
 def list_orders(
-    status: Annotated[OrderStatus | None, typer.Option(help="Only orders in this status.")] = None,
-    customer: Annotated[str | None, typer.Option(help="Only this customer's orders.")] = None,
+    status: StatusOption = None,
+    held: HeldOption = False,
+    customer: CustomerOption = None,
+    hold_reason: ReasonOption = None,
     limit: int = 100,
     output: OutputOption = Output.TABLE,
     api_url: ApiUrlOption = None,
 ) -> None:
-    """List orders by status or customer (from Temporal's search, seconds behind at most)."""
-    params = {"limit": str(limit)}
-    if status:
-        params["status"] = status.value
-    if customer:
-        params["customer_id"] = customer
+    """List orders by status, customer or hold reason (from Temporal's search, seconds behind)."""
+    params = {"limit": str(limit), **_selection(status, held, customer, hold_reason)}
     items = _call(api_url, "GET", "/orders", params=params)
-    table = Table("order", "status", "customer", "workflow", "started")
+    table = Table("order", "status", "held for", "customer", "workflow", "started")
     for item in items:
         table.add_row(
             item["order_id"],
             item["status"] or "-",
+            item["hold_reason"] or "",
             item["customer_id"] or "-",
             item["execution_status"],
             item["started_at"] or "-",
         )
     _emit(items, output, table)
+
+
+def _support_action(
+    verb: str,
+    order_id: str | None,
+    all_held: bool,
+    body: dict[str, Any],
+    selection: dict[str, str],
+    output: Output,
+    api_url: str | None,
+) -> None:
+    """One order by id, or (`--all-held`) every held order the filters match."""
+    if (order_id is None) == (not all_held):
+        _fail(f"give an order id, or --all-held to {verb} every held order that matches")
+    if order_id is not None:
+        ack = _call(api_url, "POST", f"/orders/{order_id}/{verb}", body)
+        _emit(ack, output, _ack_table(ack, ("order_id", "status", "message")))
+        return
+    result = _call(api_url, "POST", f"/orders/bulk/{verb}", {"selection": selection, **body})
+    title = f"{verb}: {result['succeeded']} of {result['matched']} orders"
+    table = Table("order", "done", "status", "message", title=title)
+    for outcome in result["outcomes"]:
+        table.add_row(
+            outcome["order_id"],
+            "yes" if outcome["ok"] else "no",
+            outcome["status"] or "-",
+            outcome["message"],
+        )
+    _emit(result, output, table)
+    if result["succeeded"] < result["matched"]:
+        raise typer.Exit(1)
+
+
+OrderIdArgument = Annotated[str | None, typer.Argument(help="The order, or use --all-held.")]
+AllHeldOption = Annotated[
+    bool, typer.Option("--all-held", help="Every held order matching the filters.")
+]
+NoteOption = Annotated[str | None, typer.Option(help="A note for the order's timeline.")]
+
+
+@orders_app.command("retry")
+def retry_order(
+    order_id: OrderIdArgument = None,
+    all_held: AllHeldOption = False,
+    customer: CustomerOption = None,
+    hold_reason: ReasonOption = None,
+    note: NoteOption = None,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Run a held order's parked step again, once its cause is fixed."""
+    selection = _selection(None, True, customer, hold_reason)
+    _support_action("retry", order_id, all_held, {"note": note}, selection, output, api_url)
+
+
+@orders_app.command("release")
+def release_order(
+    order_id: OrderIdArgument = None,
+    all_held: AllHeldOption = False,
+    customer: CustomerOption = None,
+    hold_reason: ReasonOption = None,
+    note: NoteOption = None,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Let an order held for credit go on without the credit check."""
+    selection = _selection(None, True, customer, hold_reason)
+    _support_action("release", order_id, all_held, {"note": note}, selection, output, api_url)
+
+
+@orders_app.command("cancel")
+def cancel_order(
+    reason: Annotated[str, typer.Option(help="Why; kept in the order's state.")],
+    order_id: OrderIdArgument = None,
+    all_held: AllHeldOption = False,
+    customer: CustomerOption = None,
+    hold_reason: ReasonOption = None,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Cancel an order that has not shipped; everything done so far is undone."""
+    selection = _selection(None, True, customer, hold_reason)
+    _support_action("cancel", order_id, all_held, {"reason": reason}, selection, output, api_url)
 
 
 @orders_app.command("ship")

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from temporalio.client import Client
 
+from adapters.faults import FaultProfile
 from o2c_service.runners import run_worker, serve_api, stop_on_signals
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
@@ -162,6 +163,7 @@ def ensure_ports_free(settings: Settings) -> None:
 
 
 async def run_dev(settings: Settings) -> None:
+    FaultProfile.from_setting(settings.faults)  # a bad profile stops us before anything starts
     ensure_ports_free(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)

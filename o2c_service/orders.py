@@ -6,12 +6,14 @@ can act on: not found, conflict, rejected (and why), Temporal unavailable.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -31,15 +33,19 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from o2c_workflows import presentation, rejections
 from o2c_workflows.models import (
+    CancelRequest,
     EventAck,
+    Identifier,
     OrderRequest,
     OrderState,
     OrderStatus,
     PaymentReceived,
     ShipmentConfirmed,
+    SupportAck,
+    SupportAction,
 )
 from o2c_workflows.order_workflow import WORKFLOW_NAME, OrderWorkflow
-from o2c_workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
+from o2c_workflows.search_attributes import CUSTOMER_ID, HOLD_REASON, ORDER_STATUS
 
 RPC_TIMEOUT = timedelta(seconds=10)
 REQUEST_HASH_MEMO = "request_sha256"
@@ -79,9 +85,39 @@ class OrderListItem(BaseModel):
     order_id: str
     status: OrderStatus | None
     customer_id: str | None
+    hold_reason: str | None
     execution_status: str
     started_at: datetime | None
     closed_at: datetime | None
+
+
+SupportVerb = Literal["retry", "release", "cancel"]
+BULK_CONCURRENCY = 10
+R = TypeVar("R", bound=BaseModel)
+
+
+class OrderSelection(BaseModel):
+    """Which orders a bulk action applies to (all given conditions must hold)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: OrderStatus | None = OrderStatus.ON_HOLD
+    customer_id: Identifier | None = None
+    hold_reason: Identifier | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class BulkOutcome(BaseModel):
+    order_id: str
+    ok: bool
+    status: OrderStatus | None = None
+    message: str
+
+
+def _quotable(value: str) -> str:
+    if "'" in value or "\\" in value:
+        raise ValueError(f"{value!r} cannot be used in a search")
+    return value
 
 
 def request_hash(order: OrderRequest) -> str:
@@ -153,23 +189,27 @@ class OrderService:
         async with self._translated(order_id):
             return await self._handle(order_id).query(OrderWorkflow.state, rpc_timeout=RPC_TIMEOUT)
 
-    async def list(
+    async def search(
         self,
         *,
         status: OrderStatus | None = None,
         customer_id: str | None = None,
+        hold_reason: str | None = None,
         limit: int = 100,
     ) -> list[OrderListItem]:
         """Orders by business state, from Temporal visibility (eventually consistent).
 
-        `status` is an enum and `customer_id` is an Identifier (no quotes), so
-        neither can break out of the query string.
+        `status` is an enum; `customer_id` and `hold_reason` are validated as
+        Identifiers (no quotes) by the API and CLI, so nothing can break out of
+        the query string.
         """
         clauses = [f"WorkflowType = '{WORKFLOW_NAME}'"]
         if status is not None:
             clauses.append(f"{ORDER_STATUS.name} = '{status.value}'")
         if customer_id is not None:
-            clauses.append(f"{CUSTOMER_ID.name} = '{customer_id}'")
+            clauses.append(f"{CUSTOMER_ID.name} = '{_quotable(customer_id)}'")
+        if hold_reason is not None:
+            clauses.append(f"{HOLD_REASON.name} = '{_quotable(hold_reason)}'")
         items: list[OrderListItem] = []
         async with self._translated(None):
             async for execution in self._client.list_workflows(
@@ -181,6 +221,7 @@ class OrderService:
                         order_id=execution.id,
                         status=OrderStatus(found_status) if found_status else None,
                         customer_id=execution.typed_search_attributes.get(CUSTOMER_ID),
+                        hold_reason=execution.typed_search_attributes.get(HOLD_REASON),
                         execution_status=(execution.status or WorkflowExecutionStatus.RUNNING).name,
                         started_at=execution.start_time,
                         closed_at=execution.close_time,
@@ -189,21 +230,67 @@ class OrderService:
         return items
 
     async def confirm_shipment(self, order_id: str, event: ShipmentConfirmed) -> EventAck:
-        return await self._send_event(order_id, "confirm_shipment", event)
+        return await self._update(order_id, "confirm_shipment", event, EventAck)
 
     async def receive_payment(self, order_id: str, event: PaymentReceived) -> EventAck:
-        return await self._send_event(order_id, "receive_payment", event)
+        return await self._update(order_id, "receive_payment", event, EventAck)
 
-    async def _send_event(
-        self, order_id: str, update: str, event: ShipmentConfirmed | PaymentReceived
-    ) -> EventAck:
-        """Send an event as an Update, so the answer says accepted or why not."""
+    async def retry(self, order_id: str, action: SupportAction) -> SupportAck:
+        return await self._update(order_id, "retry", action, SupportAck)
+
+    async def release(self, order_id: str, action: SupportAction) -> SupportAck:
+        return await self._update(order_id, "release_hold", action, SupportAck)
+
+    async def cancel(self, order_id: str, request: CancelRequest) -> SupportAck:
+        return await self._update(order_id, "cancel", request, SupportAck)
+
+    async def act_on_matching(
+        self,
+        action: SupportVerb,
+        selection: OrderSelection,
+        argument: SupportAction | CancelRequest,
+    ) -> list[BulkOutcome]:
+        """Retry, release or cancel every order the selection matches, each on its own.
+
+        One order refusing (already moved on, say) does not stop the others;
+        every order gets a line saying what happened to it.
+        """
+        matching = await self.search(
+            status=selection.status,
+            customer_id=selection.customer_id,
+            hold_reason=selection.hold_reason,
+            limit=selection.limit,
+        )
+        limit = asyncio.Semaphore(BULK_CONCURRENCY)
+
+        async def one(order_id: str) -> BulkOutcome:
+            async with limit:
+                try:
+                    if action == "cancel":
+                        assert isinstance(argument, CancelRequest)
+                        ack = await self.cancel(order_id, argument)
+                    else:
+                        assert isinstance(argument, SupportAction)
+                        act = self.retry if action == "retry" else self.release
+                        ack = await act(order_id, argument)
+                except OrderError as error:
+                    return BulkOutcome(order_id=order_id, ok=False, message=str(error))
+                return BulkOutcome(
+                    order_id=order_id, ok=True, status=ack.status, message=ack.message
+                )
+
+        return list(await asyncio.gather(*(one(item.order_id) for item in matching)))
+
+    async def _update(
+        self, order_id: str, update: str, argument: BaseModel, result_type: type[R]
+    ) -> R:
+        """Send an Update, so the answer says accepted or why not."""
         async with self._translated(order_id):
             # By name: the SDK's typing does not accept async update methods here.
-            ack: EventAck = await self._handle(order_id).execute_update(
-                update, event, result_type=EventAck, rpc_timeout=RPC_TIMEOUT
+            result: R = await self._handle(order_id).execute_update(
+                update, argument, result_type=result_type, rpc_timeout=RPC_TIMEOUT
             )
-        return ack
+        return result
 
     def _handle(self, order_id: str) -> WorkflowHandle[OrderWorkflow, object]:
         return self._client.get_workflow_handle_for(OrderWorkflow.run, order_id)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from activities.order_activities import OrderActivities
+from adapters.faults import FaultProfile, apply_fault_profile
 from adapters.local import LocalAdapters, open_local_adapters
 from o2c_service.api import create_app
 from o2c_service.settings import Settings
@@ -24,21 +25,26 @@ from o2c_service.temporal import build_worker, connect
 log = logging.getLogger("o2c")
 
 
-def local_activities(adapters: LocalAdapters) -> OrderActivities:
+def local_activities(
+    adapters: LocalAdapters, faults: FaultProfile | None = None
+) -> OrderActivities:
+    """Activities over the local adapters, with the configured faults injected if any."""
+    chosen = apply_fault_profile(adapters, faults or FaultProfile())
     return OrderActivities(
-        crm=adapters.crm,
-        billing=adapters.billing,
-        logistics=adapters.logistics,
-        payments=adapters.payments,
+        crm=chosen.crm, billing=chosen.billing, logistics=chosen.logistics, payments=chosen.payments
     )
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Poll the order task queue with the local adapters until `stop` is set."""
+    faults = FaultProfile.from_setting(settings.faults)
+    if faults.rules:
+        log.warning("fault injection is on: %d rules from O2C_FAULTS", len(faults.rules))
     adapters = open_local_adapters(settings.database_url)
     try:
         client = await connect(settings.temporal_address, settings.temporal_namespace)
-        async with build_worker(client, settings.task_queue, local_activities(adapters)):
+        activities = local_activities(adapters, faults)
+        async with build_worker(client, settings.task_queue, activities):
             log.info("worker polling task queue %s", settings.task_queue)
             await stop.wait()
     finally:

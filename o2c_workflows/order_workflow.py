@@ -368,6 +368,7 @@ class OrderWorkflow:
                 self._stop("cancelled in Temporal")
             except _Abandon as abandoned:
                 self._state.cancellation_reason = abandoned.reason
+                self._stopping = True
                 return False
 
     def _stop(self, reason: str) -> None:
@@ -377,13 +378,22 @@ class OrderWorkflow:
         self._lifecycle.cancel()
 
     async def _compensate(self) -> None:
-        """Undo, newest first, every step that took effect; shielded from cancellation."""
-        await asyncio.shield(asyncio.ensure_future(self._undo_all()))
+        """Undo, newest first, every step that took effect; a further cancel cannot stop it."""
+        undoing = asyncio.ensure_future(self._undo_all())
+        while not undoing.done():
+            try:
+                await asyncio.shield(undoing)
+            except asyncio.CancelledError:
+                if not undoing.done():
+                    self._cancelled_in_temporal = True
+                    self._note("cancelled in Temporal while compensating: compensation goes on")
 
     async def _undo_all(self) -> None:
         if self._lifecycle is not None and not self._lifecycle.done():
             # Let an activity in flight finish, so its effect can be found and undone.
             await asyncio.wait([self._lifecycle])
+        # Likewise a payment being recorded: it must be found to be refunded.
+        await workflow.wait_condition(lambda: not self._pending_payments)
         reason = self._state.cancellation_reason or "order cancelled"
         while self._undo_steps:
             undo = self._undo_steps.pop()

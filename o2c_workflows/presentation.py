@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from o2c_workflows.models import OrderRequest, OrderState
+from o2c_workflows.models import HoldKind, OrderRequest, OrderState
 
 
 def money(amount: Decimal, currency: str) -> str:
@@ -39,6 +39,18 @@ def current_details(state: OrderState) -> str:
     """Where the order stands now, in Markdown."""
     currency = state.order.currency
     lines = [f"**{state.status.value}**, total {money(state.total, currency)}"]
+    if state.hold:
+        action = "release or cancel" if state.hold.kind is HoldKind.CREDIT else "fix, then retry"
+        lines.append(
+            f"- **Held** at `{state.hold.step}` since {state.hold.since:%Y-%m-%d %H:%M} UTC: "
+            f"`{state.hold.code}`, {state.hold.message} ({action})"
+        )
+    if state.cancellation_reason:
+        lines.append(f"- Cancelled: {state.cancellation_reason}")
+    for compensation in state.compensations:
+        lines.append(
+            f"- Undo {compensation.step}: {compensation.status.value}, {compensation.note}"
+        )
     if state.booking:
         lines.append(
             f"- Customer: {state.booking.customer_name}, billing account "
@@ -58,5 +70,7 @@ def current_details(state: OrderState) -> str:
             f"balance {money(state.invoice.balance, currency)}, due {state.invoice.due_date}"
         )
     if state.payments:
-        lines.append(f"- Payments: {len(state.payments)}, {money(state.paid, currency)}")
+        unapplied = sum(1 for payment in state.payments if payment.applied_to is None)
+        waiting = f", {unapplied} awaiting the invoice" if unapplied else ""
+        lines.append(f"- Payments: {len(state.payments)}, {money(state.paid, currency)}{waiting}")
     return "\n".join(lines)

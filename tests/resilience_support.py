@@ -374,4 +374,3 @@ async def assert_each_order_done_once(
             assert await status_transitions(handle) == LIFECYCLE, order_id
     finally:
         adapters.database.dispose()
-

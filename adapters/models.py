@@ -20,6 +20,16 @@ IdempotencyKey = str
 class CustomerStatus(StrEnum):
     ACTIVE = "active"
     BLOCKED = "blocked"
+    ON_HOLD = "on_hold"
+    """Dunning escalated: no new orders until the customer's debt is sorted out."""
+
+
+class CustomerHold(BaseModel):
+    """Put a customer on hold for new orders (dunning escalation)."""
+
+    idempotency_key: IdempotencyKey
+    customer_id: str
+    reason: str
 
 
 class Customer(BaseModel):
@@ -82,7 +92,9 @@ class ShipmentRequest(BaseModel):
 
 class ShipmentStatus(StrEnum):
     REQUESTED = "requested"
+    PARTIALLY_SHIPPED = "partially_shipped"
     CONFIRMED = "confirmed"
+    """Every line has shipped in full."""
     CANCELLED = "cancelled"
 
 
@@ -91,14 +103,48 @@ class Shipment(BaseModel):
     order_id: str
     status: ShipmentStatus
     carrier: str | None = None
+    """Of the latest dispatch."""
     tracking_number: str | None = None
+    lines: list[StockLine] = Field(default_factory=list)
+    """What was requested."""
+    shipped: list[StockLine] = Field(default_factory=list)
+    """What has left so far, summed over dispatches."""
 
 
 class ShipmentConfirmation(BaseModel):
+    """One dispatch: these quantities left with this carrier (a part or all of the request).
+
+    BusinessError `over_shipment` if a quantity exceeds what is left to ship.
+    """
+
     idempotency_key: IdempotencyKey
     shipment_id: str
     carrier: str
     tracking_number: str
+    lines: list[StockLine] = Field(min_length=1)
+
+
+class AmendReservation(BaseModel):
+    """Set new quantities on an order's reservation and shipment request before it ships.
+
+    `lines` is the whole new order (a line left out is removed). Stock moves by
+    the difference only; BusinessError `out_of_stock` if an increase cannot be
+    met, `line_already_shipped` if a shipped line would change.
+    """
+
+    idempotency_key: IdempotencyKey
+    reservation_id: str
+    shipment_id: str | None
+    lines: list[StockLine] = Field(min_length=1)
+
+
+class ReturnReceipt(BaseModel):
+    """Goods came back: they are put back in stock once per key."""
+
+    idempotency_key: IdempotencyKey
+    order_id: str
+    shipment_id: str
+    lines: list[StockLine] = Field(min_length=1)
 
 
 class CancelShipment(BaseModel):
@@ -130,6 +176,61 @@ class InvoiceStatus(StrEnum):
     OPEN = "open"
     PAID = "paid"
     VOID = "void"
+
+
+class CreditNoteRequest(BaseModel):
+    """A negative invoice (a return): it lowers the invoice's open balance first;
+    what the invoice no longer owes becomes customer credit."""
+
+    idempotency_key: IdempotencyKey
+    order_id: str
+    account_id: str
+    invoice_id: str
+    currency: str
+    lines: list[InvoiceLine] = Field(min_length=1)
+    reason: str
+
+
+class CreditNote(BaseModel):
+    credit_note_id: str
+    invoice_id: str
+    amount: Amount
+    applied_to_invoice: Amount
+    """The part that lowered the invoice's balance."""
+    to_customer_credit: Amount
+    """The rest: money the customer had already paid, now owed back to them."""
+
+
+class CustomerCreditEntry(BaseModel):
+    """Credit the customer holds with us (overpayment, return of paid goods),
+    or (negative amount) credit used or refunded."""
+
+    idempotency_key: IdempotencyKey
+    account_id: str
+    currency: str
+    amount: Amount
+    reason: str
+
+
+class CreditBalance(BaseModel):
+    account_id: str
+    currency: str
+    balance: Amount
+
+
+class DunningNotice(BaseModel):
+    idempotency_key: IdempotencyKey
+    invoice_id: str
+    level: str
+    days_past_due: int
+
+
+class DunningRecord(BaseModel):
+    notice_id: str
+    invoice_id: str
+    level: str
+    days_past_due: int
+    sent_at: datetime
 
 
 class Invoice(BaseModel):
@@ -167,6 +268,49 @@ class PaymentRecordRequest(BaseModel):
     amount: Amount
     currency: str
     reference: str | None = None
+
+
+class AuthoriseCard(BaseModel):
+    """Reserve funds on the customer's card (payment on order)."""
+
+    idempotency_key: IdempotencyKey
+    order_id: str
+    card_token: str
+    amount: Amount
+    currency: str
+
+
+class AuthorisationStatus(StrEnum):
+    AUTHORISED = "authorised"
+    VOIDED = "voided"
+
+
+class Authorisation(BaseModel):
+    authorisation_id: str
+    order_id: str
+    amount: Amount
+    """Still available to capture."""
+    currency: str
+    expires_at: datetime
+    status: AuthorisationStatus
+
+
+class CaptureCard(BaseModel):
+    """Take (part of) an authorisation; the capture is recorded as a payment.
+
+    BusinessError `authorisation_expired` past `expires_at`, `card_declined`,
+    `amount_exceeds_authorisation`.
+    """
+
+    idempotency_key: IdempotencyKey
+    authorisation_id: str
+    payment_id: str
+    amount: Amount
+
+
+class VoidAuthorisation(BaseModel):
+    idempotency_key: IdempotencyKey
+    authorisation_id: str
 
 
 class Payment(BaseModel):

@@ -14,13 +14,25 @@ Failures are `adapters.errors`: `BusinessError` with a code, or a
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Protocol
 
 from adapters.models import (
+    AmendReservation,
     ApplyPayment,
+    Authorisation,
+    AuthoriseCard,
     BillingAccount,
     CancelShipment,
+    CaptureCard,
+    CreditBalance,
+    CreditNote,
+    CreditNoteRequest,
     Customer,
+    CustomerCreditEntry,
+    CustomerHold,
+    DunningNotice,
+    DunningRecord,
     IdempotencyKey,
     Invoice,
     InvoiceRequest,
@@ -33,9 +45,11 @@ from adapters.models import (
     ReleaseReservation,
     Reservation,
     ReserveStock,
+    ReturnReceipt,
     Shipment,
     ShipmentConfirmation,
     ShipmentRequest,
+    VoidAuthorisation,
     VoidInvoice,
 )
 
@@ -43,6 +57,10 @@ from adapters.models import (
 class CrmAdapter(Protocol):
     async def get_customer(self, customer_id: str) -> Customer:
         """The customer; BusinessError `customer_not_found` if CRM has none."""
+        ...
+
+    async def place_on_hold(self, request: CustomerHold) -> Customer:
+        """No new orders for this customer (dunning escalation); once per key."""
         ...
 
 
@@ -82,6 +100,33 @@ class BillingAdapter(Protocol):
         """What the customer owes on open invoices (zero, in no currency, if no account)."""
         ...
 
+    async def create_credit_note(self, request: CreditNoteRequest) -> CreditNote:
+        """Raise a credit note against an invoice; the same key returns the first."""
+        ...
+
+    async def find_credit_note(self, idempotency_key: IdempotencyKey) -> CreditNote | None: ...
+
+    async def post_customer_credit(self, entry: CustomerCreditEntry) -> CreditBalance:
+        """Add (or, negative, use) customer credit once per key.
+
+        BusinessError `insufficient_credit` if the balance would go below zero.
+        """
+        ...
+
+    async def customer_credit(self, account_id: str) -> CreditBalance: ...
+
+    async def send_dunning_notice(self, notice: DunningNotice) -> DunningRecord:
+        """Send a reminder (or escalation notice) for an overdue invoice, once per key."""
+        ...
+
+    async def list_open_invoices(self) -> list[Invoice]:
+        """Every invoice with a balance left, for receivables ageing."""
+        ...
+
+    async def list_invoices_dated(self, start: date, end: date) -> list[Invoice]:
+        """Invoices dated from `start` to `end` inclusive (credit sales, for DSO)."""
+        ...
+
     async def list_invoices(self, order_id: str) -> list[Invoice]:
         """The invoices raised for an order, oldest first."""
         ...
@@ -110,6 +155,17 @@ class LogisticsAdapter(Protocol):
         """The shipment requested with this key, if any."""
         ...
 
+    async def amend_reservation(self, request: AmendReservation) -> Reservation:
+        """Change reserved quantities (and the shipment request) before shipping."""
+        ...
+
+    async def receive_return(self, receipt: ReturnReceipt) -> Shipment:
+        """Take returned goods back into stock once per key.
+
+        BusinessError `over_return` if more comes back than has shipped.
+        """
+        ...
+
     async def release_reservation(self, request: ReleaseReservation) -> Reservation:
         """Return reserved stock once, however often asked."""
         ...
@@ -128,4 +184,18 @@ class PaymentsAdapter(Protocol):
 
     async def refund_payment(self, request: RefundPayment) -> Refund:
         """Pay money back; the same key refunds once, never more than was received."""
+        ...
+
+    async def authorise_card(self, request: AuthoriseCard) -> Authorisation:
+        """Reserve funds on a card; BusinessError `card_declined`. Once per key."""
+        ...
+
+    async def find_authorisation(self, idempotency_key: IdempotencyKey) -> Authorisation | None: ...
+
+    async def capture_card(self, request: CaptureCard) -> Payment:
+        """Take funds from an authorisation, recorded as a payment (find it with find_payment)."""
+        ...
+
+    async def void_authorisation(self, request: VoidAuthorisation) -> Authorisation:
+        """Release what is left of an authorisation (compensation, or after the last capture)."""
         ...

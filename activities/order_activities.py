@@ -22,24 +22,38 @@ from temporalio.exceptions import ApplicationError
 
 from adapters.errors import BusinessError, RateLimited, SystemFailure
 from adapters.models import (
+    AmendReservation,
     ApplyPayment,
+    Authorisation,
+    AuthoriseCard,
     BillingAccount,
     CancelShipment,
+    CaptureCard,
+    CreditBalance,
+    CreditNote,
+    CreditNoteRequest,
     Customer,
+    CustomerCreditEntry,
+    CustomerHold,
     CustomerStatus,
+    DunningNotice,
+    DunningRecord,
     Invoice,
     InvoiceRequest,
     OpenBalance,
     Payment,
     PaymentApplication,
     PaymentRecordRequest,
+    Refund,
     RefundPayment,
     ReleaseReservation,
     Reservation,
     ReserveStock,
+    ReturnReceipt,
     Shipment,
     ShipmentConfirmation,
     ShipmentRequest,
+    VoidAuthorisation,
     VoidInvoice,
 )
 from adapters.protocols import BillingAdapter, CrmAdapter, LogisticsAdapter, PaymentsAdapter
@@ -118,7 +132,17 @@ class OrderActivities:
                 type="customer_blocked",
                 non_retryable=True,
             )
+        if customer.status is CustomerStatus.ON_HOLD:
+            raise ApplicationError(
+                f"customer {customer.customer_id} is on hold for overdue invoices",
+                type="customer_on_hold",
+                non_retryable=True,
+            )
         return customer
+
+    @activity.defn(name="crm.place_on_hold")
+    async def place_customer_on_hold(self, request: CustomerHold) -> Customer:
+        return await _translated(self.crm.place_on_hold(request))
 
     @activity.defn(name="billing.ensure_account")
     async def ensure_billing_account(self, customer: Customer) -> BillingAccount:
@@ -171,6 +195,51 @@ class OrderActivities:
             request.idempotency_key,
             lambda: self.billing.apply_payment(request),
         )
+
+    @activity.defn(name="logistics.amend_reservation")
+    async def amend_reservation(self, request: AmendReservation) -> Reservation:
+        return await _translated(self.logistics.amend_reservation(request))
+
+    @activity.defn(name="logistics.receive_return")
+    async def receive_return(self, receipt: ReturnReceipt) -> Shipment:
+        return await _translated(self.logistics.receive_return(receipt))
+
+    @activity.defn(name="billing.create_credit_note")
+    async def create_credit_note(self, request: CreditNoteRequest) -> CreditNote:
+        return await _once(
+            self.billing.find_credit_note,
+            request.idempotency_key,
+            lambda: self.billing.create_credit_note(request),
+        )
+
+    @activity.defn(name="billing.post_customer_credit")
+    async def post_customer_credit(self, entry: CustomerCreditEntry) -> CreditBalance:
+        return await _translated(self.billing.post_customer_credit(entry))
+
+    @activity.defn(name="billing.send_dunning_notice")
+    async def send_dunning_notice(self, notice: DunningNotice) -> DunningRecord:
+        return await _translated(self.billing.send_dunning_notice(notice))
+
+    @activity.defn(name="payments.authorise_card")
+    async def authorise_card(self, request: AuthoriseCard) -> Authorisation:
+        return await _once(
+            self.payments.find_authorisation,
+            request.idempotency_key,
+            lambda: self.payments.authorise_card(request),
+        )
+
+    @activity.defn(name="payments.capture_card")
+    async def capture_card(self, request: CaptureCard) -> Payment:
+        return await _once(
+            self.payments.find_payment,
+            request.idempotency_key,
+            lambda: self.payments.capture_card(request),
+        )
+
+    @activity.defn(name="payments.refund")
+    async def refund(self, request: RefundPayment) -> Refund:
+        """Pay back (part of) a payment, e.g. for returned goods."""
+        return await _translated(self.payments.refund_payment(request))
 
     # -- compensation: each finds what its forward step did by that step's key --
 
@@ -238,9 +307,36 @@ class OrderActivities:
             note=f"payment {payment.payment_id} refunded ({refund.amount} {refund.currency})",
         )
 
+    @activity.defn(name="payments.void_authorisation")
+    async def void_authorisation(self, undo: Undo) -> UndoResult:
+        authorisation = await _translated(self.payments.find_authorisation(undo.forward_key))
+        if authorisation is None:
+            return UndoResult(done=False, note="no card was authorised")
+        await _translated(
+            self.payments.void_authorisation(
+                VoidAuthorisation(
+                    idempotency_key=undo.undo_key,
+                    authorisation_id=authorisation.authorisation_id,
+                )
+            )
+        )
+        return UndoResult(
+            done=True, note=f"card authorisation {authorisation.authorisation_id} voided"
+        )
+
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for `Worker(activities=...)`."""
         return [
+            self.place_customer_on_hold,
+            self.amend_reservation,
+            self.receive_return,
+            self.create_credit_note,
+            self.post_customer_credit,
+            self.send_dunning_notice,
+            self.authorise_card,
+            self.capture_card,
+            self.refund,
+            self.void_authorisation,
             self.validate_customer,
             self.ensure_billing_account,
             self.open_balance,

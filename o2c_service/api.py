@@ -29,20 +29,16 @@ from o2c_service.orders import (
 )
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
-from o2c_workflows.models import (
+from o2c_workflows.messages import (
     CancelRequest,
     EventAck,
-    Identifier,
-    OrderRequest,
-    OrderState,
-    OrderStatus,
     PaymentReceived,
     ShipmentConfirmed,
-    ShortText,
-    Strict,
     SupportAck,
     SupportAction,
 )
+from o2c_workflows.models import Identifier, OrderRequest, OrderStatus, ShortText, Strict
+from o2c_workflows.state import OrderState
 
 ServiceFactory = Callable[[], Awaitable[OrderService]]
 OptionalAction = Annotated[SupportAction | None, Body()]
@@ -94,7 +90,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
 
     async def default_factory() -> OrderService:
         client = await connect(settings.temporal_address, settings.temporal_namespace, lazy=True)
-        return OrderService(client, settings.task_queue)
+        return OrderService(client, settings.task_queue, settings.dunning)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

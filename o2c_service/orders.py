@@ -32,20 +32,19 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from o2c_workflows import presentation, rejections
-from o2c_workflows.models import (
+from o2c_workflows.dunning import DunningPolicy
+from o2c_workflows.messages import (
     CancelRequest,
     EventAck,
-    Identifier,
-    OrderRequest,
-    OrderState,
-    OrderStatus,
     PaymentReceived,
     ShipmentConfirmed,
     SupportAck,
     SupportAction,
 )
-from o2c_workflows.order_workflow import WORKFLOW_NAME, OrderWorkflow
+from o2c_workflows.models import Identifier, OrderRequest, OrderStatus
+from o2c_workflows.order_workflow import WORKFLOW_NAME, OrderInput, OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, HOLD_REASON, ORDER_STATUS
+from o2c_workflows.state import OrderState
 
 RPC_TIMEOUT = timedelta(seconds=10)
 REQUEST_HASH_MEMO = "request_sha256"
@@ -125,9 +124,12 @@ def request_hash(order: OrderRequest) -> str:
 
 
 class OrderService:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(
+        self, client: Client, task_queue: str, dunning: DunningPolicy | None = None
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
+        self._dunning = dunning or DunningPolicy()
 
     async def create(self, order: OrderRequest) -> CreatedOrder:
         """Start the order, or find it if the caller sent it before.
@@ -142,7 +144,7 @@ class OrderService:
             try:
                 await self._client.start_workflow(
                     OrderWorkflow.run,
-                    order,
+                    OrderInput(order=order, dunning=self._dunning),
                     id=order.order_id,
                     task_queue=self._task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from o2c_workflows.dunning import DunningPolicy
+
 
 def installed_binary(name: str) -> Path | None:
     """A binary installed beside this Python (the venv), else on PATH."""
@@ -37,6 +39,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_url: str = "http://127.0.0.1:8000"
     """Where the CLI finds the API."""
+
+    dunning: DunningPolicy = DunningPolicy()
+    """Dunning levels for new orders, as JSON in O2C_DUNNING, e.g.
+    `{"levels": [{"name": "reminder", "days_past_due": 3}]}`."""
 
     faults: str | None = None
     """A fault-injection profile for the local adapters: inline JSON or a file path."""

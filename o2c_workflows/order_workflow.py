@@ -1,24 +1,30 @@
 """The order workflow: one durable execution per order, from Entered to Closed.
 
-`run` reads as the lifecycle. Events from the outside world (shipment
-confirmed, payment received) and support actions (retry, release, cancel)
+`run` reads as the lifecycle. Events from the outside world (shipments,
+payments, returns, amendments) and support actions (retry, release, cancel)
 arrive as Updates, whose validators answer at once, and as Signals, which the
 Temporal UI and `temporal workflow signal` can send; both go through the same
 methods, and a rejected message changes nothing.
 
-A step that fails for good parks the order OnHold where it stands
-(`failure_policy`); cancelling undoes, in reverse, every step that took effect.
+Goods may leave in several shipments; each is invoiced for exactly what it
+shipped, every invoice has its due dates as durable timers and is dunned when
+late, and cash is applied oldest due first. A step that fails for good parks
+the order OnHold where it stands (`failure_policy`); cancelling undoes, in
+reverse, every step that took effect. A long-lived order continues as new
+with its state when Temporal suggests it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.types import MethodAsyncSingleParam
@@ -27,41 +33,67 @@ with workflow.unsafe.imports_passed_through():
     from activities import options
     from activities.order_activities import CustomerCheck, OrderActivities, Undo, UndoResult
     from adapters.models import (
+        AmendReservation,
         ApplyPayment,
+        AuthoriseCard,
+        CaptureCard,
+        CreditNoteRequest,
         Customer,
+        CustomerCreditEntry,
+        CustomerHold,
+        DunningNotice,
         InvoiceLine,
         InvoiceRequest,
         PaymentRecordRequest,
+        RefundPayment,
         ReserveStock,
+        ReturnReceipt,
         ShipmentConfirmation,
         ShipmentRequest,
         StockLine,
     )
-    from o2c_workflows import presentation, rejections
+    from o2c_workflows import amendments, cash_application, presentation, rejections, returns
+    from o2c_workflows.dunning import DunningPolicy, days_past_due, fires_at
     from o2c_workflows.failure_policy import OnFailure, StepFailure
-    from o2c_workflows.models import (
-        BookingState,
+    from o2c_workflows.messages import (
+        Amendment,
+        AmendmentAck,
         CancelRequest,
+        EventAck,
+        PaymentReceived,
+        ReturnReceived,
+        ReturnResolution,
+        ShipmentConfirmed,
+        SupportAck,
+        SupportAction,
+    )
+    from o2c_workflows.models import Instalment, OrderRequest, OrderStatus
+    from o2c_workflows.money import fits_currency
+    from o2c_workflows.search_attributes import (
+        CUSTOMER_ID,
+        DUNNING_LEVEL,
+        HOLD_REASON,
+        ORDER_STATUS,
+        PAYMENT_DUE,
+    )
+    from o2c_workflows.state import (
+        BookingState,
         CompensationRecord,
         CompensationStatus,
-        EventAck,
+        CreditNoteState,
+        DispatchState,
         HoldKind,
         HoldState,
         InvoiceState,
-        OrderRequest,
+        LineState,
         OrderState,
-        OrderStatus,
         OrderSummary,
-        PaymentReceived,
         PaymentState,
-        ShipmentConfirmed,
+        QuantityLine,
+        ReturnState,
         ShipmentState,
-        SupportAck,
-        SupportAction,
         TimelineEntry,
     )
-    from o2c_workflows.money import fits_currency
-    from o2c_workflows.search_attributes import CUSTOMER_ID, HOLD_REASON, ORDER_STATUS
 
 WORKFLOW_NAME = "Order"
 
@@ -72,6 +104,16 @@ COMPENSATION_FAILED = "compensation_failed"
 """HoldReason of a cancelled order whose compensation could not undo everything."""
 
 FINISHED = frozenset({OrderStatus.PAID, OrderStatus.CLOSED, OrderStatus.CANCELLED})
+
+
+class OrderInput(BaseModel):
+    """The workflow's input: the order, the dunning rules, and a long-lived order's state."""
+
+    order: OrderRequest
+    dunning: DunningPolicy = Field(default_factory=DunningPolicy)
+    carried: OrderState | None = Field(
+        default=None, description="The state of the previous run, when continuing as new."
+    )
 
 
 class Resolution(StrEnum):
@@ -101,29 +143,42 @@ class OrderWorkflow:
     """An order's lifecycle across CRM, billing, logistics and payments."""
 
     @workflow.init
-    def __init__(self, order: OrderRequest) -> None:
-        self._state = OrderState(
+    def __init__(self, start: OrderInput) -> None:
+        order = start.order
+        self._dunning = start.dunning
+        self._state = start.carried or OrderState(
             order_id=order.order_id,
             status=OrderStatus.ENTERED,
             order=order,
+            lines=[
+                LineState(sku=line.sku, unit_price=line.unit_price, ordered=line.quantity)
+                for line in order.lines
+            ],
             total=order.total(),
         )
-        self._undo_steps: list[_UndoStep] = []
-        # Payments are applied one at a time, oldest first, by the lifecycle.
-        # Amounts accepted but not yet recorded count against the open balance,
-        # so two payments at once cannot overpay.
+        if start.carried is not None:
+            self._state.runs += 1
+        self._undo_steps: list[_UndoStep] = self._undo_steps_from_state()
+        # Amounts accepted but not yet recorded count against the order, so two
+        # payments at once cannot both be taken as the last one.
         self._pending_payments: dict[str, Decimal] = {}
+        self._busy: set[str] = set()
+        """Handlers and loops with an activity in flight; continue-as-new waits for them."""
         self._confirming_shipment = False
         self._resolution: Resolution | None = None
         self._lifecycle: asyncio.Task[None] | None = None
         self._stopping = False
         self._cancelled_in_temporal = False
+        self._dunning_tasks: dict[str, asyncio.Task[None]] = {}
 
     @workflow.run
-    async def run(self, order: OrderRequest) -> OrderSummary:
-        self._enter()
+    async def run(self, start: OrderInput) -> OrderSummary:
+        if start.carried is None:
+            self._enter()
+        else:
+            self._note(f"continued as new (run {self._state.runs})")
         if await self._completed_unless_cancelled(self._book_ship_invoice_collect()):
-            self._transition(OrderStatus.CLOSED, "every invoice settled")
+            self._transition(OrderStatus.CLOSED, "every line shipped, every invoice settled")
         else:
             await self._compensate()
             self._transition(OrderStatus.CANCELLED, self._state.cancellation_reason or "")
@@ -133,12 +188,23 @@ class OrderWorkflow:
         return self._summary()
 
     async def _book_ship_invoice_collect(self) -> None:
-        await self._book()
-        await self._ship()
-        await self._invoice()
-        await self._collect_payment()
+        if self._state.booking is None:
+            await self._book()
+        if self._state.shipment is None:
+            await self._request_shipment()
+        for invoice in self._state.open_invoices():
+            self._start_dunning(invoice)  # after continue-as-new
+        cash = asyncio.create_task(self._apply_cash_as_it_comes())
+        try:
+            await self._invoice_each_shipment()
+            await self._wait_for(lambda: self._state.settled and not self._unapplied_cash())
+        finally:
+            cash.cancel()
+        for dunning in self._dunning_tasks.values():
+            dunning.cancel()  # every invoice is paid: nothing left to remind
+        self._transition(OrderStatus.PAID, "every invoice settled")
 
-    # -- the lifecycle -------------------------------------------------------
+    # -- booking -------------------------------------------------------------
 
     def _enter(self) -> None:
         order = self._state.order
@@ -163,7 +229,11 @@ class OrderWorkflow:
             "ensure_billing_account", OrderActivities.ensure_billing_account, customer,
             options.BILLING,
         )  # fmt: skip
-        await self._check_credit(customer, check)
+        authorisation_id = None
+        if order.payment_method is None:
+            await self._check_credit(customer, check)
+        else:
+            authorisation_id = await self._authorise_card(self._state.total)
         reserve = ReserveStock(
             idempotency_key=self._key("reserve"), order_id=order.order_id, lines=self._stock_lines()
         )
@@ -173,12 +243,15 @@ class OrderWorkflow:
         reservation = await self._step(
             "reserve_stock", OrderActivities.reserve_stock, reserve, options.LOGISTICS
         )
+        for line in self._state.lines:
+            line.reserved = line.ordered
         self._state.booking = BookingState(
             customer_name=customer.name,
             billing_account_id=account.account_id,
             reservation_id=reservation.reservation_id,
+            authorisation_id=authorisation_id,
         )
-        self._transition(OrderStatus.BOOKED, f"stock reserved as {reservation.reservation_id}")
+        self._update_status(f"stock reserved as {reservation.reservation_id}")
 
     async def _check_credit(self, customer: Customer, check: CustomerCheck) -> None:
         """Open balance plus this order must stay within the CRM credit limit."""
@@ -203,12 +276,34 @@ class OrderWorkflow:
                 )
             else:
                 return
-            if await self._park(HoldKind.CREDIT, "credit_check", code, message) is (
-                Resolution.RELEASE
-            ):
+            resolution = await self._park(HoldKind.CREDIT, "credit_check", code, message)
+            if resolution is Resolution.RELEASE:
                 return
 
-    async def _ship(self) -> None:
+    async def _authorise_card(self, amount: Decimal) -> str:
+        """Reserve `amount` on the order's card; a decline parks the order for support."""
+        method = self._state.order.payment_method
+        assert method is not None
+        request = AuthoriseCard(
+            idempotency_key=self._key(f"authorise:{len(self._state.card_authorisations)}"),
+            order_id=self._state.order_id,
+            card_token=method.card_token,
+            amount=amount,
+            currency=self._state.order.currency,
+        )
+        self._undo_steps.append(
+            _UndoStep("authorise_card", OrderActivities.void_authorisation, request.idempotency_key)
+        )
+        authorisation = await self._step(
+            "authorise_card", OrderActivities.authorise_card, request, options.PAYMENTS
+        )
+        self._state.card_authorisations.append(request.idempotency_key)
+        self._note(f"card authorised for {amount} as {authorisation.authorisation_id}")
+        return authorisation.authorisation_id
+
+    # -- shipping and invoicing ---------------------------------------------
+
+    async def _request_shipment(self) -> None:
         assert self._state.booking is not None
         request = ShipmentRequest(
             idempotency_key=self._key("ship"),
@@ -227,68 +322,270 @@ class OrderWorkflow:
             shipment_id=shipment.shipment_id, requested_at=workflow.now()
         )
         self._show_details()
-        # The shipment-confirmed event moves the order to Shipped.
-        await workflow.wait_condition(lambda: self._state.shipped)
 
-    async def _invoice(self) -> None:
-        order = self._state.order
-        assert self._state.booking is not None
+    async def _invoice_each_shipment(self) -> None:
+        """Invoice every confirmed shipment for what it shipped, until every line has shipped."""
+        while True:
+            await self._wait_for(
+                lambda: self._uninvoiced_dispatch() is not None or self._state.fully_shipped
+            )
+            dispatch = self._uninvoiced_dispatch()
+            if dispatch is None:
+                return
+            await self._invoice(dispatch)
+
+    async def _invoice(self, dispatch: DispatchState) -> None:
+        order, booking = self._state.order, self._state.booking
+        assert booking is not None
         today = workflow.now().date()
+        lines = [self._invoice_line(q) for q in dispatch.lines]
         request = InvoiceRequest(
-            idempotency_key=self._key("invoice"),
+            idempotency_key=self._key(f"invoice:{dispatch.number}"),
             order_id=order.order_id,
-            account_id=self._state.booking.billing_account_id,
+            account_id=booking.billing_account_id,
             currency=order.currency,
             invoice_date=today,
             due_date=order.payment_terms.due_date(today),
-            lines=[
-                InvoiceLine(
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                    amount=line.amount(),
-                )
-                for line in order.lines
-            ],
+            lines=lines,
         )
         self._undo_steps.append(
-            _UndoStep("create_invoice", OrderActivities.void_invoice, request.idempotency_key)
-        )
+            _UndoStep(f"invoice {dispatch.number}", OrderActivities.void_invoice,
+                      request.idempotency_key)
+        )  # fmt: skip
         invoice = await self._step(
             "create_invoice", OrderActivities.create_invoice, request, options.BILLING
         )
-        self._state.invoice = InvoiceState(
+        state = InvoiceState(
             invoice_id=invoice.invoice_id,
+            dispatch=dispatch.number,
+            lines=dispatch.lines,
             amount=invoice.amount,
             balance=invoice.balance,
             issued_at=workflow.now(),
             due_date=invoice.due_date,
+            schedule=order.payment_terms.schedule(today, invoice.amount, order.currency),
         )
-        self._transition(OrderStatus.INVOICED, f"invoice {invoice.invoice_id} raised")
+        self._state.invoices.append(state)
+        dispatch.invoice_id = invoice.invoice_id
+        for quantity in dispatch.lines:
+            line = self._state.line(quantity.sku)
+            assert line is not None
+            line.invoiced += quantity.quantity
+        self._show_payment_due()
+        self._update_status(f"invoice {invoice.invoice_id} raised for shipment {dispatch.number}")
+        if order.payment_method is not None:
+            await self._capture(state)
+        self._start_dunning(state)
 
-    async def _collect_payment(self) -> None:
-        """Apply each recorded payment to the invoice, oldest first, until it is settled."""
-        invoice = self._state.invoice
-        assert invoice is not None
-        while invoice.balance > 0:
-            await workflow.wait_condition(lambda: self._unapplied_payment() is not None)
-            payment = self._unapplied_payment()
+    def _invoice_line(self, quantity: QuantityLine) -> InvoiceLine:
+        line = self._state.line(quantity.sku)
+        assert line is not None
+        return InvoiceLine(
+            sku=line.sku,
+            quantity=quantity.quantity,
+            unit_price=line.unit_price,
+            amount=line.amount(quantity.quantity),
+        )
+
+    def _uninvoiced_dispatch(self) -> DispatchState | None:
+        return next((d for d in self._state.dispatches if d.invoice_id is None), None)
+
+    # -- payment on order: capture per invoice --------------------------------
+
+    async def _capture(self, invoice: InvoiceState) -> None:
+        """Take the invoice's amount from the card, renewing an expired or short authorisation."""
+        booking = self._state.booking
+        assert booking is not None and booking.authorisation_id is not None
+        attempt = 0
+        while True:
+            request = CaptureCard(
+                idempotency_key=self._key(f"capture:{invoice.invoice_id}:{attempt}"),
+                authorisation_id=booking.authorisation_id,
+                payment_id=f"{invoice.invoice_id}-card-{attempt}",
+                amount=invoice.amount,
+            )
+            self._undo_steps.append(
+                _UndoStep(f"capture {invoice.invoice_id}", OrderActivities.refund_payment,
+                          request.idempotency_key)
+            )  # fmt: skip
+            try:
+                payment = await workflow.execute_activity_method(
+                    OrderActivities.capture_card, request, **options.PAYMENTS
+                )
+            except ActivityError as error:
+                failure = StepFailure.of(error)
+                attempt += 1
+                if failure.code in ("authorisation_expired", "amount_exceeds_authorisation"):
+                    self._note(f"card could not be charged ({failure.code}): authorising again")
+                    booking.authorisation_id = await self._authorise_card(
+                        cash_application.outstanding(self._state)
+                    )
+                else:
+                    await self._park(HoldKind.FALLOUT, "capture_card", failure.code,
+                                     failure.message)  # fmt: skip
+                continue
+            self._state.payments.append(
+                PaymentState(
+                    payment_id=payment.payment_id,
+                    amount=payment.amount,
+                    currency=payment.currency,
+                    reference=f"card, authorisation {booking.authorisation_id}",
+                    received_at=workflow.now(),
+                    invoice_id=invoice.invoice_id,
+                )
+            )
+            return
+
+    # -- cash application -----------------------------------------------------
+
+    async def _apply_cash_as_it_comes(self) -> None:
+        """Apply every payment's unapplied money to open invoices, one payment at a time."""
+        while True:
+            await workflow.wait_condition(lambda: self._unapplied_cash() is not None)
+            payment = self._unapplied_cash()
             assert payment is not None
-            application = await self._step(
+            self._busy.add("cash")
+            try:
+                await self._apply(payment)
+            finally:
+                self._busy.discard("cash")
+
+    def _unapplied_cash(self) -> PaymentState | None:
+        """The oldest payment with money an invoice can take, or that must go to credit."""
+        return next((p for p in self._state.payments if self._cash_to_apply(p)), None)
+
+    def _cash_to_apply(self, payment: PaymentState) -> bool:
+        applications, to_credit = cash_application.allocate(self._state, payment)
+        return bool(applications) or to_credit > 0
+
+    async def _apply(self, payment: PaymentState) -> None:
+        applications, to_credit = cash_application.allocate(self._state, payment)
+        for application in applications:
+            result = await self._step(
                 "apply_payment",
                 OrderActivities.apply_payment,
                 ApplyPayment(
-                    idempotency_key=self._key(f"apply:{payment.payment_id}"),
-                    invoice_id=invoice.invoice_id,
+                    idempotency_key=self._key(
+                        f"apply:{payment.payment_id}:{application.invoice_id}"
+                    ),
+                    invoice_id=application.invoice_id,
                     payment_id=payment.payment_id,
-                    amount=payment.amount,
+                    amount=application.amount,
                 ),
                 options.BILLING,
             )
-            invoice.balance = application.invoice_balance
-            payment.applied_to = invoice.invoice_id
-            self._show_details()
-        self._transition(OrderStatus.PAID, f"invoice {invoice.invoice_id} settled")
+            invoice = self._state.invoice(application.invoice_id)
+            assert invoice is not None
+            invoice.balance = result.invoice_balance
+            payment.applications.append(application)
+        if to_credit:
+            await self._credit_customer(payment, to_credit)
+        self._show_payment_due()
+        self._update_status(f"payment {payment.payment_id} applied")
+
+    async def _credit_customer(self, payment: PaymentState, amount: Decimal) -> None:
+        booking = self._state.booking
+        assert booking is not None
+        await self._step(
+            "post_customer_credit",
+            OrderActivities.post_customer_credit,
+            CustomerCreditEntry(
+                idempotency_key=self._key(f"credit:{payment.payment_id}"),
+                account_id=booking.billing_account_id,
+                currency=payment.currency,
+                amount=amount,
+                reason=f"overpayment {payment.payment_id} on order {self._state.order_id}",
+            ),
+            options.BILLING,
+        )
+        payment.to_customer_credit += amount
+        self._note(f"{amount} {payment.currency} of {payment.payment_id} kept as customer credit")
+
+    # -- dunning ---------------------------------------------------------------
+
+    def _start_dunning(self, invoice: InvoiceState) -> None:
+        if invoice.invoice_id not in self._dunning_tasks and invoice.balance > 0:
+            self._dunning_tasks[invoice.invoice_id] = asyncio.create_task(self._dun(invoice))
+
+    async def _dun(self, invoice: InvoiceState) -> None:
+        """Remind, then escalate, for each instalment not paid on time; stop once paid."""
+        due_so_far = Decimal(0)
+        for instalment in invoice.schedule:
+            due_so_far += instalment.amount
+            for level in self._dunning.levels:
+                sent = f"{instalment.due_date}:{level.name}"
+                if sent in invoice.dunning_sent:  # before a continue-as-new
+                    continue
+                deadline = fires_at(instalment.due_date, level)
+                if await self._paid_by(invoice, due_so_far, deadline):
+                    break
+                await self._send_dunning(invoice, level.name, level.escalate, instalment.due_date)
+                invoice.dunning_sent.append(sent)
+
+    async def _paid_by(self, invoice: InvoiceState, amount: Decimal, deadline: datetime) -> bool:
+        """Wait until `amount` of the invoice is paid (True) or `deadline` passes (False)."""
+        remaining = deadline - workflow.now()
+        if remaining.total_seconds() <= 0:
+            return invoice.paid >= amount
+        try:
+            await workflow.wait_condition(lambda: invoice.paid >= amount, timeout=remaining)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _send_dunning(
+        self, invoice: InvoiceState, level: str, escalate: bool, due: date
+    ) -> None:
+        late = days_past_due(due, workflow.now().date())
+        self._busy.add(f"dunning {invoice.invoice_id}")
+        try:
+            await workflow.execute_activity_method(
+                OrderActivities.send_dunning_notice,
+                DunningNotice(
+                    idempotency_key=f"{invoice.invoice_id}:dunning:{due}:{level}",
+                    invoice_id=invoice.invoice_id,
+                    level=level,
+                    days_past_due=late,
+                ),
+                **options.BILLING,
+            )
+            if escalate:
+                await workflow.execute_activity_method(
+                    OrderActivities.place_customer_on_hold,
+                    CustomerHold(
+                        idempotency_key=f"{invoice.invoice_id}:dunning:{due}:{level}:hold",
+                        customer_id=self._state.order.customer_id,
+                        reason=f"invoice {invoice.invoice_id} {late} days past due",
+                    ),
+                    **options.CRM,
+                )
+        finally:
+            self._busy.discard(f"dunning {invoice.invoice_id}")
+        invoice.dunning_level, invoice.days_past_due = level, late
+        workflow.upsert_search_attributes([DUNNING_LEVEL.value_set(level)])
+        self._note(f"{level} sent for invoice {invoice.invoice_id}, {late} days past due")
+
+    def _show_payment_due(self) -> None:
+        """PaymentDueDate: the next unpaid due date, so overdue orders are one search away."""
+        due = [
+            instalment.due_date
+            for invoice in self._state.open_invoices()
+            for instalment in self._unpaid_instalments(invoice)
+        ]
+        if due:
+            first = datetime.combine(min(due), time.min, UTC)
+            workflow.upsert_search_attributes([PAYMENT_DUE.value_set(first)])
+        elif workflow.info().typed_search_attributes.get(PAYMENT_DUE) is not None:
+            workflow.upsert_search_attributes([PAYMENT_DUE.value_unset()])
+
+    @staticmethod
+    def _unpaid_instalments(invoice: InvoiceState) -> list[Instalment]:
+        paid, due_so_far, unpaid = invoice.paid, Decimal(0), []
+        for instalment in invoice.schedule:
+            due_so_far += instalment.amount
+            if paid < due_so_far:
+                unpaid.append(instalment)
+        return unpaid
 
     # -- running steps: park on failure, undo on cancel ------------------------
 
@@ -341,8 +638,31 @@ class OrderWorkflow:
         resolution, self._resolution = self._resolution, None
         assert resolution is not None
         self._state.hold = None
-        self._transition(hold.resume_status, f"{resolution.value} at {step}", hold_reason=None)
+        self._transition(self._rolled_up_status(), f"{resolution.value} at {step}",
+                         hold_reason=None)  # fmt: skip
         return resolution
+
+    async def _wait_for(self, condition: Callable[[], bool]) -> None:
+        """Wait for `condition`; a long-lived order continues as new while it waits."""
+        while True:
+            await workflow.wait_condition(
+                lambda: condition() or workflow.info().is_continue_as_new_suggested()
+            )
+            if condition():
+                return
+            await self._continue_as_new()
+
+    async def _continue_as_new(self) -> None:
+        # Nothing may be in flight: every handler finished and no activity of
+        # ours running, so the next run starts from exactly this state.
+        await workflow.wait_condition(
+            lambda: (
+                workflow.all_handlers_finished() and not self._busy and not self._pending_payments
+            )
+        )
+        workflow.continue_as_new(
+            OrderInput(order=self._state.order, dunning=self._dunning, carried=self._state)
+        )
 
     async def _completed_unless_cancelled(self, lifecycle: Coroutine[Any, Any, None]) -> bool:
         """Run the lifecycle to its end (True), or until the order is cancelled (False).
@@ -420,17 +740,40 @@ class OrderWorkflow:
         )
         self._show_details()
 
+    def _undo_steps_from_state(self) -> list[_UndoStep]:
+        """After continue-as-new: what compensation would undo, rebuilt from the state."""
+        steps: list[_UndoStep] = []
+        if self._state.booking is None:
+            return steps
+        steps += [
+            _UndoStep("authorise_card", OrderActivities.void_authorisation, key)
+            for key in self._state.card_authorisations
+        ]
+        steps.append(
+            _UndoStep("reserve_stock", OrderActivities.release_reservation, self._key("reserve"))
+        )
+        if self._state.shipment is not None:
+            steps.append(
+                _UndoStep("request_shipment", OrderActivities.cancel_shipment, self._key("ship"))
+            )
+        steps += [
+            _UndoStep(f"payment {p.payment_id}", OrderActivities.refund_payment,
+                      f"payment:{p.payment_id}")
+            for p in self._state.payments
+        ]  # fmt: skip
+        return steps
+
     # -- shipment events -----------------------------------------------------
 
     @workflow.update(name="confirm_shipment")
     async def confirm_shipment(self, event: ShipmentConfirmed) -> EventAck:
-        """The shipment left: answer at once whether the order took it."""
+        """Goods left (some or all): answer at once whether the order took it."""
         return await self._confirm_shipment(event)
 
     @confirm_shipment.validator
     def _validate_shipment(self, event: ShipmentConfirmed) -> None:
         if not self._is_duplicate_shipment(event):
-            self._check_shipment(event)
+            self._shipped_lines(event)
 
     @workflow.signal(name="shipment_confirmed")
     async def shipment_confirmed(self, event: ShipmentConfirmed) -> None:
@@ -440,7 +783,7 @@ class OrderWorkflow:
     async def _confirm_shipment(self, event: ShipmentConfirmed) -> EventAck:
         if self._is_duplicate_shipment(event):
             return self._ack("shipment already confirmed", duplicate=True)
-        self._check_shipment(event)
+        lines = self._shipped_lines(event)
         self._confirming_shipment = True
         try:
             # The event may overtake the shipment request's own answer.
@@ -460,51 +803,74 @@ class OrderWorkflow:
             await workflow.execute_activity_method(
                 OrderActivities.confirm_shipment,
                 ShipmentConfirmation(
-                    idempotency_key=self._key("ship-confirm"),
+                    idempotency_key=self._key(f"dispatch:{event.dedup_key}"),
                     shipment_id=shipment.shipment_id,
                     carrier=event.carrier,
                     tracking_number=event.tracking_number,
+                    lines=[StockLine(sku=q.sku, quantity=q.quantity) for q in lines],
                 ),
                 **options.LOGISTICS,
             )
         finally:
             self._confirming_shipment = False
-        shipment.carrier = event.carrier
-        shipment.tracking_number = event.tracking_number
-        shipment.event_id = event.dedup_key
-        shipment.confirmed_at = workflow.now()
-        self._transition(OrderStatus.SHIPPED, f"{event.carrier} {event.tracking_number}")
-        return self._ack("shipment confirmed", duplicate=False)
+        self._state.dispatches.append(
+            DispatchState(
+                number=len(self._state.dispatches) + 1,
+                event_id=event.dedup_key,
+                carrier=event.carrier,
+                tracking_number=event.tracking_number,
+                lines=lines,
+                confirmed_at=workflow.now(),
+            )
+        )
+        for quantity in lines:
+            line = self._state.line(quantity.sku)
+            assert line is not None
+            line.shipped += quantity.quantity
+        shipped = ", ".join(f"{q.quantity} {q.sku}" for q in lines)
+        self._update_status(f"{event.carrier} {event.tracking_number}: {shipped}")
+        return self._ack(f"shipment confirmed: {shipped}", duplicate=False)
 
     def _is_duplicate_shipment(self, event: ShipmentConfirmed) -> bool:
-        shipment = self._state.shipment
-        return shipment is not None and shipment.event_id == event.dedup_key
+        return any(d.event_id == event.dedup_key for d in self._state.dispatches)
 
-    def _check_shipment(self, event: ShipmentConfirmed) -> None:
-        status = self._state.status
-        shipment = self._state.shipment
-        if shipment is not None and shipment.confirmed_at is not None:
-            rejections.not_allowed(
-                f"order {self._state.order_id} already shipped with {shipment.carrier} "
-                f"{shipment.tracking_number}; it is {status.value}"
-            )
-        if self._stopping:
-            rejections.not_allowed(f"order {self._state.order_id} is being cancelled")
+    def _shipped_lines(self, event: ShipmentConfirmed) -> list[QuantityLine]:
+        """What this shipment ships, checked against what is left to ship."""
+        state, order_id = self._state, self._state.order_id
+        if self._stopping or state.status in FINISHED:
+            rejections.not_allowed(f"order {order_id} is {state.status.value}; it ships nothing")
         if self._confirming_shipment:
+            rejections.not_allowed(f"a shipment for order {order_id} is being applied")
+        if state.booking is None:
             rejections.not_allowed(
-                f"a shipment confirmation for order {self._state.order_id} is being applied"
-            )
-        if status is not OrderStatus.BOOKED:
-            rejections.not_allowed(
-                f"order {self._state.order_id} is {status.value}; "
+                f"order {order_id} is {state.status.value}; "
                 "a shipment can be confirmed once it is Booked"
             )
+        if state.fully_shipped:
+            rejections.not_allowed(f"every line of order {order_id} has already shipped")
+        if event.lines is None:
+            return [QuantityLine(sku=line.sku, quantity=line.to_ship)
+                    for line in state.lines if line.to_ship > 0]  # fmt: skip
+        seen: set[str] = set()
+        for item in event.lines:
+            line = state.line(item.sku)
+            if line is None:
+                rejections.invalid(f"order {order_id} has no line for {item.sku}")
+            if item.sku in seen:
+                rejections.invalid(f"{item.sku} appears twice in the shipment")
+            seen.add(item.sku)
+            if item.quantity > line.to_ship:
+                rejections.not_allowed(
+                    f"{item.sku}: {item.quantity} shipped, but only {line.to_ship} of "
+                    f"{line.ordered} are left to ship"
+                )
+        return [QuantityLine(sku=item.sku, quantity=item.quantity) for item in event.lines]
 
     # -- payment events ------------------------------------------------------
 
     @workflow.update(name="receive_payment")
     async def receive_payment(self, event: PaymentReceived) -> EventAck:
-        """Money arrived: record it, apply it to the invoice, answer with the new status."""
+        """Money arrived: record it, apply it to the invoices, answer with the new status."""
         return await self._receive_payment(event)
 
     @receive_payment.validator
@@ -518,7 +884,7 @@ class OrderWorkflow:
         await self._as_signal(self._receive_payment(event))
 
     async def _receive_payment(self, event: PaymentReceived) -> EventAck:
-        """Record the payment now; the lifecycle applies it once there is an invoice."""
+        """Record the payment now; cash application applies it as invoices allow."""
         if self._is_duplicate_payment(event):
             return self._ack(f"payment {event.payment_id} already received", duplicate=True)
         self._check_payment(event)
@@ -534,12 +900,9 @@ class OrderWorkflow:
         try:
             # Registered first: if the order is cancelled, a recorded payment is refunded.
             self._undo_steps.append(
-                _UndoStep(
-                    f"payment {event.payment_id}",
-                    OrderActivities.refund_payment,
-                    request.idempotency_key,
-                )
-            )
+                _UndoStep(f"payment {event.payment_id}", OrderActivities.refund_payment,
+                          request.idempotency_key)
+            )  # fmt: skip
             await workflow.execute_activity_method(
                 OrderActivities.record_payment, request, **options.PAYMENTS
             )
@@ -551,32 +914,29 @@ class OrderWorkflow:
             currency=event.currency,
             reference=event.reference,
             received_at=workflow.now(),
+            invoice_id=event.invoice_id,
         )
         self._state.payments.append(payment)
         self._show_details()
-        if self._state.invoice is None:
-            return self._ack(
-                f"payment {event.payment_id} recorded; it is applied when the order is invoiced",
-                duplicate=False,
-            )
         await workflow.wait_condition(
             lambda: (
-                payment.applied_to is not None
+                not self._cash_to_apply(payment)
                 or self._state.status is OrderStatus.ON_HOLD
                 or self._stopping
             )
         )
-        if payment.applied_to is None:
-            return self._ack(
-                f"payment {event.payment_id} recorded; applying it is on hold", duplicate=False
-            )
-        return self._ack(
-            f"payment {event.payment_id} applied; balance {self._state.invoice.balance}",
-            duplicate=False,
-        )
+        return self._ack(self._payment_outcome(payment), duplicate=False)
 
-    def _unapplied_payment(self) -> PaymentState | None:
-        return next((p for p in self._state.payments if p.applied_to is None), None)
+    def _payment_outcome(self, payment: PaymentState) -> str:
+        parts = [f"{a.amount} to {a.invoice_id}" for a in payment.applications]
+        if payment.to_customer_credit:
+            parts.append(f"{payment.to_customer_credit} kept as customer credit")
+        if payment.unapplied:
+            parts.append(f"{payment.unapplied} held until invoiced")
+        if self._cash_to_apply(payment):
+            parts.append("applying it is on hold")
+        balance = sum((invoice.balance for invoice in self._state.invoices), Decimal(0))
+        return f"payment {payment.payment_id}: {'; '.join(parts)}; open balance {balance}"
 
     def _is_duplicate_payment(self, event: PaymentReceived) -> bool:
         known = {p.payment_id: p.amount for p in self._state.payments} | self._pending_payments
@@ -604,17 +964,233 @@ class OrderWorkflow:
             rejections.not_allowed(
                 f"order {order_id} is {status.value}; payments are accepted once it is Booked"
             )
-        if event.amount > self._open_balance():
-            rejections.not_allowed(
-                f"payment of {event.amount} {currency} exceeds the open balance of "
-                f"{self._open_balance()} {currency} on order {order_id}"
-            )
+        if event.invoice_id is not None:
+            invoice = self._state.invoice(event.invoice_id)
+            if invoice is None:
+                rejections.invalid(f"order {order_id} has no invoice {event.invoice_id}")
+            if invoice.balance == 0:
+                rejections.not_allowed(f"invoice {event.invoice_id} is already paid")
 
-    def _open_balance(self) -> Decimal:
-        """What is still owed once every payment received or in flight is counted."""
-        return (
-            self._state.total - self._state.paid - sum(self._pending_payments.values(), Decimal(0))
+    # -- amendments and returns -------------------------------------------------
+
+    @workflow.update(name="amend")
+    async def amend(self, amendment: Amendment) -> AmendmentAck:
+        """Change quantities, add or remove lines, before they ship."""
+        return await self._amend(amendment)
+
+    @amend.validator
+    def _validate_amend(self, amendment: Amendment) -> None:
+        if amendment.event_id not in self._state.amendments:
+            self._check_amend(amendment)
+
+    @workflow.signal(name="amendment_requested")
+    async def amendment_requested(self, amendment: Amendment) -> None:
+        await self._as_signal(self._amend(amendment))
+
+    def _check_amend(self, amendment: Amendment) -> amendments.AmendmentPlan:
+        state = self._state
+        if self._stopping or state.status in FINISHED or state.fully_shipped:
+            rejections.not_allowed(
+                f"order {state.order_id} is {state.status.value}; only an order with lines "
+                "still to ship can be amended"
+            )
+        if state.booking is None or self._confirming_shipment or "amend" in self._busy:
+            rejections.not_allowed(
+                f"order {state.order_id} is {state.status.value}; it can be amended once Booked "
+                "and while no shipment or other amendment is being applied"
+            )
+        return amendments.plan(state, amendment)
+
+    async def _amend(self, amendment: Amendment) -> AmendmentAck:
+        state = self._state
+        if amendment.event_id is not None and amendment.event_id in state.amendments:
+            return self._amendment_ack("amendment already applied", [], duplicate=True)
+        plan = self._check_amend(amendment)
+        booking = state.booking
+        assert booking is not None
+        number = len(state.amendments) + 1
+        self._busy.add("amend")
+        try:
+            await workflow.execute_activity_method(
+                OrderActivities.amend_reservation,
+                AmendReservation(
+                    idempotency_key=self._key(f"amend:{amendment.event_id or number}"),
+                    reservation_id=booking.reservation_id,
+                    shipment_id=state.shipment.shipment_id if state.shipment else None,
+                    lines=[StockLine(sku=line.sku, quantity=line.ordered) for line in plan.lines],
+                ),
+                **options.LOGISTICS,
+            )
+        finally:
+            self._busy.discard("amend")
+        state.lines = plan.lines
+        state.total = plan.total_after
+        state.amendments.append(amendment.event_id or f"amendment-{number}")
+        self._update_status("amended: " + "; ".join(plan.changes))
+        return self._amendment_ack("amendment applied", plan.changes, duplicate=False,
+                                   before=plan.total_before)  # fmt: skip
+
+    def _amendment_ack(
+        self, message: str, changes: list[str], *, duplicate: bool, before: Decimal | None = None
+    ) -> AmendmentAck:
+        return AmendmentAck(
+            order_id=self._state.order_id,
+            status=self._state.status,
+            duplicate=duplicate,
+            message=message,
+            changes=changes,
+            total_before=self._state.total if before is None else before,
+            total_after=self._state.total,
         )
+
+    @workflow.update(name="record_return")
+    async def record_return(self, returned: ReturnReceived) -> EventAck:
+        """Goods came back: credit note, then a refund or customer credit."""
+        return await self._record_return(returned)
+
+    @record_return.validator
+    def _validate_return(self, returned: ReturnReceived) -> None:
+        if not self._is_duplicate_return(returned):
+            self._check_return(returned)
+
+    @workflow.signal(name="return_received")
+    async def return_received(self, returned: ReturnReceived) -> None:
+        await self._as_signal(self._record_return(returned))
+
+    def _is_duplicate_return(self, returned: ReturnReceived) -> bool:
+        return any(r.return_id == returned.return_id for r in self._state.returns)
+
+    def _check_return(self, returned: ReturnReceived) -> dict[str, list[QuantityLine]]:
+        state = self._state
+        if self._stopping or state.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
+            rejections.not_allowed(f"order {state.order_id} is {state.status.value}")
+        if "return" in self._busy:
+            rejections.not_allowed(f"a return for order {state.order_id} is being applied")
+        return returns.credit_plan(state, returned)
+
+    async def _record_return(self, returned: ReturnReceived) -> EventAck:
+        if self._is_duplicate_return(returned):
+            return self._ack(f"return {returned.return_id} already recorded", duplicate=True)
+        plan = self._check_return(returned)
+        state, booking, shipment = self._state, self._state.booking, self._state.shipment
+        assert booking is not None and shipment is not None
+        key = self._key(f"return:{returned.return_id}")
+        self._busy.add("return")
+        try:
+            await workflow.execute_activity_method(
+                OrderActivities.receive_return,
+                ReturnReceipt(
+                    idempotency_key=key,
+                    order_id=state.order_id,
+                    shipment_id=shipment.shipment_id,
+                    lines=[StockLine(sku=q.sku, quantity=q.quantity) for q in returned.lines],
+                ),
+                **options.LOGISTICS,
+            )
+            notes = [
+                await self._credit_return(returned, invoice_id, lines, key)
+                for invoice_id, lines in plan.items()
+            ]
+        finally:
+            self._busy.discard("return")
+        for item in returned.lines:
+            line = state.line(item.sku)
+            assert line is not None
+            line.returned += item.quantity
+        state.returns.append(
+            ReturnState(
+                return_id=returned.return_id,
+                lines=[QuantityLine(sku=q.sku, quantity=q.quantity) for q in returned.lines],
+                resolution=returned.resolution.value,
+                received_at=workflow.now(),
+                credit_notes=[note.credit_note_id for note in notes],
+            )
+        )
+        credited = sum((note.amount for note in notes), Decimal(0))
+        refunded = sum((note.refunded for note in notes), Decimal(0))
+        self._show_payment_due()
+        self._update_status(f"return {returned.return_id}: credit notes for {credited}")
+        return self._ack(
+            f"return {returned.return_id}: credited {credited}, refunded {refunded}",
+            duplicate=False,
+        )
+
+    async def _credit_return(
+        self, returned: ReturnReceived, invoice_id: str, lines: list[QuantityLine], key: str
+    ) -> CreditNoteState:
+        """One credit note on one invoice; what the customer had paid is refunded or kept."""
+        state, booking = self._state, self._state.booking
+        assert booking is not None
+        invoice = state.invoice(invoice_id)
+        assert invoice is not None
+        note = await workflow.execute_activity_method(
+            OrderActivities.create_credit_note,
+            CreditNoteRequest(
+                idempotency_key=f"{key}:{invoice_id}",
+                order_id=state.order_id,
+                account_id=booking.billing_account_id,
+                invoice_id=invoice_id,
+                currency=state.order.currency,
+                lines=[self._invoice_line(q) for q in lines],
+                reason=returned.reason or f"return {returned.return_id}",
+            ),
+            **options.BILLING,
+        )
+        invoice.balance -= note.applied_to_invoice
+        record = CreditNoteState(
+            credit_note_id=note.credit_note_id,
+            return_id=returned.return_id,
+            invoice_id=invoice_id,
+            lines=lines,
+            amount=note.amount,
+            applied_to_invoice=note.applied_to_invoice,
+            to_customer_credit=note.to_customer_credit,
+        )
+        state.credit_notes.append(record)
+        if returned.resolution is ReturnResolution.REFUND and note.to_customer_credit > 0:
+            record.refunded = await self._refund(
+                invoice, note.to_customer_credit, f"{key}:{invoice_id}"
+            )
+        return record
+
+    async def _refund(self, invoice: InvoiceState, amount: Decimal, key: str) -> Decimal:
+        """Pay `amount` back from the payments applied to `invoice`, newest first."""
+        booking = self._state.booking
+        assert booking is not None
+        left = amount
+        paid_in = [
+            (payment, application)
+            for payment in reversed(self._state.payments)
+            for application in payment.applications
+            if application.invoice_id == invoice.invoice_id
+        ]
+        for payment, application in paid_in:
+            take = min(left, application.amount)
+            if take <= 0:
+                break
+            await workflow.execute_activity_method(
+                OrderActivities.refund,
+                RefundPayment(
+                    idempotency_key=f"{key}:refund:{payment.payment_id}",
+                    payment_id=payment.payment_id,
+                    amount=take,
+                    reason=f"return on invoice {invoice.invoice_id}",
+                ),
+                **options.PAYMENTS,
+            )
+            await workflow.execute_activity_method(
+                OrderActivities.post_customer_credit,
+                CustomerCreditEntry(
+                    idempotency_key=f"{key}:refund:{payment.payment_id}:credit",
+                    account_id=booking.billing_account_id,
+                    currency=payment.currency,
+                    amount=-take,
+                    reason=f"refunded to {payment.payment_id}",
+                ),
+                **options.BILLING,
+            )
+            left -= take
+        return amount - left
 
     # -- support actions -------------------------------------------------------
 
@@ -703,15 +1279,21 @@ class OrderWorkflow:
             )
         if self._stopping or state.status in FINISHED:
             rejections.not_allowed(f"order {state.order_id} is already {state.status.value}")
-        if self._confirming_shipment:
-            rejections.not_allowed(f"order {state.order_id} is confirming its shipment")
+        if self._confirming_shipment or self._busy & {"amend"}:
+            rejections.not_allowed(f"order {state.order_id} is applying a shipment or amendment")
 
     # -- reads ---------------------------------------------------------------
 
     @workflow.query(name="state")
     def state(self) -> OrderState:
-        """Everything the order knows now."""
-        return self._state
+        """Everything the order knows now, days past due counted to today (a copy: reads
+        never change the order)."""
+        today = workflow.now().date()
+        state = self._state.model_copy(deep=True)
+        for invoice in state.invoices:
+            unpaid = self._unpaid_instalments(invoice)
+            invoice.days_past_due = days_past_due(unpaid[0].due_date, today) if unpaid else 0
+        return state
 
     # -- helpers -------------------------------------------------------------
 
@@ -727,7 +1309,29 @@ class OrderWorkflow:
         return f"{self._state.order_id}:{step}"
 
     def _stock_lines(self) -> list[StockLine]:
-        return [StockLine(sku=line.sku, quantity=line.quantity) for line in self._state.order.lines]
+        return [StockLine(sku=line.sku, quantity=line.ordered) for line in self._state.lines]
+
+    def _rolled_up_status(self) -> OrderStatus:
+        """The order's status from its lines and invoices."""
+        state = self._state
+        if state.booking is None:
+            return OrderStatus.ENTERED
+        if not state.fully_shipped:
+            return OrderStatus.BOOKED
+        if any(dispatch.invoice_id is None for dispatch in state.dispatches):
+            return OrderStatus.SHIPPED
+        return OrderStatus.INVOICED
+
+    def _update_status(self, note: str) -> None:
+        """Record progress; move to the rolled-up status unless held or finishing."""
+        if self._state.status in (OrderStatus.ON_HOLD, *FINISHED) or self._stopping:
+            self._note(note)
+            return
+        status = self._rolled_up_status()
+        if status is self._state.status:
+            self._note(note)
+        else:
+            self._transition(status, note)
 
     def _transition(
         self, status: OrderStatus, note: str, *, hold_reason: str | bool | None = False
@@ -769,10 +1373,12 @@ class OrderWorkflow:
             customer_id=state.order.customer_id,
             currency=state.order.currency,
             total=state.total,
-            invoiced=state.invoice.amount if state.invoice else Decimal(0),
+            invoiced=state.invoiced,
             paid=state.paid,
-            invoice_id=state.invoice.invoice_id if state.invoice else None,
-            tracking_number=state.shipment.tracking_number if state.shipment else None,
+            invoice_ids=[invoice.invoice_id for invoice in state.invoices],
+            tracking_numbers=[dispatch.tracking_number for dispatch in state.dispatches],
+            customer_credit=sum((p.to_customer_credit for p in state.payments), Decimal(0))
+            + sum((n.to_customer_credit - n.refunded for n in state.credit_notes), Decimal(0)),
             cancellation_reason=state.cancellation_reason,
             compensations=state.compensations,
             closed_at=workflow.now(),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from o2c_workflows.models import HoldKind, OrderRequest, OrderState
+from o2c_workflows.models import OrderRequest
+from o2c_workflows.state import HoldKind, OrderState
 
 
 def money(amount: Decimal, currency: str) -> str:
@@ -36,7 +37,7 @@ def static_details(order: OrderRequest) -> str:
 
 
 def current_details(state: OrderState) -> str:
-    """Where the order stands now, in Markdown."""
+    """Where the order stands now, in Markdown: lines, shipments, invoices, cash."""
     currency = state.order.currency
     lines = [f"**{state.status.value}**, total {money(state.total, currency)}"]
     if state.hold:
@@ -56,21 +57,38 @@ def current_details(state: OrderState) -> str:
             f"- Customer: {state.booking.customer_name}, billing account "
             f"{state.booking.billing_account_id}, reservation {state.booking.reservation_id}"
         )
-    if state.shipment:
-        if state.shipment.confirmed_at:
-            lines.append(
-                f"- Shipment {state.shipment.shipment_id}: shipped with "
-                f"{state.shipment.carrier}, tracking {state.shipment.tracking_number}"
-            )
-        else:
-            lines.append(f"- Shipment {state.shipment.shipment_id}: awaiting confirmation")
-    if state.invoice:
+    if state.booking and state.lines:
+        shipped = sum(1 for line in state.lines if line.to_ship == 0)
+        lines.append(f"- Lines shipped: {shipped} of {len(state.lines)}")
+        lines += [
+            f"  - {line.sku}: ordered {line.ordered}, shipped {line.shipped}, "
+            f"invoiced {line.invoiced}" + (f", returned {line.returned}" if line.returned else "")
+            for line in state.lines
+        ]
+    for dispatch in state.dispatches:
         lines.append(
-            f"- Invoice {state.invoice.invoice_id}: {money(state.invoice.amount, currency)}, "
-            f"balance {money(state.invoice.balance, currency)}, due {state.invoice.due_date}"
+            f"- Shipment {dispatch.number}: {dispatch.carrier} {dispatch.tracking_number}"
+            + (f", invoiced as {dispatch.invoice_id}" if dispatch.invoice_id else "")
+        )
+    if state.shipment and not state.dispatches:
+        lines.append(f"- Shipment request {state.shipment.shipment_id}: awaiting confirmation")
+    for invoice in state.invoices:
+        late = f", {invoice.days_past_due} days past due" if invoice.days_past_due else ""
+        dunning = f", {invoice.dunning_level} sent" if invoice.dunning_level else ""
+        lines.append(
+            f"- Invoice {invoice.invoice_id}: {money(invoice.amount, currency)}, balance "
+            f"{money(invoice.balance, currency)}, due {invoice.due_date}{late}{dunning}"
         )
     if state.payments:
-        unapplied = sum(1 for payment in state.payments if payment.applied_to is None)
-        waiting = f", {unapplied} awaiting the invoice" if unapplied else ""
+        on_account = sum((payment.unapplied for payment in state.payments), Decimal(0))
+        waiting = f", {money(on_account, currency)} held until invoiced" if on_account else ""
         lines.append(f"- Payments: {len(state.payments)}, {money(state.paid, currency)}{waiting}")
+    credit = sum((payment.to_customer_credit for payment in state.payments), Decimal(0))
+    if credit:
+        lines.append(f"- Customer credit from overpayment: {money(credit, currency)}")
+    for note in state.credit_notes:
+        lines.append(
+            f"- Credit note {note.credit_note_id} on {note.invoice_id}: "
+            f"{money(note.amount, currency)}, refunded {money(note.refunded, currency)}"
+        )
     return "\n".join(lines)

@@ -14,8 +14,9 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.converter import DataConverter
 
-from o2c_workflows.models import OrderState, OrderStatus
+from o2c_workflows.models import OrderStatus
 from o2c_workflows.search_attributes import ORDER_STATUS
+from o2c_workflows.state import OrderState
 
 DEFAULT_TIMEOUT = 30.0
 

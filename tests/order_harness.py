@@ -14,15 +14,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from o2c_service.orders import OrderService
-from o2c_workflows.models import (
-    OrderLine,
-    OrderRequest,
-    OrderStatus,
-    OrderSummary,
-    PaymentReceived,
-    ShipmentConfirmed,
-)
+from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
+from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.state import OrderSummary
 from tests.history import wait_for_status
 from tests.stub_activities import StubActivities
 

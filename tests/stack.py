@@ -22,7 +22,8 @@ from adapters.local import LocalAdapters, open_local_adapters
 from o2c_service.runners import local_activities, serve_api
 from o2c_service.settings import Settings
 from o2c_service.temporal import build_worker
-from o2c_workflows.models import OrderState, OrderStatus
+from o2c_workflows.models import OrderStatus
+from o2c_workflows.state import OrderState
 from tests.history import DEFAULT_TIMEOUT, POLL_INTERVAL
 
 

@@ -18,9 +18,21 @@ from temporalio.exceptions import ApplicationError
 
 from activities.order_activities import CustomerCheck, Undo, UndoResult
 from adapters.models import (
+    AmendReservation,
     ApplyPayment,
+    Authorisation,
+    AuthorisationStatus,
+    AuthoriseCard,
     BillingAccount,
+    CaptureCard,
+    CreditBalance,
+    CreditNote,
+    CreditNoteRequest,
     Customer,
+    CustomerCreditEntry,
+    CustomerHold,
+    DunningNotice,
+    DunningRecord,
     Invoice,
     InvoiceRequest,
     InvoiceStatus,
@@ -28,8 +40,11 @@ from adapters.models import (
     Payment,
     PaymentApplication,
     PaymentRecordRequest,
+    Refund,
+    RefundPayment,
     Reservation,
     ReserveStock,
+    ReturnReceipt,
     Shipment,
     ShipmentConfirmation,
     ShipmentRequest,
@@ -53,6 +68,12 @@ class StubActivities:
         self.undone: list[str] = []
         self.balances: dict[str, Decimal] = {}
         self.credit_limit = Decimal("100000.00")
+        self.dunning: list[tuple[str, str, int]] = []
+        self.customers_on_hold: list[str] = []
+        self.customer_credit = Decimal(0)
+        self.refunds: list[tuple[str, Decimal]] = []
+        self.authorisations: dict[str, Decimal] = {}
+        self.amended: list[list[tuple[str, int]]] = []
         self.open_balance_amount = Decimal(0)
         # Activity name -> the error every call raises until `heal(name)`.
         self.failing: dict[str, ApplicationError] = {}
@@ -134,6 +155,83 @@ class StubActivities:
     async def refund_payment(self, undo: Undo) -> UndoResult:
         return self._undo("refund_payment", undo)
 
+    @activity.defn(name="crm.place_on_hold")
+    async def place_customer_on_hold(self, request: CustomerHold) -> Customer:
+        self._called("place_on_hold", request.idempotency_key)
+        self.customers_on_hold.append(request.customer_id)
+        return Customer(customer_id=request.customer_id, name="x", email="x@example.com",
+                        currency="EUR", credit_limit=self.credit_limit)  # fmt: skip
+
+    @activity.defn(name="billing.send_dunning_notice")
+    async def send_dunning_notice(self, notice: DunningNotice) -> DunningRecord:
+        self._called("send_dunning_notice", notice.idempotency_key)
+        self.dunning.append((notice.invoice_id, notice.level, notice.days_past_due))
+        return DunningRecord(notice_id=f"DUN-{len(self.dunning)}", invoice_id=notice.invoice_id,
+                             level=notice.level, days_past_due=notice.days_past_due,
+                             sent_at=datetime.now(UTC))  # fmt: skip
+
+    @activity.defn(name="logistics.amend_reservation")
+    async def amend_reservation(self, request: AmendReservation) -> Reservation:
+        self._called("amend_reservation", request.idempotency_key)
+        self.amended.append([(line.sku, line.quantity) for line in request.lines])
+        return Reservation(reservation_id=request.reservation_id, order_id="", lines=request.lines)
+
+    @activity.defn(name="logistics.receive_return")
+    async def receive_return(self, receipt: ReturnReceipt) -> Shipment:
+        self._called("receive_return", receipt.idempotency_key)
+        return Shipment(shipment_id=receipt.shipment_id, order_id=receipt.order_id,
+                        status=ShipmentStatus.CONFIRMED)  # fmt: skip
+
+    @activity.defn(name="billing.create_credit_note")
+    async def create_credit_note(self, request: CreditNoteRequest) -> CreditNote:
+        self._called("create_credit_note", request.idempotency_key)
+        amount = sum((line.amount for line in request.lines), Decimal(0))
+        to_invoice = min(amount, self.balances[request.invoice_id])
+        self.balances[request.invoice_id] -= to_invoice
+        self.customer_credit += amount - to_invoice
+        return CreditNote(credit_note_id=f"CN-{len(self.keys)}", invoice_id=request.invoice_id,
+                          amount=amount, applied_to_invoice=to_invoice,
+                          to_customer_credit=amount - to_invoice)  # fmt: skip
+
+    @activity.defn(name="billing.post_customer_credit")
+    async def post_customer_credit(self, entry: CustomerCreditEntry) -> CreditBalance:
+        self._called("post_customer_credit", entry.idempotency_key)
+        self.customer_credit += entry.amount
+        return CreditBalance(account_id=entry.account_id, currency=entry.currency,
+                             balance=self.customer_credit)  # fmt: skip
+
+    @activity.defn(name="payments.refund")
+    async def refund(self, request: RefundPayment) -> Refund:
+        self._called("refund", request.idempotency_key)
+        self.refunds.append((request.payment_id, request.amount))
+        return Refund(refund_id=f"RFD-{len(self.refunds)}", payment_id=request.payment_id,
+                      amount=request.amount, currency="EUR")  # fmt: skip
+
+    @activity.defn(name="payments.authorise_card")
+    async def authorise_card(self, request: AuthoriseCard) -> Authorisation:
+        self._called("authorise_card", request.idempotency_key)
+        if request.card_token.startswith("tok_declined"):
+            raise business_error("card_declined")
+        authorisation_id = f"AUT-{len(self.authorisations) + 1}"
+        self.authorisations[authorisation_id] = request.amount
+        return Authorisation(authorisation_id=authorisation_id, order_id=request.order_id,
+                             amount=request.amount, currency=request.currency,
+                             expires_at=datetime.now(UTC),
+                             status=AuthorisationStatus.AUTHORISED)  # fmt: skip
+
+    @activity.defn(name="payments.capture_card")
+    async def capture_card(self, request: CaptureCard) -> Payment:
+        self._called("capture_card", request.idempotency_key)
+        if self.authorisations[request.authorisation_id] < request.amount:
+            raise business_error("amount_exceeds_authorisation")
+        self.authorisations[request.authorisation_id] -= request.amount
+        return Payment(payment_id=request.payment_id, order_id="", amount=request.amount,
+                       currency="EUR", received_at=datetime.now(UTC))  # fmt: skip
+
+    @activity.defn(name="payments.void_authorisation")
+    async def void_authorisation(self, undo: Undo) -> UndoResult:
+        return self._undo("void_authorisation", undo)
+
     @activity.defn(name="logistics.reserve_stock")
     async def reserve_stock(self, request: ReserveStock) -> Reservation:
         await self.booking_may_finish.wait()
@@ -167,7 +265,7 @@ class StubActivities:
         await self.invoicing_may_finish.wait()
         self._called("create_invoice", request.idempotency_key)
         amount = sum((line.amount for line in request.lines), Decimal(0))
-        invoice_id = f"INV-{request.order_id}"
+        invoice_id = f"INV-{request.idempotency_key.rsplit(':', 1)[-1]}-{request.order_id}"
         self.balances[invoice_id] = amount
         return Invoice(
             invoice_id=invoice_id,
@@ -207,6 +305,16 @@ class StubActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [
+            self.place_customer_on_hold,
+            self.send_dunning_notice,
+            self.amend_reservation,
+            self.receive_return,
+            self.create_credit_note,
+            self.post_customer_credit,
+            self.refund,
+            self.authorise_card,
+            self.capture_card,
+            self.void_authorisation,
             self.validate_customer,
             self.ensure_billing_account,
             self.open_balance,

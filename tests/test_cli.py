@@ -65,7 +65,7 @@ async def test_support_staff_take_an_order_to_closed(stack: Stack, tmp_path: Pat
         api_url=stack.api_url,
     )  # fmt: skip
     assert paid.code == 0, paid.err
-    assert "Closed" in paid.out and "balance 0.00" in paid.out
+    assert "Paid" in paid.out and "open balance 0.00" in paid.out
 
     await stack.wait_for_status(order_id, OrderStatus.CLOSED)
     shown = await o2c("orders", "show", order_id, api_url=stack.api_url)

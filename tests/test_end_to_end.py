@@ -71,7 +71,7 @@ async def test_an_order_goes_from_post_to_closed_over_http(stack: Stack) -> None
         json={"payment_id": "PAY-1", "amount": "149.99", "currency": "EUR", "reference": "wire"},
     )
     assert paid.status_code == 200, paid.text
-    assert paid.json()["status"] == "Closed"  # paid, and nothing left to do
+    assert paid.json()["status"] == "Paid"
 
     closed = await stack.wait_for_status(order_id, OrderStatus.CLOSED)
     assert [entry.status.value for entry in closed.timeline] == LIFECYCLE

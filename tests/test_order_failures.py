@@ -15,15 +15,11 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
 from o2c_service.orders import EventRejected
-from o2c_workflows.models import (
-    CancelRequest,
-    CompensationStatus,
-    HoldKind,
-    OrderStatus,
-    SupportAction,
-)
+from o2c_workflows.messages import CancelRequest, SupportAction
+from o2c_workflows.models import OrderStatus
 from o2c_workflows.order_workflow import OrderWorkflow
 from o2c_workflows.search_attributes import HOLD_REASON
+from o2c_workflows.state import CompensationStatus, HoldKind
 from tests.history import status_transitions, wait_for_status
 from tests.order_harness import SHIPMENT, TOTAL, Harness, make_order, payment
 from tests.stub_activities import business_error, system_error
@@ -249,19 +245,22 @@ async def test_a_compensation_that_cannot_undo_is_recorded_as_fallout(harness: H
 async def test_a_payment_before_the_invoice_is_applied_once_invoiced(harness: Harness) -> None:
     handle = await harness.booked()
     early = await harness.orders.receive_payment(handle.id, payment("100.00", "PAY-1"))
-    assert "recorded; it is applied when the order is invoiced" in early.message
+    assert early.message == "payment PAY-1: 100.00 held until invoiced; open balance 0"
     assert early.status is OrderStatus.BOOKED
-    with pytest.raises(EventRejected, match=r"exceeds the open balance of 59\.97 EUR"):
-        await harness.orders.receive_payment(handle.id, payment("60.00", "PAY-2"))
 
     await harness.orders.confirm_shipment(handle.id, SHIPMENT)
     await wait_for_status(handle, OrderStatus.INVOICED)
     state = await handle.query(OrderWorkflow.state)
-    assert state.invoice is not None and state.invoice.balance == Decimal("59.97")
-    assert state.payments[0].applied_to == state.invoice.invoice_id
+    [invoice] = state.invoices
+    assert invoice.balance == Decimal("59.97")
+    assert [a.invoice_id for a in state.payments[0].applications] == [invoice.invoice_id]
 
-    await harness.orders.receive_payment(handle.id, payment("59.97", "PAY-2"))
-    assert (await handle.result()).paid == TOTAL
+    # More than is owed: the rest is kept as customer credit in billing.
+    last = await harness.orders.receive_payment(handle.id, payment("60.00", "PAY-2"))
+    assert f"59.97 to {invoice.invoice_id}; 0.03 kept as customer credit" in last.message
+    summary = await handle.result()
+    assert (summary.paid, summary.customer_credit) == (Decimal("160.00"), Decimal("0.03"))
+    assert harness.stubs.customer_credit == Decimal("0.03")
 
 
 async def test_applying_a_payment_that_fails_for_good_parks_the_order(harness: Harness) -> None:

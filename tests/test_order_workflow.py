@@ -12,12 +12,9 @@ from temporalio.client import WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from o2c_service.orders import EventRejected
-from o2c_workflows.models import (
-    OrderStatus,
-    PaymentReceived,
-    ShipmentConfirmed,
-)
-from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
+from o2c_workflows.models import OrderStatus
+from o2c_workflows.order_workflow import OrderInput, OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
 from tests.history import status_transitions, wait_for_status
 from tests.order_harness import LIFECYCLE, SHIPMENT, TOTAL, Harness, make_order, payment
@@ -33,12 +30,14 @@ async def test_happy_path_runs_the_lifecycle_through_updates(harness: Harness) -
     assert part.status is OrderStatus.INVOICED
     assert "balance 59.97" in part.message
     rest = await harness.orders.receive_payment(handle.id, payment("59.97", "PAY-2"))
-    assert rest.status is OrderStatus.CLOSED  # paid, and nothing left to do
+    assert rest.status is OrderStatus.PAID
 
     summary = await handle.result()
     assert summary.status is OrderStatus.CLOSED
     assert (summary.total, summary.invoiced, summary.paid) == (TOTAL, TOTAL, TOTAL)
-    assert summary.tracking_number == "JD0001"
+    assert summary.tracking_numbers == ["JD0001"]
+    invoice_id = f"INV-1-{handle.id}"
+    assert summary.invoice_ids == [invoice_id]
     assert await status_transitions(handle) == LIFECYCLE
     assert harness.stubs.calls["create_invoice"] == 1
     assert harness.stubs.calls["apply_payment"] == 2
@@ -46,12 +45,12 @@ async def test_happy_path_runs_the_lifecycle_through_updates(harness: Harness) -
     assert harness.stubs.keys == [
         f"{order_id}:reserve",
         f"{order_id}:ship",
-        f"{order_id}:ship-confirm",
-        f"{order_id}:invoice",
+        f"{order_id}:dispatch:JD0001",
+        f"{order_id}:invoice:1",
         "payment:PAY-1",
-        f"{order_id}:apply:PAY-1",
+        f"{order_id}:apply:PAY-1:{invoice_id}",
         "payment:PAY-2",
-        f"{order_id}:apply:PAY-2",
+        f"{order_id}:apply:PAY-2:{invoice_id}",
     ]
 
 
@@ -76,11 +75,11 @@ async def test_payment_between_shipment_and_invoice_waits_for_the_invoice(
 
     paying = asyncio.create_task(harness.orders.receive_payment(handle.id, payment(str(TOTAL))))
     state = await handle.query(OrderWorkflow.state)
-    assert (state.status, state.invoice) == (OrderStatus.SHIPPED, None)
+    assert (state.status, state.invoices) == (OrderStatus.SHIPPED, [])
     harness.stubs.invoicing_may_finish.set()
 
     ack = await paying
-    assert ack.status is OrderStatus.CLOSED
+    assert ack.status is OrderStatus.PAID
     assert (await handle.result()).status is OrderStatus.CLOSED
 
 
@@ -92,25 +91,33 @@ async def test_query_returns_the_whole_state(harness: Harness) -> None:
 
     dumped = state.model_dump(mode="json")
     assert set(dumped) == {
-        "order_id", "status", "order", "total", "booking", "shipment", "invoice", "payments",
-        "hold", "cancellation_reason", "compensations", "timeline",
+        "order_id", "status", "order", "lines", "total", "booking", "shipment", "dispatches",
+        "invoices", "payments", "credit_notes", "returns", "amendments", "card_authorisations",
+        "hold", "cancellation_reason", "compensations", "timeline", "runs",
     }  # fmt: skip
     assert dumped["status"] == "Invoiced"
     assert dumped["total"] == "159.97"
     assert [line["sku"] for line in dumped["order"]["lines"]] == ["SKU-WIDGET", "SKU-GADGET"]
     assert dumped["booking"]["billing_account_id"] == "BA-CUST-ACME"
-    assert dumped["shipment"]["carrier"] == "DHL"
-    assert dumped["shipment"]["tracking_number"] == "JD0001"
-    assert dumped["invoice"]["amount"] == "159.97"
-    assert dumped["invoice"]["balance"] == "149.97"
+    assert [
+        (line["sku"], line["ordered"], line["shipped"], line["invoiced"])
+        for line in dumped["lines"]
+    ] == [("SKU-WIDGET", 3, 3, 3), ("SKU-GADGET", 1, 1, 1)]
+    assert dumped["dispatches"][0]["carrier"] == "DHL"
+    assert dumped["dispatches"][0]["tracking_number"] == "JD0001"
+    assert dumped["invoices"][0]["amount"] == "159.97"
+    assert dumped["invoices"][0]["balance"] == "149.97"
     assert dumped["payments"][0]["payment_id"] == "PAY-1"
-    assert [entry["status"] for entry in dumped["timeline"]] == [
+    statuses = [entry["status"] for entry in dumped["timeline"]]
+    assert [s for i, s in enumerate(statuses) if i == 0 or statuses[i - 1] != s] == [
         "Entered", "Booked", "Shipped", "Invoiced",
     ]  # fmt: skip
+    assert "payment PAY-1 applied" in [entry["note"] for entry in dumped["timeline"]]
     times = [entry.at for entry in state.timeline]
     assert times == sorted(times)
     # NET 30 by default: due 30 days after the invoice.
-    assert (state.invoice and state.invoice.due_date - state.invoice.issued_at.date()).days == 30
+    invoice = state.invoices[0]
+    assert (invoice.due_date - invoice.issued_at.date()).days == 30
 
 
 async def test_search_attributes_follow_the_status(harness: Harness) -> None:
@@ -125,7 +132,7 @@ async def test_an_order_started_without_search_attributes_gets_them(harness: Har
     order = make_order()
     handle = await harness.client.start_workflow(
         OrderWorkflow.run,
-        order,
+        OrderInput(order=order),
         id=order.order_id,
         task_queue=harness.task_queue,
         search_attributes=TypedSearchAttributes([SearchAttributePair(CUSTOMER_ID, "other")]),
@@ -151,14 +158,14 @@ async def accepted_updates(handle: WorkflowHandle[Any, Any]) -> int:
     ("at", "event", "invalid", "reason"),
     [
         (OrderStatus.INVOICED, SHIPMENT.model_copy(update={"tracking_number": "OTHER"}), False,
-         "already shipped with DHL JD0001"),
+         "every line of order .* has already shipped"),
         (OrderStatus.INVOICED, payment("10.00", currency="USD"), True,
          "is in EUR, the payment in USD"),
         (OrderStatus.INVOICED, payment("10.001"), True, "more decimal places than EUR allows"),
-        (OrderStatus.INVOICED, payment("159.98"), False,
-         "exceeds the open balance of 159.97 EUR"),
+        (OrderStatus.INVOICED, payment("1.00").model_copy(update={"invoice_id": "INV-9"}), True,
+         "has no invoice INV-9"),
     ],
-    ids=["second-shipment", "wrong-currency", "sub-cent", "overpayment"],
+    ids=["second-shipment", "wrong-currency", "sub-cent", "unknown-invoice"],
 )  # fmt: skip
 async def test_events_that_do_not_fit_are_rejected_and_change_nothing(
     harness: Harness,
@@ -224,7 +231,7 @@ async def test_the_same_events_sent_twice_are_applied_once(harness: Harness) -> 
     assert harness.stubs.calls["confirm_shipment"] == 1
     assert harness.stubs.calls["apply_payment"] == 1
     state = await handle.query(OrderWorkflow.state)
-    assert state.invoice is not None and state.invoice.balance == Decimal("109.97")
+    assert state.invoices[0].balance == Decimal("109.97")
 
 
 async def test_a_payment_id_reused_with_another_amount_is_rejected(harness: Harness) -> None:

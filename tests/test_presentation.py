@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from o2c_workflows import presentation
-from o2c_workflows.models import (
+from o2c_workflows.models import OrderStatus
+from o2c_workflows.state import (
     CompensationRecord,
     CompensationStatus,
     HoldKind,
     HoldState,
     OrderState,
-    OrderStatus,
 )
 from tests.order_harness import make_order
 

@@ -1,0 +1,112 @@
+"""What the outside world and support staff send to an order, and the answers.
+
+Each is an Update (answered at once) and a Signal (fire-and-forget) on the
+workflow, and a body of the HTTP API.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from o2c_workflows.models import Identifier, OrderStatus, ShortText, Sku, Strict
+from o2c_workflows.money import Amount, CurrencyCode
+
+
+class ShippedLine(Strict):
+    sku: Sku
+    quantity: int = Field(gt=0, le=1_000_000)
+
+
+class ShipmentConfirmed(Strict):
+    """The 3PL (or a support person) confirms that goods left: all that was left, or some lines."""
+
+    carrier: ShortText = Field(examples=["DHL"])
+    tracking_number: ShortText = Field(examples=["JD0146000012345"])
+    event_id: ShortText | None = Field(
+        default=None, description="De-duplication key; defaults to the tracking number."
+    )
+    lines: list[ShippedLine] | None = Field(
+        default=None,
+        description="What left in this shipment; leave out for everything not yet shipped.",
+    )
+
+    @property
+    def dedup_key(self) -> str:
+        return self.event_id or self.tracking_number
+
+
+class PaymentReceived(Strict):
+    """Money arrived for the order (gateway event, remittance, support entry)."""
+
+    payment_id: Identifier = Field(examples=["PAY-778"])
+    amount: Amount = Field(gt=0)
+    currency: CurrencyCode
+    reference: ShortText | None = None
+    invoice_id: ShortText | None = Field(
+        default=None,
+        description="The invoice it pays; leave out to pay the oldest due invoices first.",
+    )
+
+
+class LineChange(Strict):
+    """A line's new quantity (0 removes it); a new SKU needs its unit price."""
+
+    sku: Sku
+    quantity: int = Field(ge=0, le=1_000_000)
+    unit_price: Amount | None = Field(default=None, ge=0)
+
+
+class Amendment(Strict):
+    """Change an order before its lines ship."""
+
+    changes: list[LineChange] = Field(min_length=1, max_length=500)
+    event_id: ShortText | None = Field(default=None, description="De-duplication key.")
+
+
+class ReturnResolution(StrEnum):
+    REFUND = "refund"
+    CREDIT = "credit"
+    """Keep what was already paid for the returned goods as customer credit."""
+
+
+class ReturnReceived(Strict):
+    """Goods came back after shipment."""
+
+    return_id: Identifier = Field(examples=["RMA-12"])
+    lines: list[ShippedLine] = Field(min_length=1)
+    resolution: ReturnResolution = ReturnResolution.REFUND
+    reason: ShortText | None = None
+
+
+class SupportAction(Strict):
+    """A support person's retry or release; the note lands in the order's timeline."""
+
+    note: ShortText | None = None
+
+
+class CancelRequest(Strict):
+    reason: ShortText = Field(examples=["customer changed their mind"])
+
+
+class EventAck(BaseModel):
+    """The answer to an event that was accepted."""
+
+    order_id: str
+    status: OrderStatus
+    duplicate: bool = Field(description="True when this event had already been applied.")
+    message: str
+
+
+class AmendmentAck(EventAck):
+    changes: list[str] = Field(description="What the amendment did, one line per effect.")
+    total_before: Decimal
+    total_after: Decimal
+
+
+class SupportAck(BaseModel):
+    order_id: str
+    status: OrderStatus
+    message: str

@@ -1,0 +1,261 @@
+"""What an order knows: the state its query returns and the API shows.
+
+Quantities live on the lines (ordered, reserved, shipped, invoiced,
+returned); the order's status is rolled up from them. The same state is what
+a long-lived order carries into its next run when it continues as new.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from o2c_workflows.models import Instalment, OrderRequest, OrderStatus
+from o2c_workflows.money import Amount
+
+
+class LineState(BaseModel):
+    sku: str
+    unit_price: Amount
+    ordered: int
+    reserved: int = 0
+    shipped: int = 0
+    invoiced: int = 0
+    returned: int = 0
+
+    @property
+    def to_ship(self) -> int:
+        return self.ordered - self.shipped
+
+    def amount(self, quantity: int) -> Decimal:
+        return quantity * self.unit_price
+
+
+class TimelineEntry(BaseModel):
+    status: OrderStatus
+    at: datetime
+    note: str = ""
+
+
+class BookingState(BaseModel):
+    customer_name: str
+    billing_account_id: str
+    reservation_id: str
+    authorisation_id: str | None = None
+    """The card authorisation, for orders paid on order."""
+
+
+class ShipmentState(BaseModel):
+    """The shipment request logistics works on; goods leave in one or more dispatches."""
+
+    shipment_id: str
+    requested_at: datetime
+
+
+class QuantityLine(BaseModel):
+    sku: str
+    quantity: int
+
+
+class DispatchState(BaseModel):
+    """One confirmed shipment: what left, with whom, and the invoice raised for it."""
+
+    number: int
+    event_id: str
+    carrier: str
+    tracking_number: str
+    lines: list[QuantityLine]
+    confirmed_at: datetime
+    invoice_id: str | None = None
+
+
+class InvoiceStatus(StrEnum):
+    OPEN = "open"
+    PAID = "paid"
+
+
+class InvoiceState(BaseModel):
+    invoice_id: str
+    dispatch: int
+    lines: list[QuantityLine]
+    amount: Amount
+    balance: Amount
+    issued_at: datetime
+    due_date: date
+    schedule: list[Instalment]
+    dunning_level: str | None = None
+    """The last reminder or escalation sent."""
+    dunning_sent: list[str] = Field(default_factory=list)
+    """`<instalment due date>:<level>` of every notice sent, so none is sent twice."""
+    days_past_due: int = 0
+    """As of the last time the order looked (query, dunning step)."""
+
+    @property
+    def status(self) -> InvoiceStatus:
+        return InvoiceStatus.PAID if self.balance == 0 else InvoiceStatus.OPEN
+
+    @property
+    def paid(self) -> Decimal:
+        return self.amount - self.balance
+
+
+class Application(BaseModel):
+    invoice_id: str
+    amount: Amount
+
+
+class PaymentState(BaseModel):
+    payment_id: str
+    amount: Amount
+    currency: str
+    reference: str | None = None
+    received_at: datetime
+    invoice_id: str | None = Field(default=None, description="The invoice the payer named.")
+    applications: list[Application] = Field(default_factory=list)
+    to_customer_credit: Amount = Decimal(0)
+    """What exceeded everything the order could ever owe: kept as customer credit."""
+
+    @property
+    def unapplied(self) -> Decimal:
+        """Held on account until an invoice is raised for it."""
+        applied = sum((a.amount for a in self.applications), Decimal(0))
+        return self.amount - applied - self.to_customer_credit
+
+
+class CreditNoteState(BaseModel):
+    credit_note_id: str
+    return_id: str
+    invoice_id: str
+    lines: list[QuantityLine]
+    amount: Amount
+    applied_to_invoice: Amount
+    to_customer_credit: Amount
+    refunded: Amount = Decimal(0)
+
+
+class ReturnState(BaseModel):
+    return_id: str
+    lines: list[QuantityLine]
+    resolution: str
+    received_at: datetime
+    credit_notes: list[str]
+
+
+class HoldKind(StrEnum):
+    CREDIT = "credit"
+    """Over the credit limit: support releases it (or cancels the order)."""
+    FALLOUT = "fallout"
+    """A step failed in a way a person must fix: support retries it (or cancels)."""
+
+
+class HoldState(BaseModel):
+    """Why the order is parked, where, and where it resumes."""
+
+    kind: HoldKind
+    step: str
+    code: str = Field(description="The error code, e.g. out_of_stock, credit_limit_exceeded.")
+    message: str
+    since: datetime
+    resume_status: OrderStatus
+
+
+class CompensationStatus(StrEnum):
+    DONE = "done"
+    NOTHING_TO_UNDO = "nothing_to_undo"
+    FAILED = "failed"
+
+
+class CompensationRecord(BaseModel):
+    step: str
+    status: CompensationStatus
+    note: str
+    at: datetime
+
+
+class OrderState(BaseModel):
+    """Everything the order knows now."""
+
+    order_id: str
+    status: OrderStatus
+    order: OrderRequest
+    """As entered; amendments change `lines`, not this."""
+    lines: list[LineState]
+    total: Amount
+    """What the order is worth now: the lines as amended, before returns."""
+    booking: BookingState | None = None
+    shipment: ShipmentState | None = None
+    dispatches: list[DispatchState] = Field(default_factory=list)
+    invoices: list[InvoiceState] = Field(default_factory=list)
+    payments: list[PaymentState] = Field(default_factory=list)
+    credit_notes: list[CreditNoteState] = Field(default_factory=list)
+    returns: list[ReturnState] = Field(default_factory=list)
+    amendments: list[str] = Field(default_factory=list, description="Applied amendment ids.")
+    card_authorisations: list[str] = Field(
+        default_factory=list, description="Idempotency keys of the card authorisations made."
+    )
+    hold: HoldState | None = None
+    cancellation_reason: str | None = None
+    compensations: list[CompensationRecord] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    runs: int = 1
+    """How many workflow runs the order has taken (it continues as new when long-lived)."""
+
+    @property
+    def paid(self) -> Decimal:
+        return sum((payment.amount for payment in self.payments), Decimal(0))
+
+    @property
+    def invoiced(self) -> Decimal:
+        return sum((invoice.amount for invoice in self.invoices), Decimal(0))
+
+    @property
+    def shipped(self) -> bool:
+        """Past the point of no return: goods left, so cancelling is now a return."""
+        return bool(self.dispatches)
+
+    @property
+    def fully_shipped(self) -> bool:
+        return all(line.to_ship == 0 for line in self.lines)
+
+    @property
+    def settled(self) -> bool:
+        """Every line shipped and invoiced, every invoice paid."""
+        return (
+            self.fully_shipped
+            and all(dispatch.invoice_id is not None for dispatch in self.dispatches)
+            and all(invoice.balance == 0 for invoice in self.invoices)
+        )
+
+    def line(self, sku: str) -> LineState | None:
+        return next((line for line in self.lines if line.sku == sku), None)
+
+    def invoice(self, invoice_id: str) -> InvoiceState | None:
+        return next((i for i in self.invoices if i.invoice_id == invoice_id), None)
+
+    def open_invoices(self) -> list[InvoiceState]:
+        """Oldest due first: the order cash is applied in."""
+        return sorted(
+            (invoice for invoice in self.invoices if invoice.balance > 0),
+            key=lambda invoice: (invoice.due_date, invoice.dispatch),
+        )
+
+
+class OrderSummary(BaseModel):
+    """What a finished order workflow returns."""
+
+    order_id: str
+    status: OrderStatus
+    customer_id: str
+    currency: str
+    total: Amount
+    invoiced: Amount
+    paid: Amount
+    invoice_ids: list[str]
+    tracking_numbers: list[str]
+    customer_credit: Amount
+    cancellation_reason: str | None = None
+    compensations: list[CompensationRecord] = Field(default_factory=list)
+    closed_at: datetime

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,9 +34,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from o2c_workflows import presentation, rejections
 from o2c_workflows.dunning import DunningPolicy
 from o2c_workflows.messages import (
+    Amendment,
+    AmendmentAck,
     CancelRequest,
     EventAck,
     PaymentReceived,
+    ReturnReceived,
     ShipmentConfirmed,
     SupportAck,
     SupportAction,
@@ -119,17 +122,30 @@ def _quotable(value: str) -> str:
     return value
 
 
+Clock = Callable[[], Awaitable[datetime]]
+"""Today for the caller; a test environment passes its own (skipped) clock."""
+
+
+async def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def request_hash(order: OrderRequest) -> str:
     return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
 
 
 class OrderService:
     def __init__(
-        self, client: Client, task_queue: str, dunning: DunningPolicy | None = None
+        self,
+        client: Client,
+        task_queue: str,
+        dunning: DunningPolicy | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._dunning = dunning or DunningPolicy()
+        self._clock = clock or _utc_now
 
     async def create(self, order: OrderRequest) -> CreatedOrder:
         """Start the order, or find it if the caller sent it before.
@@ -188,8 +204,10 @@ class OrderService:
         )
 
     async def get(self, order_id: str) -> OrderState:
+        """The order's state, with days past due counted to today."""
         async with self._translated(order_id):
-            return await self._handle(order_id).query(OrderWorkflow.state, rpc_timeout=RPC_TIMEOUT)
+            state = await self._handle(order_id).query(OrderWorkflow.state, rpc_timeout=RPC_TIMEOUT)
+        return state.as_of((await self._clock()).date())
 
     async def search(
         self,
@@ -236,6 +254,12 @@ class OrderService:
 
     async def receive_payment(self, order_id: str, event: PaymentReceived) -> EventAck:
         return await self._update(order_id, "receive_payment", event, EventAck)
+
+    async def amend(self, order_id: str, amendment: Amendment) -> AmendmentAck:
+        return await self._update(order_id, "amend", amendment, AmendmentAck)
+
+    async def record_return(self, order_id: str, returned: ReturnReceived) -> EventAck:
+        return await self._update(order_id, "record_return", returned, EventAck)
 
     async def retry(self, order_id: str, action: SupportAction) -> SupportAck:
         return await self._update(order_id, "retry", action, SupportAck)

@@ -67,7 +67,7 @@ with workflow.unsafe.imports_passed_through():
         SupportAck,
         SupportAction,
     )
-    from o2c_workflows.models import Instalment, OrderRequest, OrderStatus
+    from o2c_workflows.models import OrderRequest, OrderStatus
     from o2c_workflows.money import fits_currency
     from o2c_workflows.search_attributes import (
         CUSTOMER_ID,
@@ -570,22 +570,13 @@ class OrderWorkflow:
         due = [
             instalment.due_date
             for invoice in self._state.open_invoices()
-            for instalment in self._unpaid_instalments(invoice)
+            for instalment in invoice.unpaid_instalments()
         ]
         if due:
             first = datetime.combine(min(due), time.min, UTC)
             workflow.upsert_search_attributes([PAYMENT_DUE.value_set(first)])
         elif workflow.info().typed_search_attributes.get(PAYMENT_DUE) is not None:
             workflow.upsert_search_attributes([PAYMENT_DUE.value_unset()])
-
-    @staticmethod
-    def _unpaid_instalments(invoice: InvoiceState) -> list[Instalment]:
-        paid, due_so_far, unpaid = invoice.paid, Decimal(0), []
-        for instalment in invoice.schedule:
-            due_so_far += instalment.amount
-            if paid < due_so_far:
-                unpaid.append(instalment)
-        return unpaid
 
     # -- running steps: park on failure, undo on cancel ------------------------
 
@@ -1286,14 +1277,9 @@ class OrderWorkflow:
 
     @workflow.query(name="state")
     def state(self) -> OrderState:
-        """Everything the order knows now, days past due counted to today (a copy: reads
-        never change the order)."""
-        today = workflow.now().date()
-        state = self._state.model_copy(deep=True)
-        for invoice in state.invoices:
-            unpaid = self._unpaid_instalments(invoice)
-            invoice.days_past_due = days_past_due(unpaid[0].due_date, today) if unpaid else 0
-        return state
+        """Everything the order knows, days past due as of its last activity; callers
+        with a clock (the API) count them to their today with `OrderState.as_of`."""
+        return self._state.as_of(workflow.now().date())
 
     # -- helpers -------------------------------------------------------------
 

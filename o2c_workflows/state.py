@@ -101,6 +101,15 @@ class InvoiceState(BaseModel):
     def paid(self) -> Decimal:
         return self.amount - self.balance
 
+    def unpaid_instalments(self) -> list[Instalment]:
+        """The instalments not yet covered by what was paid (oldest first)."""
+        paid, due_so_far, unpaid = self.paid, Decimal(0), []
+        for instalment in self.schedule:
+            due_so_far += instalment.amount
+            if paid < due_so_far:
+                unpaid.append(instalment)
+        return unpaid
+
 
 class Application(BaseModel):
     invoice_id: str
@@ -234,6 +243,14 @@ class OrderState(BaseModel):
 
     def invoice(self, invoice_id: str) -> InvoiceState | None:
         return next((i for i in self.invoices if i.invoice_id == invoice_id), None)
+
+    def as_of(self, today: date) -> OrderState:
+        """A copy with every invoice's days past due counted to `today`."""
+        state = self.model_copy(deep=True)
+        for invoice in state.invoices:
+            unpaid = invoice.unpaid_instalments()
+            invoice.days_past_due = max(0, (today - unpaid[0].due_date).days) if unpaid else 0
+        return state
 
     def open_invoices(self) -> list[InvoiceState]:
         """Oldest due first: the order cash is applied in."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -62,11 +64,20 @@ class Harness:
         self.client: Client = env.client
         self.task_queue = task_queue
         self.stubs = stubs
-        self.orders = OrderService(env.client, task_queue)
+        self.orders = OrderService(env.client, task_queue, clock=env.get_current_time)
+        self.started: list[str] = []
 
     async def start(self, order: OrderRequest) -> WorkflowHandle[OrderWorkflow, OrderSummary]:
         await self.orders.create(order)
+        self.started.append(order.order_id)
         return self.client.get_workflow_handle_for(OrderWorkflow.run, order.order_id)
+
+    async def end_unfinished(self) -> None:
+        """Terminate what a (failed) test left running: its timers would otherwise keep
+        the shared time-skipping server waiting for a worker that is gone."""
+        for order_id in self.started:
+            with contextlib.suppress(RPCError):  # finished already
+                await self.client.get_workflow_handle(order_id).terminate("test over")
 
     async def booked(self, order: OrderRequest | None = None) -> WorkflowHandle[Any, Any]:
         handle = await self.start(order or make_order())
@@ -96,4 +107,6 @@ async def harness(
         workflows=[OrderWorkflow],
         activities=stubs.all(),
     ):
-        yield Harness(time_skipping_env, task_queue, stubs)
+        harness = Harness(time_skipping_env, task_queue, stubs)
+        yield harness
+        await harness.end_unfinished()

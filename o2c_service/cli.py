@@ -179,35 +179,19 @@ def create_order(
 
 
 @orders_app.command("show")
-def show_order(
-    order_id: str, output: OutputOption = Output.TABLE, api_url: ApiUrlOption = None
-) -> None:
-    """Show an order's state, lines and timeline."""
+def show_order(order_id: str, output: OutputOption = Output.TABLE,
+               api_url: ApiUrlOption = None) -> None:  # fmt: skip
+    """Show an order: status, lines, shipments, invoices, payments, timeline."""
     state = _call(api_url, "GET", f"/orders/{order_id}")
+    if output is Output.JSON:
+        _emit(state, output)
+        return
     currency = state["order"]["currency"]
     summary = Table(title=f"Order {order_id}", show_header=False)
     summary.add_row("status", state["status"])
     summary.add_row("customer", state["order"]["customer_id"])
     summary.add_row("total", f"{currency} {state['total']}")
-    if state.get("shipment"):
-        shipment = state["shipment"]
-        summary.add_row(
-            "shipment",
-            f"{shipment['shipment_id']} {shipment.get('carrier') or ''} "
-            f"{shipment.get('tracking_number') or '(awaiting confirmation)'}",
-        )
-    if state.get("invoice"):
-        invoice = state["invoice"]
-        summary.add_row(
-            "invoice",
-            f"{invoice['invoice_id']} {currency} {invoice['amount']}, "
-            f"balance {invoice['balance']}, due {invoice['due_date']}",
-        )
-    for payment in state["payments"]:
-        applied = f"applied to {payment['applied_to']}" if payment["applied_to"] else "not applied"
-        summary.add_row(
-            "payment", f"{payment['payment_id']} {currency} {payment['amount']} ({applied})"
-        )
+    summary.add_row("terms", _terms(state["order"]))
     if state.get("hold"):
         hold = state["hold"]
         summary.add_row("held", f"{hold['kind']} at {hold['step']}: {hold['code']}")
@@ -217,19 +201,58 @@ def show_order(
                         else "fix the cause, then o2c orders retry ID, or cancel")  # fmt: skip
     if state.get("cancellation_reason"):
         summary.add_row("cancelled", state["cancellation_reason"])
-    for compensation in state.get("compensations", []):
+    for compensation in state["compensations"]:
         summary.add_row("undone", f"{compensation['step']}: {compensation['status']}, "
                                   f"{compensation['note']}")  # fmt: skip
-    lines = Table("sku", "quantity", "unit price", title="Lines")
-    for line in state["order"]["lines"]:
-        lines.add_row(line["sku"], str(line["quantity"]), line["unit_price"])
+    tables: list[Table] = [summary]
+    lines = Table("sku", "ordered", "shipped", "invoiced", "returned", "unit price", title="Lines")
+    for line in state["lines"]:
+        lines.add_row(line["sku"], str(line["ordered"]), str(line["shipped"]),
+                      str(line["invoiced"]), str(line["returned"]), line["unit_price"])  # fmt: skip
+    tables.append(lines)
+    if state["dispatches"]:
+        shipments = Table("#", "carrier", "tracking", "shipped", "invoice", title="Shipments")
+        for dispatch in state["dispatches"]:
+            shipped = ", ".join(f"{q['quantity']} {q['sku']}" for q in dispatch["lines"])
+            shipments.add_row(str(dispatch["number"]), dispatch["carrier"],
+                              dispatch["tracking_number"], shipped,
+                              dispatch["invoice_id"] or "-")  # fmt: skip
+        tables.append(shipments)
+    elif state.get("shipment"):
+        summary.add_row("shipment", f"{state['shipment']['shipment_id']} (awaiting confirmation)")
+    if state["invoices"]:
+        invoices = Table("invoice", "amount", "balance", "due", "days past due", "dunning",
+                         title="Invoices")  # fmt: skip
+        for invoice in state["invoices"]:
+            invoices.add_row(invoice["invoice_id"], invoice["amount"], invoice["balance"],
+                             invoice["due_date"], str(invoice["days_past_due"]),
+                             invoice["dunning_level"] or "-")  # fmt: skip
+        tables.append(invoices)
+    if state["payments"]:
+        payments = Table("payment", "amount", "applied", "customer credit", "reference",
+                         title="Payments")  # fmt: skip
+        for payment in state["payments"]:
+            applications = [f"{a['amount']} to {a['invoice_id']}" for a in payment["applications"]]
+            applied = ", ".join(applications) or "held until invoiced"
+            payments.add_row(payment["payment_id"], payment["amount"], applied,
+                             payment["to_customer_credit"], payment["reference"] or "")  # fmt: skip
+        tables.append(payments)
     timeline = Table("status", "at", "note", title="Timeline")
     for entry in state["timeline"]:
         timeline.add_row(entry["status"], entry["at"], entry["note"])
-    if output is Output.JSON:
-        _emit(state, output)
-    else:
-        out.print(summary, lines, timeline)
+    tables.append(timeline)
+    out.print(*tables)
+
+
+def _terms(order: dict[str, Any]) -> str:
+    terms = order["payment_terms"]
+    if order.get("payment_method"):
+        return "card, captured per invoice"
+    if terms["kind"] == "due_on_receipt":
+        return "due on receipt"
+    if terms["kind"] == "instalments":
+        return f"{terms['instalments']} instalments every {terms['net_days']} days"
+    return f"NET {terms['net_days']}"
 
 
 HeldOption = Annotated[bool, typer.Option("--held", help="Only orders OnHold.")]

@@ -18,30 +18,26 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
+from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client
 
-from adapters.local import LocalAdapters, open_local_adapters
+from adapters.local import open_local_adapters
 from adapters.local.tables import PaymentRow, ReservationRow, ShipmentRow, to_minor
 from adapters.models import InvoiceStatus, ReservationStatus, ShipmentStatus
 from o2c_service.dev import server_log, start_dev_server, stop_server, wait_for_server
 from o2c_service.orders import EventRejected, OrderError, OrderService
 from o2c_service.settings import Settings
-from o2c_workflows.models import (
-    OrderLine,
-    OrderRequest,
-    OrderState,
-    OrderStatus,
-    PaymentReceived,
-    ShipmentConfirmed,
-)
+from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
+from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.state import OrderState
 from tests.history import status_transitions
 from tests.stack import free_port
 
@@ -49,7 +45,10 @@ BATCH_DEADLINE = 180.0
 """Seconds a whole batch may take, outage included, before the test fails."""
 
 DRIVER_PAUSE = 0.3
-"""Seconds between two passes of one order's driver (polling, not synchronisation)."""
+"""Seconds between two passes of one order's driver, and between two looks of a waiting test."""
+
+WORKER_STARTUP = 60.0
+"""Seconds a worker process may take to start polling."""
 
 WORKER_READY = "worker polling task queue"
 """What `o2c worker` logs once it polls (`o2c_service.runners.run_worker`)."""
@@ -75,6 +74,9 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text) or "(empty)"
 
 
+# --- processes ----------------------------------------------------------------------------
+
+
 @dataclass
 class WorkerProcess:
     process: subprocess.Popen[bytes]
@@ -88,6 +90,7 @@ class Processes:
 
     settings: Settings
     server: subprocess.Popen[bytes] | None = None
+    server_stopped: bool = False
     workers: list[WorkerProcess] = field(default_factory=list)
 
     @classmethod
@@ -105,25 +108,24 @@ class Processes:
     # -- the Temporal dev server ---------------------------------------------------
 
     async def start_server(self) -> Client:
-        """Start the dev server (on the same SQLite file and port every time) and connect."""
+        """Start the dev server (the same SQLite file and port every time) and connect."""
         assert self.server is None or self.server.poll() is not None, "already running"
         self.server = start_dev_server(self.settings)
+        self.server_stopped = False
         return await wait_for_server(self.server, self.settings)
 
-    async def stop_server(self) -> int:
-        """SIGTERM the dev server and wait until it has exited; its exit code."""
-        server = self.server
-        assert server is not None
-        # stop_server blocks (it waits): off the event loop, so drivers keep going.
-        await asyncio.to_thread(stop_server, server)
-        return server.returncode
+    async def stop_server(self) -> None:
+        """SIGTERM the dev server and wait until it has exited."""
+        assert self.server is not None
+        self.server_stopped = True
+        # stop_server blocks while it waits: off the event loop, so the drivers go on.
+        await asyncio.to_thread(stop_server, self.server)
 
     # -- workers ---------------------------------------------------------------------
 
     def start_worker(self, faults: str | None = None) -> WorkerProcess:
         """`python -m o2c_service worker` on this test's server, database and task queue."""
-        number = len(self.workers) + 1
-        log = self.settings.data_dir / f"worker-{number}.log"
+        log = self.settings.data_dir / f"worker-{len(self.workers) + 1}.log"
         env = os.environ | {
             "O2C_TEMPORAL_ADDRESS": self.settings.temporal_address,
             "O2C_TASK_QUEUE": self.settings.task_queue,
@@ -144,9 +146,9 @@ class Processes:
         self.workers.append(worker)
         return worker
 
-    async def wait_until_polling(self, worker: WorkerProcess, within: float) -> None:
-        """Return once the worker says it polls its task queue; fail if it exits first."""
-        deadline = asyncio.get_running_loop().time() + within
+    async def wait_until_polling(self, worker: WorkerProcess) -> None:
+        """Return once the worker says it polls its task queue."""
+        deadline = asyncio.get_running_loop().time() + WORKER_STARTUP
         while WORKER_READY not in worker.log.read_text(errors="replace"):
             self.check_alive()
             if asyncio.get_running_loop().time() > deadline:
@@ -154,13 +156,17 @@ class Processes:
             await asyncio.sleep(DRIVER_PAUSE)
 
     async def kill_worker(self, worker: WorkerProcess) -> None:
-        """SIGKILL: no graceful shutdown, its activities in flight are simply lost."""
+        """SIGKILL: no graceful shutdown; whatever it was doing is simply lost."""
         worker.killed = True
         worker.process.send_signal(signal.SIGKILL)
         await asyncio.to_thread(worker.process.wait)
 
+    # -- watching them -----------------------------------------------------------------
+
     def check_alive(self) -> None:
-        """Fail at once, with its log, if a process died that the test did not stop."""
+        """Fail at once, with the logs, if a process died that the test did not stop."""
+        if self.server is not None and not self.server_stopped and self.server.poll() is not None:
+            pytest.fail(f"the dev server exited with code {self.server.returncode}\n{self.logs()}")
         for worker in self.workers:
             if not worker.killed and worker.process.poll() is not None:
                 pytest.fail(
@@ -182,11 +188,43 @@ class Processes:
             stop_server(self.server)
 
 
+# --- what Temporal says about one activity of an order ----------------------------------
+
+
+async def activity_running(client: Client, order_id: str, activity: str) -> bool:
+    """Whether a worker has started `activity` for the order and not yet finished it."""
+    description = await client.get_workflow_handle(order_id).describe()
+    return any(
+        pending.activity_type.name == activity
+        and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        for pending in description.raw_description.pending_activities
+    )
+
+
+async def completed_attempts(client: Client, order_id: str, activity: str) -> list[int]:
+    """For each time the order ran `activity` to completion, the attempt that completed it."""
+    scheduled: set[int] = set()
+    started: dict[int, int] = {}
+    attempts = []
+    async for event in client.get_workflow_handle(order_id).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if event.activity_task_scheduled_event_attributes.activity_type.name == activity:
+                scheduled.add(event.event_id)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attributes = event.activity_task_started_event_attributes
+            started[attributes.scheduled_event_id] = attributes.attempt
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            scheduled_id = event.activity_task_completed_event_attributes.scheduled_event_id
+            if scheduled_id in scheduled:
+                attempts.append(started[scheduled_id])
+    return attempts
+
+
 # --- the batch and its outside world -----------------------------------------------------
 
 
 def batch_orders(count: int) -> list[OrderRequest]:
-    """`count` small CUST-ACME orders (well within its credit limit), unique per test run."""
+    """`count` small CUST-ACME orders (far within its credit limit), unique to this run."""
     run = uuid.uuid4().hex[:8]
     return [
         OrderRequest(
@@ -203,6 +241,13 @@ def batch_orders(count: int) -> list[OrderRequest]:
     ]
 
 
+def with_line(order: OrderRequest, sku: str) -> OrderRequest:
+    """The same order with one more line: one `sku` at 5.00."""
+    data = order.model_dump(mode="json")
+    data["lines"].append({"sku": sku, "quantity": 1, "unit_price": "5.00"})
+    return OrderRequest.model_validate(data)
+
+
 def tracking_number(order: OrderRequest) -> str:
     return f"TRK-{order.source_order_id}"
 
@@ -216,16 +261,20 @@ def progress(status: OrderStatus | None) -> int:
     return LIFECYCLE.index(status) if status in LIFECYCLE else -1
 
 
+Condition = Callable[[], bool | Awaitable[bool]]
+
+
 class Batch:
     """Drives a batch of orders to Closed the way the 3PL and the bank would."""
 
     def __init__(self, service: OrderService, processes: Processes) -> None:
         self.service = service
-        """What the drivers call; a test may swap it (e.g. for a new client)."""
         self.processes = processes
         self.orders: list[OrderRequest] = []
         self.seen: dict[str, OrderState] = {}
+        """Each order's state as its driver last read it."""
         self.last_error: dict[str, str] = {}
+        """Each order's last failed call, for the report."""
         self._drivers: list[asyncio.Task[None]] = []
         self._deadline = asyncio.get_running_loop().time() + BATCH_DEADLINE
 
@@ -235,26 +284,46 @@ class Batch:
             self.orders.append(order)
             self._drivers.append(asyncio.create_task(self._drive(order), name=order.order_id))
 
+    async def start_in_turn(self, orders: list[OrderRequest]) -> None:
+        """Start these orders one after another, each once the one before it is Booked,
+        and return once the last one's workflow runs: the batch is then spread along the
+        lifecycle, the first ones paid or closed and the last one still being booked."""
+        for order in orders[:-1]:
+            self.start([order])
+            await self.wait_until(
+                lambda order=order: self.reached(order, OrderStatus.BOOKED),
+                f"{order.order_id} Booked",
+            )
+        self.start(orders[-1:])
+        await self.wait_until(lambda: self.status(orders[-1]) is not None, "the last one read")
+
     def status(self, order: OrderRequest) -> OrderStatus | None:
         state = self.seen.get(order.order_id)
         return state.status if state is not None else None
 
-    def count_reached(self, status: OrderStatus) -> int:
-        """How many orders were last seen at `status` or further along."""
-        return sum(progress(self.status(order)) >= progress(status) for order in self.orders)
+    def reached(self, order: OrderRequest, status: OrderStatus) -> bool:
+        """Whether the order was last seen at `status` or further along."""
+        return progress(self.status(order)) >= progress(status)
 
-    async def wait_until(self, condition: Callable[[], bool], what: str) -> None:
-        while not condition():
+    def count_reached(self, status: OrderStatus) -> int:
+        return sum(self.reached(order, status) for order in self.orders)
+
+    async def wait_until(self, condition: Condition, what: str) -> None:
+        """Return once `condition` holds; fail if a driver or a process fails, or at the
+        batch's deadline, with every order's status and the processes' logs."""
+        while True:
+            holds = condition()
+            if holds if isinstance(holds, bool) else await holds:
+                return
             self._check(what)
             await asyncio.sleep(DRIVER_PAUSE)
 
-    async def finish(self) -> dict[str, OrderState]:
+    async def finish(self) -> None:
         """Wait for every driver; fail with every order's status unless all are Closed."""
         await self.wait_until(lambda: all(task.done() for task in self._drivers), "all Closed")
         not_closed = [o for o in self.orders if self.status(o) is not OrderStatus.CLOSED]
         if not_closed:
-            pytest.fail(f"{len(not_closed)} orders did not reach Closed\n{self.report()}")
-        return dict(self.seen)
+            pytest.fail(f"{len(not_closed)} orders did not close\n{self.report()}")
 
     def _check(self, what: str) -> None:
         self.processes.check_alive()
@@ -281,7 +350,6 @@ class Batch:
         return "order statuses:\n" + "\n".join(lines) + "\n" + self.processes.logs()
 
     async def _drive(self, order: OrderRequest) -> None:
-        created = False
         shipment = ShipmentConfirmed(carrier=CARRIER, tracking_number=tracking_number(order))
         payment = PaymentReceived(
             payment_id=payment_id(order),
@@ -289,6 +357,7 @@ class Batch:
             currency=order.currency,
             reference=f"BANK-{order.source_order_id}",
         )
+        created = False
         while asyncio.get_running_loop().time() < self._deadline:
             try:
                 if not created:
@@ -305,12 +374,12 @@ class Batch:
                 ):
                     await self.service.receive_payment(order.order_id, payment)
             except EventRejected as error:
-                # Too early or too late is timing (try again); a contradiction is a bug.
+                # Too early or too late is timing: try again. A contradiction is a bug.
                 if error.invalid:
                     raise
                 self.last_error[order.order_id] = f"EventRejected: {error}"
             except OrderError as error:
-                # TemporalUnavailable, and whatever an outage makes of a call.
+                # TemporalUnavailable, mostly: the server or the worker is away.
                 self.last_error[order.order_id] = f"{type(error).__name__}: {error}"
             await asyncio.sleep(DRIVER_PAUSE)
 
@@ -321,24 +390,23 @@ class Batch:
 async def assert_each_order_done_once(
     client: Client, settings: Settings, orders: list[OrderRequest]
 ) -> None:
-    """Every order: one reservation, shipment, invoice (settled), payment and application,
-    in the local systems' database; and the workflow itself says Closed, paid once."""
-    adapters: LocalAdapters = open_local_adapters(settings.database_url, seed=False)
+    """Per order, in the local systems: one reservation, one confirmed shipment, one
+    invoice (settled), one payment and one application of it; and the workflow says
+    Closed, paid once, having gone straight through the lifecycle."""
+    adapters = open_local_adapters(settings.database_url, seed=False)
     service = OrderService(client, settings.task_queue)
     try:
         for order in orders:
             order_id, total = order.order_id, order.total()
 
             invoices = await adapters.billing.list_invoices(order_id)
-            assert len(invoices) == 1, f"{order_id}: invoices {invoices}"
-            invoice = invoices[0]
-            assert (invoice.amount, invoice.balance) == (total, 0), f"{order_id}: {invoice}"
-            assert invoice.status is InvoiceStatus.PAID, f"{order_id}: {invoice}"
-
-            applications = await adapters.billing.list_applications(invoice.invoice_id)
+            assert [(i.amount, i.balance, i.status) for i in invoices] == [
+                (total, 0, InvoiceStatus.PAID)
+            ], f"{order_id}: invoices {invoices}"
+            applications = await adapters.billing.list_applications(invoices[0].invoice_id)
             assert [(a.payment_id, a.amount) for a in applications] == [
                 (payment_id(order), total)
-            ], f"{order_id}: applications {applications}"
+            ], f"{order_id}: payment applications {applications}"
 
             with adapters.database.session() as session:
                 payments = session.exec(
@@ -362,15 +430,12 @@ async def assert_each_order_done_once(
 
             state = await service.get(order_id)
             assert state.status is OrderStatus.CLOSED, f"{order_id}: {state.status}"
-            assert [(p.payment_id, p.amount, p.applied_to) for p in state.payments] == [
-                (payment_id(order), total, invoice.invoice_id)
-            ], f"{order_id}: workflow payments {state.payments}"
-            assert state.invoice is not None
-            assert (state.invoice.invoice_id, state.invoice.balance) == (invoice.invoice_id, 0)
+            assert [(p.payment_id, p.amount) for p in state.payments] == [
+                (payment_id(order), total)
+            ], f"{order_id}: the workflow's payments {state.payments}"
             handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)
             summary = await handle.result()
-            assert (summary.status, summary.paid) == (OrderStatus.CLOSED, total)
-            # Straight through: never OnHold, every status once.
-            assert await status_transitions(handle) == LIFECYCLE, order_id
+            assert (summary.status, summary.paid) == (OrderStatus.CLOSED, total), summary
+            assert await status_transitions(handle) == LIFECYCLE, f"{order_id} went elsewhere"
     finally:
         adapters.database.dispose()

@@ -425,7 +425,7 @@ async def test_latency_is_awaited_before_a_business_error() -> None:
 
 
 def test_rule_operations_are_the_protocol_methods() -> None:
-    assert OPERATIONS["crm"] == {"get_customer"}
+    assert OPERATIONS["crm"] == {"get_customer", "place_on_hold"}
     assert "create_invoice" in OPERATIONS["billing"]
     assert "reserve_stock" in OPERATIONS["logistics"]
     assert "refund_payment" in OPERATIONS["payments"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +22,13 @@ from adapters.errors import BusinessError
 from adapters.local import LocalAdapters, LocalDatabase, open_local_adapters, seed_demo_data
 from adapters.local.tables import (
     BillingAccountRow,
+    CardAuthorisationRow,
+    CardCaptureRow,
+    CreditNoteRow,
+    CustomerCreditRow,
+    CustomerHoldRow,
     CustomerRow,
+    DunningNoticeRow,
     InvoiceLineRow,
     InvoiceRow,
     ItemRow,
@@ -30,15 +36,27 @@ from adapters.local.tables import (
     PaymentApplicationRow,
     PaymentRow,
     RefundRow,
+    ReservationAmendmentRow,
     ReservationLineRow,
     ReservationRow,
+    ShipmentDispatchRow,
+    ShipmentReturnRow,
     ShipmentRow,
 )
 from adapters.models import (
+    AmendReservation,
     ApplyPayment,
+    Authorisation,
+    AuthorisationStatus,
+    AuthoriseCard,
     BillingAccount,
     CancelShipment,
+    CaptureCard,
+    CreditNoteRequest,
+    CustomerCreditEntry,
+    CustomerHold,
     CustomerStatus,
+    DunningNotice,
     Invoice,
     InvoiceLine,
     InvoiceRequest,
@@ -51,11 +69,13 @@ from adapters.models import (
     Reservation,
     ReservationStatus,
     ReserveStock,
+    ReturnReceipt,
     Shipment,
     ShipmentConfirmation,
     ShipmentRequest,
     ShipmentStatus,
     StockLine,
+    VoidAuthorisation,
     VoidInvoice,
 )
 
@@ -205,12 +225,17 @@ async def outcome(call: Awaitable[Any], success: str) -> str:
     return success
 
 
-def confirmation(shipment: Shipment, key: str, tracking: str = "JD0146") -> ShipmentConfirmation:
+def confirmation(
+    shipment: Shipment, key: str, tracking: str = "JD0146", *lines: tuple[str, int]
+) -> ShipmentConfirmation:
+    """One dispatch of `lines`, or of everything the shipment requested."""
+    leaving = [StockLine(sku=sku, quantity=quantity) for sku, quantity in lines] or shipment.lines
     return ShipmentConfirmation(
         idempotency_key=key,
         shipment_id=shipment.shipment_id,
         carrier="DHL",
         tracking_number=tracking,
+        lines=leaving or [StockLine(sku="SKU-WIDGET", quantity=1)],
     )
 
 
@@ -386,20 +411,32 @@ async def test_confirming_again_with_the_same_key_changes_nothing(
     )
 
 
-async def test_a_second_confirmation_naming_other_goods_is_refused(
+async def test_a_dispatch_beyond_what_is_left_is_over_shipment(
     local_adapters: LocalAdapters,
 ) -> None:
     shipment = await requested_shipment(local_adapters)
     logistics = local_adapters.logistics
-    await logistics.confirm_shipment(confirmation(shipment, "confirm-1"))
+    await logistics.confirm_shipment(confirmation(shipment, "confirm-1", "JD1", ("SKU-WIDGET", 1)))
 
-    duplicate_event = await logistics.confirm_shipment(confirmation(shipment, "webhook-9"))
+    error = await business_error(
+        logistics.confirm_shipment(confirmation(shipment, "confirm-2", "JD2", ("SKU-WIDGET", 2))),
+        "over_shipment",
+    )
     await business_error(
-        logistics.confirm_shipment(confirmation(shipment, "confirm-2", tracking="OTHER")),
-        "shipment_already_confirmed",
+        logistics.confirm_shipment(confirmation(shipment, "confirm-2", "JD2", ("SKU-GADGET", 1))),
+        "over_shipment",
+    )
+    rest = await logistics.confirm_shipment(
+        confirmation(shipment, "confirm-2", "JD2", ("SKU-WIDGET", 1))
+    )  # the refused requests did not use up the key
+    await business_error(
+        logistics.confirm_shipment(confirmation(shipment, "confirm-3", "JD3", ("SKU-WIDGET", 1))),
+        "over_shipment",
     )
 
-    assert duplicate_event.tracking_number == "JD0146"
+    assert "only 1 of 2" in error.message
+    assert (rest.status, rest.tracking_number) == (ShipmentStatus.CONFIRMED, "JD2")
+    assert count(local_adapters.database, ShipmentDispatchRow) == 2
 
 
 async def test_unknown_shipment_is_shipment_not_found(local_adapters: LocalAdapters) -> None:
@@ -557,7 +594,12 @@ async def test_cancel_and_confirm_racing_leave_one_winner(local_adapters: LocalA
         expected = ["cancelled"] * (RACERS // 2) + ["shipment_cancelled"] * (RACERS // 2)
     else:
         assert final.status is ShipmentStatus.CONFIRMED
-        expected = ["confirmed"] * (RACERS // 2) + ["shipment_already_confirmed"] * (RACERS // 2)
+        # One dispatch takes everything; the others, with other keys, find nothing left.
+        expected = (
+            ["confirmed"]
+            + ["over_shipment"] * (RACERS // 2 - 1)
+            + ["shipment_already_confirmed"] * (RACERS // 2)
+        )
     assert sorted(outcomes) == sorted(expected)
 
 
@@ -1028,6 +1070,845 @@ async def test_impossible_refunds_are_refused(
     await business_error(local_adapters.payments.refund_payment(refund(payment_id, amount)), code)
 
     assert count(local_adapters.database, RefundRow) == 0
+
+
+# --- dispatches ----------------------------------------------------------------------------
+
+
+async def shipment_of(
+    adapters: LocalAdapters, *lines: tuple[str, int], order_id: str = "shop:1"
+) -> tuple[Reservation, Shipment]:
+    """A reservation of `lines` and a shipment requested for all of them."""
+    logistics = adapters.logistics
+    reservation = await logistics.reserve_stock(reserve("reserve-1", *lines, order_id=order_id))
+    return reservation, await logistics.request_shipment(shipment_request(reservation))
+
+
+def stock(*lines: tuple[str, int]) -> list[StockLine]:
+    return [StockLine(sku=sku, quantity=quantity) for sku, quantity in lines]
+
+
+async def test_partial_dispatches_sum_to_confirmed(local_adapters: LocalAdapters) -> None:
+    db, logistics = local_adapters.database, local_adapters.logistics
+    _, shipment = await shipment_of(local_adapters, ("SKU-WIDGET", 3), ("SKU-RARE", 2))
+    assert (shipment.status, shipment.lines, shipment.shipped) == (
+        ShipmentStatus.REQUESTED,
+        stock(("SKU-WIDGET", 3), ("SKU-RARE", 2)),
+        [],
+    )
+
+    first = await logistics.confirm_shipment(
+        confirmation(shipment, "dispatch-1", "JD1", ("SKU-RARE", 1))
+    )
+    second = await logistics.confirm_shipment(
+        confirmation(shipment, "dispatch-2", "JD2", ("SKU-WIDGET", 2), ("SKU-RARE", 1))
+    )
+    last = await logistics.confirm_shipment(
+        confirmation(shipment, "dispatch-3", "JD3", ("SKU-WIDGET", 1))
+    )
+
+    assert (first.status, first.tracking_number, first.shipped) == (
+        ShipmentStatus.PARTIALLY_SHIPPED,
+        "JD1",
+        stock(("SKU-RARE", 1)),
+    )
+    assert (second.status, second.shipped) == (
+        ShipmentStatus.PARTIALLY_SHIPPED,
+        stock(("SKU-WIDGET", 2), ("SKU-RARE", 2)),
+    )
+    assert (last.status, last.carrier, last.tracking_number) == (
+        ShipmentStatus.CONFIRMED,
+        "DHL",
+        "JD3",
+    )
+    assert last.shipped == last.lines == shipment.lines
+    assert await logistics.find_shipment("ship-1") == last
+    # A replay answers as the first call did, not with what later dispatches added.
+    replay = confirmation(shipment, "dispatch-1", "OTHER", ("SKU-WIDGET", 3))
+    assert await logistics.confirm_shipment(replay) == first
+    assert count(db, ShipmentDispatchRow) == 3
+    # Stock left the shelf when it was reserved; dispatching moves none.
+    assert (on_hand(db, "SKU-WIDGET"), on_hand(db, "SKU-RARE")) == (1_000_000 - 3, 3)
+
+
+async def test_racing_dispatches_with_one_key_record_one(local_adapters: LocalAdapters) -> None:
+    _, shipment = await shipment_of(local_adapters, ("SKU-WIDGET", 4))
+    request = confirmation(shipment, "dispatch-1", "JD1", ("SKU-WIDGET", 3))
+    other = second_engine(local_adapters)
+    try:
+        results = await asyncio.gather(
+            *(local_adapters.logistics.confirm_shipment(request) for _ in range(RACERS)),
+            *(other.logistics.confirm_shipment(request) for _ in range(RACERS)),
+        )
+    finally:
+        other.database.dispose()
+
+    assert len({result.model_dump_json() for result in results}) == 1
+    assert results[0].shipped == stock(("SKU-WIDGET", 3))
+    assert results[0].status is ShipmentStatus.PARTIALLY_SHIPPED
+    assert count(local_adapters.database, ShipmentDispatchRow) == 1
+
+
+async def test_racing_dispatches_never_ship_more_than_requested(
+    local_adapters: LocalAdapters,
+) -> None:
+    _, shipment = await shipment_of(local_adapters, ("SKU-WIDGET", 5))
+    logistics = local_adapters.logistics
+
+    outcomes = await asyncio.gather(
+        *(
+            outcome(
+                logistics.confirm_shipment(
+                    confirmation(shipment, f"dispatch-{n}", f"JD{n}", ("SKU-WIDGET", 1))
+                ),
+                "shipped",
+            )
+            for n in range(RACERS)
+        )
+    )
+
+    assert sorted(outcomes) == ["over_shipment"] * (RACERS - 5) + ["shipped"] * 5
+    final = await logistics.find_shipment("ship-1")
+    assert final is not None
+    assert (final.status, final.shipped) == (ShipmentStatus.CONFIRMED, stock(("SKU-WIDGET", 5)))
+
+
+async def test_a_partly_shipped_shipment_cannot_be_cancelled(
+    local_adapters: LocalAdapters,
+) -> None:
+    _, shipment = await shipment_of(local_adapters, ("SKU-WIDGET", 2))
+    logistics = local_adapters.logistics
+    await logistics.confirm_shipment(confirmation(shipment, "dispatch-1", "JD1", ("SKU-WIDGET", 1)))
+
+    await business_error(logistics.cancel_shipment(cancel(shipment)), "shipment_already_confirmed")
+
+    final = await logistics.find_shipment("ship-1")
+    assert final is not None
+    assert final.status is ShipmentStatus.PARTIALLY_SHIPPED
+
+
+async def test_releasing_after_a_part_left_gives_back_only_the_rest(
+    local_adapters: LocalAdapters,
+) -> None:
+    db, logistics = local_adapters.database, local_adapters.logistics
+    reservation, shipment = await shipment_of(local_adapters, ("SKU-RARE", 4))
+    await logistics.confirm_shipment(confirmation(shipment, "dispatch-1", "JD1", ("SKU-RARE", 1)))
+
+    await logistics.release_reservation(release(reservation))
+    await logistics.release_reservation(release(reservation, "release-2"))
+
+    assert on_hand(db, "SKU-RARE") == 5 - 1
+    await business_error(
+        logistics.confirm_shipment(confirmation(shipment, "dispatch-2", "JD2", ("SKU-RARE", 1))),
+        "reservation_released",
+    )
+    assert count(db, ShipmentDispatchRow) == 1
+
+
+# --- amendments ----------------------------------------------------------------------------
+
+
+def amend(
+    reservation: Reservation,
+    key: str,
+    *lines: tuple[str, int],
+    shipment: Shipment | None = None,
+) -> AmendReservation:
+    return AmendReservation(
+        idempotency_key=key,
+        reservation_id=reservation.reservation_id,
+        shipment_id=None if shipment is None else shipment.shipment_id,
+        lines=stock(*lines),
+    )
+
+
+async def test_amending_moves_stock_by_the_difference_only(local_adapters: LocalAdapters) -> None:
+    db, logistics = local_adapters.database, local_adapters.logistics
+    reservation, shipment = await shipment_of(local_adapters, ("SKU-RARE", 2), ("SKU-GADGET", 3))
+
+    more = await logistics.amend_reservation(
+        amend(reservation, "amend-1", ("SKU-RARE", 4), ("SKU-GADGET", 3), shipment=shipment)
+    )
+    assert (on_hand(db, "SKU-RARE"), on_hand(db, "SKU-GADGET")) == (1, 1_000_000 - 3)
+
+    fewer = await logistics.amend_reservation(
+        amend(reservation, "amend-2", ("SKU-RARE", 1), ("SKU-GADGET", 3), shipment=shipment)
+    )
+    assert (on_hand(db, "SKU-RARE"), on_hand(db, "SKU-GADGET")) == (4, 1_000_000 - 3)
+
+    # A line left out gives all of it back; a new line takes its stock.
+    swapped = await logistics.amend_reservation(
+        amend(reservation, "amend-3", ("SKU-GADGET", 3), ("SKU-WIDGET", 7), shipment=shipment)
+    )
+    assert (on_hand(db, "SKU-RARE"), on_hand(db, "SKU-GADGET"), on_hand(db, "SKU-WIDGET")) == (
+        5,
+        1_000_000 - 3,
+        1_000_000 - 7,
+    )
+
+    assert more.lines == stock(("SKU-RARE", 4), ("SKU-GADGET", 3))
+    assert fewer.lines == stock(("SKU-RARE", 1), ("SKU-GADGET", 3))
+    assert swapped.lines == stock(("SKU-GADGET", 3), ("SKU-WIDGET", 7))
+    assert await logistics.find_reservation("reserve-1") == swapped
+    requested = await logistics.find_shipment("ship-1")
+    assert requested is not None
+    assert (requested.status, requested.lines) == (ShipmentStatus.REQUESTED, swapped.lines)
+    # Releasing now gives back what the amendments left reserved.
+    await logistics.release_reservation(release(reservation))
+    assert (on_hand(db, "SKU-GADGET"), on_hand(db, "SKU-WIDGET")) == (1_000_000, 1_000_000)
+
+
+async def test_amending_twice_with_one_key_moves_stock_once(local_adapters: LocalAdapters) -> None:
+    db, logistics = local_adapters.database, local_adapters.logistics
+    reservation = await logistics.reserve_stock(reserve("reserve-1", ("SKU-RARE", 1)))
+    request = amend(reservation, "amend-1", ("SKU-RARE", 3))
+    other = second_engine(local_adapters)
+    try:
+        results = await asyncio.gather(
+            *(logistics.amend_reservation(request) for _ in range(RACERS)),
+            *(other.logistics.amend_reservation(request) for _ in range(RACERS)),
+        )
+    finally:
+        other.database.dispose()
+    # A replay answers with the lines the amendment set, whatever it now names.
+    replay = await logistics.amend_reservation(amend(reservation, "amend-1", ("SKU-RARE", 5)))
+
+    assert {result.model_dump_json() for result in results} == {replay.model_dump_json()}
+    assert replay.lines == stock(("SKU-RARE", 3))
+    assert on_hand(db, "SKU-RARE") == 2
+    assert count(db, ReservationAmendmentRow) == 1
+
+
+async def test_an_amendment_beyond_the_stock_changes_nothing(
+    local_adapters: LocalAdapters,
+) -> None:
+    db, logistics = local_adapters.database, local_adapters.logistics
+    reservation, shipment = await shipment_of(local_adapters, ("SKU-RARE", 2), ("SKU-GADGET", 1))
+
+    error = await business_error(
+        logistics.amend_reservation(
+            amend(reservation, "amend-1", ("SKU-GADGET", 5), ("SKU-RARE", 6), shipment=shipment)
+        ),
+        "out_of_stock",
+    )
+    await business_error(
+        logistics.amend_reservation(amend(reservation, "amend-1", ("SKU-NOPE", 1))),
+        "item_unknown",
+    )
+
+    assert "3 available" in error.message  # what is on the shelf besides the 2 reserved
+    assert (on_hand(db, "SKU-RARE"), on_hand(db, "SKU-GADGET")) == (3, 1_000_000 - 1)
+    assert await logistics.find_reservation("reserve-1") == reservation
+    assert await logistics.find_shipment("ship-1") == shipment
+    assert count(db, ReservationAmendmentRow) == 0
+    # The refused requests did not use up the key.
+    amended = await logistics.amend_reservation(amend(reservation, "amend-1", ("SKU-RARE", 5)))
+    assert (amended.lines, on_hand(db, "SKU-RARE")) == (stock(("SKU-RARE", 5)), 0)
+
+
+async def test_a_shipped_line_cannot_be_amended(local_adapters: LocalAdapters) -> None:
+    db, logistics = local_adapters.database, local_adapters.logistics
+    reservation, shipment = await shipment_of(local_adapters, ("SKU-WIDGET", 2), ("SKU-RARE", 2))
+    await logistics.confirm_shipment(confirmation(shipment, "dispatch-1", "JD1", ("SKU-WIDGET", 2)))
+
+    for lines in ((("SKU-WIDGET", 3), ("SKU-RARE", 2)), (("SKU-RARE", 2),)):
+        error = await business_error(
+            logistics.amend_reservation(amend(reservation, "amend-1", *lines, shipment=shipment)),
+            "line_already_shipped",
+        )
+        assert "2 SKU-WIDGET" in error.message
+    assert on_hand(db, "SKU-RARE") == 3
+
+    # The line not shipped yet can still change; with it gone, all that is left has left.
+    done = await logistics.amend_reservation(
+        amend(reservation, "amend-1", ("SKU-WIDGET", 2), shipment=shipment)
+    )
+    final = await logistics.find_shipment("ship-1")
+    assert final is not None
+    assert (final.status, final.lines, final.shipped) == (
+        ShipmentStatus.CONFIRMED,
+        done.lines,
+        stock(("SKU-WIDGET", 2)),
+    )
+    assert on_hand(db, "SKU-RARE") == 5
+
+
+async def test_amending_what_cannot_be_amended_is_refused(local_adapters: LocalAdapters) -> None:
+    logistics = local_adapters.logistics
+    reservation, shipment = await shipment_of(local_adapters, ("SKU-WIDGET", 2))
+    other = await logistics.reserve_stock(reserve("reserve-2", ("SKU-WIDGET", 1)))
+    ghost = Reservation(reservation_id="RES-nope", order_id="shop:1", lines=[])
+
+    await business_error(
+        logistics.amend_reservation(amend(ghost, "amend-1", ("SKU-WIDGET", 1))),
+        "reservation_not_found",
+    )
+    await business_error(
+        logistics.amend_reservation(amend(other, "amend-1", ("SKU-WIDGET", 1), shipment=shipment)),
+        "shipment_not_found",
+    )
+    await logistics.cancel_shipment(cancel(shipment))
+    await business_error(
+        logistics.amend_reservation(
+            amend(reservation, "amend-1", ("SKU-WIDGET", 1), shipment=shipment)
+        ),
+        "shipment_cancelled",
+    )
+    await logistics.release_reservation(release(reservation))
+    await business_error(
+        logistics.amend_reservation(amend(reservation, "amend-1", ("SKU-WIDGET", 1))),
+        "reservation_released",
+    )
+    assert count(local_adapters.database, ReservationAmendmentRow) == 0
+
+
+async def test_racing_amendments_leave_stock_consistent(local_adapters: LocalAdapters) -> None:
+    db, logistics = local_adapters.database, local_adapters.logistics
+    reservation = await logistics.reserve_stock(reserve("reserve-1", ("SKU-RARE", 1)))
+
+    outcomes = await asyncio.gather(
+        *(
+            outcome(
+                logistics.amend_reservation(amend(reservation, f"amend-{n}", ("SKU-RARE", n + 1))),
+                "amended",
+            )
+            for n in range(RACERS)
+        )
+    )
+
+    final = await logistics.find_reservation("reserve-1")
+    assert final is not None
+    [line] = final.lines
+    assert on_hand(db, "SKU-RARE") == 5 - line.quantity
+    assert set(outcomes) <= {"amended", "out_of_stock"}
+
+
+# --- returns -------------------------------------------------------------------------------
+
+
+def returned(shipment: Shipment, key: str, *lines: tuple[str, int]) -> ReturnReceipt:
+    return ReturnReceipt(
+        idempotency_key=key,
+        order_id=shipment.order_id,
+        shipment_id=shipment.shipment_id,
+        lines=stock(*lines),
+    )
+
+
+async def test_a_return_restocks_once(local_adapters: LocalAdapters) -> None:
+    db, logistics = local_adapters.database, local_adapters.logistics
+    _, shipment = await shipment_of(local_adapters, ("SKU-RARE", 3))
+    shipped = await logistics.confirm_shipment(confirmation(shipment, "dispatch-1"))
+    request = returned(shipment, "return-1", ("SKU-RARE", 2))
+    other = second_engine(local_adapters)
+    try:
+        results = await asyncio.gather(
+            *(logistics.receive_return(request) for _ in range(RACERS)),
+            *(other.logistics.receive_return(request) for _ in range(RACERS)),
+        )
+    finally:
+        other.database.dispose()
+
+    assert {result.model_dump_json() for result in results} == {shipped.model_dump_json()}
+    assert on_hand(db, "SKU-RARE") == 2 + 2
+    assert count(db, ShipmentReturnRow) == 1
+
+
+async def test_more_cannot_come_back_than_left(local_adapters: LocalAdapters) -> None:
+    db, logistics = local_adapters.database, local_adapters.logistics
+    _, shipment = await shipment_of(local_adapters, ("SKU-RARE", 3), ("SKU-GADGET", 1))
+    await logistics.confirm_shipment(confirmation(shipment, "dispatch-1", "JD1", ("SKU-RARE", 2)))
+    await logistics.receive_return(returned(shipment, "return-1", ("SKU-RARE", 1)))
+
+    error = await business_error(
+        logistics.receive_return(returned(shipment, "return-2", ("SKU-RARE", 2))), "over_return"
+    )
+    await business_error(
+        logistics.receive_return(returned(shipment, "return-2", ("SKU-GADGET", 1))), "over_return"
+    )
+    await logistics.receive_return(returned(shipment, "return-2", ("SKU-RARE", 1)))
+    await business_error(
+        logistics.receive_return(returned(shipment, "return-3", ("SKU-RARE", 1))), "over_return"
+    )
+    ghost = shipment.model_copy(update={"order_id": "shop:other"})
+    await business_error(
+        logistics.receive_return(returned(ghost, "return-3", ("SKU-RARE", 1))),
+        "shipment_not_found",
+    )
+
+    assert "2 shipped and 1 returned" in error.message
+    assert on_hand(db, "SKU-RARE") == 2 + 2
+    assert count(db, ShipmentReturnRow) == 2
+
+
+# --- customer holds ------------------------------------------------------------------------
+
+
+def hold(customer_id: str, key: str = "hold-1") -> CustomerHold:
+    return CustomerHold(idempotency_key=key, customer_id=customer_id, reason="90 days past due")
+
+
+async def test_placing_on_hold_once_per_key(local_adapters: LocalAdapters) -> None:
+    crm = local_adapters.crm
+
+    held = await race(lambda: crm.place_on_hold(hold("CUST-ACME")))
+    again = await crm.place_on_hold(hold("CUST-ACME", "hold-2"))
+
+    assert {c.status for c in held} == {CustomerStatus.ON_HOLD}
+    assert again == held[0] == await crm.get_customer("CUST-ACME")
+    assert count(local_adapters.database, CustomerHoldRow) == 2
+
+
+async def test_a_blocked_customer_stays_blocked(local_adapters: LocalAdapters) -> None:
+    crm = local_adapters.crm
+
+    initech = await crm.place_on_hold(hold("CUST-INITECH"))
+    await business_error(crm.place_on_hold(hold("CUST-NOPE", "hold-2")), "customer_not_found")
+
+    assert initech.status is CustomerStatus.BLOCKED
+    assert (await crm.get_customer("CUST-INITECH")).status is CustomerStatus.BLOCKED
+    assert count(local_adapters.database, CustomerHoldRow) == 1
+
+
+# --- credit notes and customer credit ------------------------------------------------------
+
+
+def credit_note(
+    invoice: Invoice, key: str, *amounts: str, currency: str | None = None
+) -> CreditNoteRequest:
+    return CreditNoteRequest(
+        idempotency_key=key,
+        order_id=invoice.order_id,
+        account_id=invoice.account_id,
+        invoice_id=invoice.invoice_id,
+        currency=currency or invoice.currency,
+        lines=[
+            InvoiceLine(sku="SKU-WIDGET", quantity=1, unit_price=Decimal(a), amount=Decimal(a))
+            for a in amounts
+        ],
+        reason="returned",
+    )
+
+
+def credit_entry(
+    account_id: str, amount: str, key: str, currency: str = "EUR"
+) -> CustomerCreditEntry:
+    return CustomerCreditEntry(
+        idempotency_key=key,
+        account_id=account_id,
+        currency=currency,
+        amount=Decimal(amount),
+        reason="overpayment" if Decimal(amount) > 0 else "used on an order",
+    )
+
+
+@pytest.mark.parametrize(
+    ("paid", "credited", "applied", "to_credit", "balance", "status"),
+    [
+        ("0.00", "30.00", "30.00", "0.00", "70.00", InvoiceStatus.OPEN),
+        ("50.00", "80.00", "50.00", "30.00", "0.00", InvoiceStatus.PAID),
+        ("100.00", "40.00", "0.00", "40.00", "0.00", InvoiceStatus.PAID),
+    ],
+    ids=["unpaid", "half-paid", "paid"],
+)
+async def test_a_credit_note_lowers_the_invoice_then_credits_the_customer(
+    local_adapters: LocalAdapters,
+    paid: str,
+    credited: str,
+    applied: str,
+    to_credit: str,
+    balance: str,
+    status: InvoiceStatus,
+) -> None:
+    db, billing = local_adapters.database, local_adapters.billing
+    invoice = await open_invoice(local_adapters, "60.00", "40.00")
+    if paid != "0.00":
+        await paid_with(local_adapters, "PAY-1", paid)
+        await billing.apply_payment(apply(invoice, "PAY-1", paid))
+    half = str(Decimal(credited) / 2)
+    request = credit_note(invoice, "credit-1", half, half)
+
+    notes = await race(lambda: billing.create_credit_note(request))
+
+    note = notes[0]
+    assert {n.model_dump_json() for n in notes} == {note.model_dump_json()}
+    assert note.credit_note_id.startswith("CN-")
+    assert (note.amount, note.applied_to_invoice, note.to_customer_credit) == (
+        Decimal(credited),
+        Decimal(applied),
+        Decimal(to_credit),
+    )
+    [after] = await billing.list_invoices("shop:1")
+    assert (after.balance, after.status) == (Decimal(balance), status)
+    credit = await billing.customer_credit(invoice.account_id)
+    assert (credit.currency, credit.balance) == ("EUR", Decimal(to_credit))
+    assert await billing.find_credit_note("credit-1") == note
+    assert await billing.find_credit_note("inv-1") is None
+    assert count(db, CreditNoteRow) == 1
+    assert count(db, CustomerCreditRow) == (0 if to_credit == "0.00" else 1)
+
+
+async def test_credit_notes_never_credit_more_than_the_invoice(
+    local_adapters: LocalAdapters,
+) -> None:
+    billing = local_adapters.billing
+    invoice = await open_invoice(local_adapters, "10.00")
+    await billing.create_credit_note(credit_note(invoice, "credit-1", "6.00"))
+
+    error = await business_error(
+        billing.create_credit_note(credit_note(invoice, "credit-2", "4.01")),
+        "credit_exceeds_invoice",
+    )
+    rest = await billing.create_credit_note(credit_note(invoice, "credit-2", "4.00"))
+
+    assert "6.00 EUR credited already" in error.message
+    assert (rest.applied_to_invoice, rest.to_customer_credit) == (Decimal("4.00"), Decimal("0.00"))
+    [after] = await billing.list_invoices("shop:1")
+    assert (after.balance, after.status) == (Decimal("0.00"), InvoiceStatus.PAID)
+    # Credited in part, the invoice is no longer untouched: a void is refused.
+    await business_error(billing.void_invoice(void(invoice)), "invoice_has_payments")
+
+
+async def test_racing_credit_notes_reconcile_to_the_cent(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+    invoice = await open_invoice(local_adapters, "5.00")
+    await paid_with(local_adapters, "PAY-1", "2.00")
+    await billing.apply_payment(apply(invoice, "PAY-1", "2.00"))
+    other = second_engine(local_adapters)
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                outcome(
+                    adapters.billing.create_credit_note(credit_note(invoice, key, "1.00")), "ok"
+                )
+                for n in range(RACERS)
+                for adapters, key in ((local_adapters, f"a-{n}"), (other, f"b-{n}"))
+            )
+        )
+    finally:
+        other.database.dispose()
+
+    assert sorted(outcomes) == ["credit_exceeds_invoice"] * (2 * RACERS - 5) + ["ok"] * 5
+    [after] = await billing.list_invoices("shop:1")
+    assert (after.balance, after.status) == (Decimal("0.00"), InvoiceStatus.PAID)
+    # 3.00 was still owed; the 2.00 already paid comes back as credit.
+    credit = await billing.customer_credit(invoice.account_id)
+    assert credit.balance == Decimal("2.00")
+    assert count(local_adapters.database, CustomerCreditRow) == 2
+
+
+async def test_impossible_credit_notes_are_refused(local_adapters: LocalAdapters) -> None:
+    db, billing = local_adapters.database, local_adapters.billing
+    invoice = await open_invoice(local_adapters, "10.00")
+    voided = await open_invoice(local_adapters, "10.00", key="inv-2")
+    await billing.void_invoice(void(voided))
+    ghost = invoice.model_copy(update={"invoice_id": "INV-nope"})
+    elsewhere = invoice.model_copy(update={"account_id": "BA-other"})
+
+    for request, code in [
+        (credit_note(ghost, "credit-1", "1.00"), "invoice_not_found"),
+        (credit_note(elsewhere, "credit-1", "1.00"), "invoice_not_found"),
+        (credit_note(invoice, "credit-1", "1.00", currency="USD"), "currency_mismatch"),
+        (credit_note(voided, "credit-1", "1.00"), "invoice_void"),
+        (credit_note(invoice, "credit-1", "0.00"), "invalid_amount"),
+        (credit_note(invoice, "credit-1", "2.00", "-1.00"), "invalid_amount"),
+        (credit_note(invoice, "credit-1", "0.001"), "invalid_amount"),
+    ]:
+        await business_error(billing.create_credit_note(request), code)
+
+    assert (count(db, CreditNoteRow), count(db, CustomerCreditRow)) == (0, 0)
+    assert invoice_row(db, invoice.invoice_id).balance_minor == 1_000
+
+
+async def test_customer_credit_is_posted_once_per_key(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+    account = await acme_account(local_adapters)
+    empty = await billing.customer_credit(account.account_id)
+
+    added = await race(
+        lambda: billing.post_customer_credit(credit_entry(account.account_id, "10.00", "c-1"))
+    )
+    used = await race(
+        lambda: billing.post_customer_credit(credit_entry(account.account_id, "-6.00", "c-2"))
+    )
+    replay = await billing.post_customer_credit(credit_entry(account.account_id, "99.00", "c-1"))
+
+    assert (empty.currency, str(empty.balance)) == ("EUR", "0.00")
+    assert {a.balance for a in added} == {replay.balance} == {Decimal("10.00")}
+    assert {u.balance for u in used} == {Decimal("4.00")}
+    assert (await billing.customer_credit(account.account_id)).balance == Decimal("4.00")
+    assert count(local_adapters.database, CustomerCreditRow) == 2
+
+
+async def test_customer_credit_cannot_go_below_zero(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+    account = await acme_account(local_adapters)
+    await billing.post_customer_credit(credit_entry(account.account_id, "5.00", "c-1"))
+
+    error = await business_error(
+        billing.post_customer_credit(credit_entry(account.account_id, "-5.01", "c-2")),
+        "insufficient_credit",
+    )
+    rest = await billing.post_customer_credit(credit_entry(account.account_id, "-5.00", "c-2"))
+
+    assert "5.00 EUR of credit" in error.message
+    assert rest.balance == Decimal("0.00")  # the refused request did not use up its key
+    for entry, code in [
+        (credit_entry(account.account_id, "-0.01", "c-3"), "insufficient_credit"),
+        (credit_entry(account.account_id, "1.00", "c-3", currency="USD"), "currency_mismatch"),
+        (credit_entry(account.account_id, "0.00", "c-3"), "invalid_amount"),
+        (credit_entry("BA-nope", "1.00", "c-3"), "account_not_found"),
+    ]:
+        await business_error(billing.post_customer_credit(entry), code)
+    await business_error(billing.customer_credit("BA-nope"), "account_not_found")
+    assert count(local_adapters.database, CustomerCreditRow) == 2
+
+
+async def test_racing_uses_of_credit_never_go_below_zero(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+    account = await acme_account(local_adapters)
+    await billing.post_customer_credit(credit_entry(account.account_id, "5.00", "c-0"))
+    other = second_engine(local_adapters)
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                outcome(
+                    adapters.billing.post_customer_credit(
+                        credit_entry(account.account_id, "-1.00", key)
+                    ),
+                    "used",
+                )
+                for n in range(RACERS)
+                for adapters, key in ((local_adapters, f"a-{n}"), (other, f"b-{n}"))
+            )
+        )
+    finally:
+        other.database.dispose()
+
+    assert sorted(outcomes) == ["insufficient_credit"] * (2 * RACERS - 5) + ["used"] * 5
+    assert (await billing.customer_credit(account.account_id)).balance == Decimal("0.00")
+
+
+# --- dunning and receivables reads ---------------------------------------------------------
+
+
+def dunning(invoice: Invoice, key: str = "dun-1", level: str = "reminder") -> DunningNotice:
+    return DunningNotice(
+        idempotency_key=key, invoice_id=invoice.invoice_id, level=level, days_past_due=7
+    )
+
+
+async def test_a_dunning_notice_is_sent_once_per_key(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+    invoice = await open_invoice(local_adapters, "10.00")
+    ghost = invoice.model_copy(update={"invoice_id": "INV-nope"})
+
+    notices = await race(lambda: billing.send_dunning_notice(dunning(invoice)))
+    replay = await billing.send_dunning_notice(dunning(invoice, level="final"))
+    escalation = await billing.send_dunning_notice(dunning(invoice, "dun-2", "final"))
+    await business_error(billing.send_dunning_notice(dunning(ghost, "dun-3")), "invoice_not_found")
+
+    assert {n.model_dump_json() for n in notices} == {replay.model_dump_json()}
+    assert replay.notice_id.startswith("DUN-")
+    assert (replay.invoice_id, replay.level, replay.days_past_due) == (
+        invoice.invoice_id,
+        "reminder",
+        7,
+    )
+    assert replay.sent_at.tzinfo is not None
+    assert (escalation.level, escalation.notice_id != replay.notice_id) == ("final", True)
+    assert count(local_adapters.database, DunningNoticeRow) == 2
+
+
+async def test_open_invoices_are_those_with_a_balance_left(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+    untouched = await open_invoice(local_adapters, "10.00", key="inv-1")
+    partly_paid = await open_invoice(local_adapters, "20.00", key="inv-2")
+    paid = await open_invoice(local_adapters, "30.00", key="inv-3")
+    credited = await open_invoice(local_adapters, "40.00", key="inv-4")
+    voided = await open_invoice(local_adapters, "50.00", key="inv-5")
+    await paid_with(local_adapters, "PAY-1", "35.00")
+    await billing.apply_payment(apply(partly_paid, "PAY-1", "5.00", "apply-1"))
+    await billing.apply_payment(apply(paid, "PAY-1", "30.00", "apply-2"))
+    await billing.create_credit_note(credit_note(credited, "credit-1", "40.00"))
+    await billing.void_invoice(void(voided))
+
+    open_ids = [invoice.invoice_id for invoice in await billing.list_open_invoices()]
+
+    assert open_ids == [untouched.invoice_id, partly_paid.invoice_id]
+
+
+async def test_invoices_dated_in_a_range_include_both_ends(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+    account = await acme_account(local_adapters)
+    by_day: dict[int, Invoice] = {}
+    for day in (1, 2, 15, 31):
+        request = invoice_request(account.account_id, f"inv-{day}", "1.00").model_copy(
+            update={"invoice_date": date(2025, 3, day)}
+        )
+        by_day[day] = await billing.create_invoice(request)
+    march = await billing.list_invoices_dated(date(2025, 3, 2), date(2025, 3, 31))
+    one_day = await billing.list_invoices_dated(date(2025, 3, 15), date(2025, 3, 15))
+
+    assert march == [by_day[2], by_day[15], by_day[31]]
+    assert one_day == [by_day[15]]
+    assert await billing.list_invoices_dated(date(2025, 4, 1), date(2025, 4, 30)) == []
+
+
+# --- card authorisations -------------------------------------------------------------------
+
+
+def authorise(
+    key: str = "auth-1", amount: str = "100.00", token: str = "tok_visa"
+) -> AuthoriseCard:
+    return AuthoriseCard(
+        idempotency_key=key,
+        order_id="shop:1",
+        card_token=token,
+        amount=Decimal(amount),
+        currency="EUR",
+    )
+
+
+def capture(
+    authorisation: Authorisation, amount: str, key: str = "capture-1", payment_id: str = "PAY-C1"
+) -> CaptureCard:
+    return CaptureCard(
+        idempotency_key=key,
+        authorisation_id=authorisation.authorisation_id,
+        payment_id=payment_id,
+        amount=Decimal(amount),
+    )
+
+
+def void_auth(authorisation: Authorisation, key: str = "void-1") -> VoidAuthorisation:
+    return VoidAuthorisation(idempotency_key=key, authorisation_id=authorisation.authorisation_id)
+
+
+async def test_authorising_twice_with_one_key_authorises_once(
+    local_adapters: LocalAdapters,
+) -> None:
+    payments = local_adapters.payments
+    before = datetime.now(UTC)
+
+    authorisations = await race(lambda: payments.authorise_card(authorise()))
+
+    first = authorisations[0]
+    assert {a.model_dump_json() for a in authorisations} == {first.model_dump_json()}
+    assert first.authorisation_id.startswith("AUT-")
+    assert (first.amount, first.currency, first.status) == (
+        Decimal("100.00"),
+        "EUR",
+        AuthorisationStatus.AUTHORISED,
+    )
+    assert before + timedelta(days=7) <= first.expires_at <= datetime.now(UTC) + timedelta(days=7)
+    assert await payments.find_authorisation("auth-1") == first
+    assert await payments.find_authorisation("auth-2") is None
+    assert count(local_adapters.database, CardAuthorisationRow) == 1
+
+
+async def test_a_declined_card_authorises_nothing(local_adapters: LocalAdapters) -> None:
+    payments = local_adapters.payments
+
+    await business_error(
+        payments.authorise_card(authorise(token="tok_declined_insufficient_funds")), "card_declined"
+    )
+    await business_error(payments.authorise_card(authorise(amount="0")), "invalid_amount")
+
+    assert await payments.find_authorisation("auth-1") is None
+    assert count(local_adapters.database, CardAuthorisationRow) == 0
+    assert (await payments.authorise_card(authorise())).amount == Decimal("100.00")
+
+
+async def test_capturing_twice_with_one_key_captures_once(local_adapters: LocalAdapters) -> None:
+    payments = local_adapters.payments
+    authorisation = await payments.authorise_card(authorise())
+    other = second_engine(local_adapters)
+    try:
+        captured = await asyncio.gather(
+            *(payments.capture_card(capture(authorisation, "60.00")) for _ in range(RACERS)),
+            *(other.payments.capture_card(capture(authorisation, "60.00")) for _ in range(RACERS)),
+        )
+    finally:
+        other.database.dispose()
+    replay = await payments.capture_card(capture(authorisation, "1.00"))
+
+    assert {p.model_dump_json() for p in captured} == {replay.model_dump_json()}
+    assert (replay.payment_id, replay.order_id, replay.amount, replay.currency) == (
+        "PAY-C1",
+        "shop:1",
+        Decimal("60.00"),
+        "EUR",
+    )
+    assert await payments.find_payment("capture-1") == replay
+    left = await payments.find_authorisation("auth-1")
+    assert left is not None
+    assert left.amount == Decimal("40.00")
+    db = local_adapters.database
+    assert (count(db, PaymentRow), count(db, CardCaptureRow)) == (1, 1)
+
+
+async def test_captures_never_exceed_the_authorisation(local_adapters: LocalAdapters) -> None:
+    payments = local_adapters.payments
+    authorisation = await payments.authorise_card(authorise(amount="5.00"))
+
+    outcomes = await asyncio.gather(
+        *(
+            outcome(
+                payments.capture_card(capture(authorisation, "1.00", f"c-{n}", f"PAY-{n}")), "ok"
+            )
+            for n in range(RACERS)
+        )
+    )
+
+    assert sorted(outcomes) == ["amount_exceeds_authorisation"] * (RACERS - 5) + ["ok"] * 5
+    left = await payments.find_authorisation("auth-1")
+    assert left is not None
+    assert left.amount == Decimal("0.00")
+    assert count(local_adapters.database, PaymentRow) == 5
+
+
+async def test_impossible_captures_are_refused(local_adapters: LocalAdapters) -> None:
+    payments = local_adapters.payments
+    authorisation = await payments.authorise_card(authorise(amount="10.00"))
+    expiring = await payments.authorise_card(authorise("auth-2", token="tok_expiring_visa"))
+    await paid_with(local_adapters, "PAY-1", "1.00")
+    ghost = authorisation.model_copy(update={"authorisation_id": "AUT-nope"})
+
+    for request, code in [
+        (capture(authorisation, "10.01"), "amount_exceeds_authorisation"),
+        (capture(authorisation, "0.00"), "invalid_amount"),
+        (capture(authorisation, "1.00", payment_id="PAY-1"), "payment_conflict"),
+        (capture(expiring, "1.00"), "authorisation_expired"),
+        (capture(ghost, "1.00"), "authorisation_not_found"),
+    ]:
+        await business_error(payments.capture_card(request), code)
+
+    assert expiring.expires_at <= datetime.now(UTC)
+    assert await payments.find_payment("capture-1") is None
+    db = local_adapters.database
+    assert (count(db, PaymentRow), count(db, CardCaptureRow)) == (1, 0)
+    # The refused requests did not use up the key.
+    assert (await payments.capture_card(capture(authorisation, "10.00"))).amount == Decimal("10.00")
+
+
+async def test_a_voided_authorisation_takes_no_capture(local_adapters: LocalAdapters) -> None:
+    payments = local_adapters.payments
+    authorisation = await payments.authorise_card(authorise())
+    await payments.capture_card(capture(authorisation, "30.00"))
+
+    voided = await payments.void_authorisation(void_auth(authorisation))
+    again = await payments.void_authorisation(void_auth(authorisation, "void-2"))
+    await business_error(
+        payments.capture_card(capture(authorisation, "1.00", "capture-2", "PAY-C2")),
+        "authorisation_voided",
+    )
+    ghost = authorisation.model_copy(update={"authorisation_id": "AUT-nope"})
+    await business_error(payments.void_authorisation(void_auth(ghost)), "authorisation_not_found")
+
+    assert voided == again == await payments.find_authorisation("auth-1")
+    assert (voided.status, voided.amount) == (AuthorisationStatus.VOIDED, Decimal("0.00"))
+    assert count(local_adapters.database, PaymentRow) == 1
 
 
 # --- seed ----------------------------------------------------------------------------------

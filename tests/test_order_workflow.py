@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -73,14 +72,16 @@ async def test_payment_between_shipment_and_invoice_waits_for_the_invoice(
     handle = await harness.booked()
     await harness.orders.confirm_shipment(handle.id, SHIPMENT)
 
-    paying = asyncio.create_task(harness.orders.receive_payment(handle.id, payment(str(TOTAL))))
+    ack = await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    assert (ack.status, ack.message) == (
+        OrderStatus.SHIPPED, "payment PAY-1: 159.97 held until invoiced; open balance 0",
+    )  # fmt: skip
     state = await handle.query(OrderWorkflow.state)
-    assert (state.status, state.invoices) == (OrderStatus.SHIPPED, [])
-    harness.stubs.invoicing_may_finish.set()
+    assert (state.invoices, state.payments[0].applications) == ([], [])
 
-    ack = await paying
-    assert ack.status is OrderStatus.PAID
-    assert (await handle.result()).status is OrderStatus.CLOSED
+    harness.stubs.invoicing_may_finish.set()
+    summary = await handle.result()
+    assert (summary.status, summary.paid, summary.invoiced) == (OrderStatus.CLOSED, TOTAL, TOTAL)
 
 
 async def test_query_returns_the_whole_state(harness: Harness) -> None:

@@ -11,6 +11,7 @@ from o2c_workflows.state import (
     CompensationStatus,
     HoldKind,
     HoldState,
+    LineState,
     OrderState,
 )
 from tests.order_harness import make_order
@@ -20,8 +21,10 @@ NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 
 def state(**fields: object) -> OrderState:
     order = make_order()
+    lines = [LineState(sku=line.sku, unit_price=line.unit_price, ordered=line.quantity)
+             for line in order.lines]  # fmt: skip
     base = {"order_id": order.order_id, "status": OrderStatus.ON_HOLD, "order": order,
-            "total": order.total()}  # fmt: skip
+            "lines": lines, "total": order.total()}  # fmt: skip
     return OrderState.model_validate(base | fields)
 
 

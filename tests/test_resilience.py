@@ -1,12 +1,12 @@
 """A batch of orders still closes, each exactly once, through outages of real processes.
 
 Each test starts its own Temporal dev server (a subprocess on a SQLite file in
-tmp_path), its own `o2c worker` subprocess(es) on a task queue of its own and a
-local-systems database of its own, then drives a batch of orders the way the
-3PL and the bank would (`tests.resilience_support.Batch`) while it breaks
+tmp_path), its own `o2c worker` subprocess(es) on a task queue of its own, and a
+database of its own for the local systems. It drives a batch of orders the way
+the 3PL and the bank would (`tests.resilience_support.Batch`) while it breaks
 something: it kills the worker, restarts the server, or makes every system
 flaky. Every order must reach Closed, and the local systems must show each
-side effect exactly once.
+reservation, shipment, invoice, payment and payment application exactly once.
 """
 
 from __future__ import annotations
@@ -23,28 +23,62 @@ from o2c_workflows.models import OrderStatus
 from tests.resilience_support import (
     Batch,
     Processes,
+    activity_running,
     assert_each_order_done_once,
     batch_orders,
+    completed_attempts,
+    with_line,
 )
 
 pytestmark = pytest.mark.timeout(300)
 
 BATCH_SIZE = 12
 FIRST_WAVE = 6
-"""Orders started before the outage; the rest are started while it lasts."""
+"""Orders started, one after another, before the outage; the rest start during it."""
 
-WORKER_STARTUP = 60.0
+SLOW_SKU = "SKU-GIZMO"
+"""The last order of the first wave has a line of it, which the first worker reserves slowly."""
 
-SLOW_CALLS = json.dumps({"rules": [{"system": "*", "latency_ms": 300}]})
-"""For the worker that gets killed: every call takes a while, so the kill finds
-activities in flight rather than an idle worker."""
+RESERVE_STOCK = "logistics.reserve_stock"
+
+
+def slow_reservations(latency_ms: int) -> str:
+    """A fault profile (`O2C_FAULTS`): reserving stock for SLOW_SKU takes `latency_ms`."""
+    rule = {
+        "system": "logistics",
+        "operation": "reserve_stock",
+        "sku": SLOW_SKU,
+        "latency_ms": latency_ms,
+    }
+    return json.dumps({"rules": [rule]})
+
+
+STATE_CHANGES = [
+    ("billing", "ensure_account"),
+    ("billing", "create_invoice"),
+    ("billing", "apply_payment"),
+    ("logistics", "reserve_stock"),
+    ("logistics", "request_shipment"),
+    ("logistics", "confirm_shipment"),
+    ("payments", "record_payment"),
+]
+"""The adapter calls of an order that change something: where a lost answer matters."""
 
 FLAKY_SYSTEMS = json.dumps(
     {
         "seed": 11,
         "rules": [
-            {"system": "*", "error_rate": 0.3},
-            {"system": "*", "unknown_outcome_rate": 0.2},
+            # Three calls in ten fail before they are made, lookups included. As rate
+            # limits with a short retry-after: with the activities' exponential backoff
+            # (1 s doubling to 30 s) the same rate takes minutes for a batch, because a
+            # retry after a failure makes two calls (look up by key, then do).
+            {"system": "*", "error_rate": 0.3, "error_kind": "rate_limited", "retry_after_ms": 200},
+            # One state change in five takes effect but its answer is lost; these are
+            # retried with the backoff, and the retry must find the first one's effect.
+            *(
+                {"system": system, "operation": operation, "unknown_outcome_rate": 0.2}
+                for system, operation in STATE_CHANGES
+            ),
         ],
     }
 )
@@ -63,47 +97,59 @@ async def test_a_worker_killed_mid_batch_is_replaced_and_every_order_closes(
     processes: Processes,
 ) -> None:
     client = await processes.start_server()
-    doomed = processes.start_worker(faults=SLOW_CALLS)
+    # Reserving the slow order hangs for longer than the activity's start-to-close
+    # timeout, so the kill certainly finds that activity under way.
+    doomed = processes.start_worker(faults=slow_reservations(60_000))
     batch = Batch(OrderService(client, processes.settings.task_queue), processes)
     orders = batch_orders(BATCH_SIZE)
+    caught = orders[FIRST_WAVE - 1] = with_line(orders[FIRST_WAVE - 1], SLOW_SKU)
 
-    batch.start(orders[:FIRST_WAVE])
-    await batch.wait_until(lambda: batch.count_reached(OrderStatus.BOOKED) >= 1, "one Booked")
+    await batch.start_in_turn(orders[:FIRST_WAVE])
+    await batch.wait_until(
+        lambda: activity_running(client, caught.order_id, RESERVE_STOCK),
+        f"{caught.order_id} reserving stock",
+    )
     await processes.kill_worker(doomed)
+    assert 0 < batch.count_reached(OrderStatus.BOOKED) < FIRST_WAVE, batch.report()
     # The rest of the batch arrives while no worker runs.
     batch.start(orders[FIRST_WAVE:])
-    assert 1 <= batch.count_reached(OrderStatus.BOOKED) <= FIRST_WAVE
-
-    replacement = processes.start_worker()
-    await processes.wait_until_polling(replacement, WORKER_STARTUP)
+    await processes.wait_until_polling(processes.start_worker())
     await batch.finish()
 
     await assert_each_order_done_once(client, processes.settings, orders)
+    # The reservation lost with the killed worker was retried once its attempt timed out.
+    assert await completed_attempts(client, caught.order_id, RESERVE_STOCK) == [2]
 
 
 async def test_the_server_restarted_mid_batch_and_every_order_closes(
     processes: Processes,
 ) -> None:
     client = await processes.start_server()
-    processes.start_worker()
+    # The slow order's reservation is made while the server is down, so its answer
+    # cannot be reported then.
+    processes.start_worker(faults=slow_reservations(5_000))
     batch = Batch(OrderService(client, processes.settings.task_queue), processes)
     orders = batch_orders(BATCH_SIZE)
+    caught = orders[FIRST_WAVE - 1] = with_line(orders[FIRST_WAVE - 1], SLOW_SKU)
 
-    batch.start(orders[:FIRST_WAVE])
-    await batch.wait_until(lambda: batch.count_reached(OrderStatus.BOOKED) >= 1, "one Booked")
-    await processes.stop_server()
-    # The rest of the batch arrives while the server is down: creating them fails
-    # until it is back, and their drivers keep trying.
-    second_wave = orders[FIRST_WAVE:]
-    batch.start(second_wave)
-    assert 1 <= batch.count_reached(OrderStatus.BOOKED) <= FIRST_WAVE
+    await batch.start_in_turn(orders[:FIRST_WAVE])
     await batch.wait_until(
-        lambda: all(order.order_id in batch.last_error for order in second_wave),
+        lambda: activity_running(client, caught.order_id, RESERVE_STOCK),
+        f"{caught.order_id} reserving stock",
+    )
+    await processes.stop_server()
+    assert 0 < batch.count_reached(OrderStatus.BOOKED) < len(orders), batch.report()
+    # The rest of the batch arrives while the server is down: their drivers cannot
+    # even create them, and keep trying.
+    late = orders[FIRST_WAVE:]
+    batch.start(late)
+    await batch.wait_until(
+        lambda: all(order.order_id in batch.last_error for order in late),
         "every late order told that Temporal is unavailable",
     )
 
-    # Same SQLite file, same port. The test's client, the worker's and the
-    # drivers' reconnect on their own: the new client is not used.
+    # The same SQLite file and port. The test's client (also the drivers') and the
+    # worker's reconnect on their own: the client the restart hands back is not used.
     await processes.start_server()
     await batch.finish()
 
@@ -123,5 +169,5 @@ async def test_every_system_flaky_and_unsure_and_every_order_closes_once(
 
     await assert_each_order_done_once(client, processes.settings, orders)
     log = worker.log.read_text(errors="replace")
-    assert "injected fault" in log and "failed (error_rate" in log, "no system error injected"
-    assert "its answer was lost" in log, "no unknown outcome injected"
+    assert "failed (error_rate" in log, "no system error was injected"
+    assert "its answer was lost" in log, "no unknown outcome was injected"

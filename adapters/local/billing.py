@@ -6,25 +6,30 @@ replayed or racing request can neither apply a payment twice nor take a
 balance below zero. A void is one conditional UPDATE that only matches an
 invoice no payment has touched, and an application's UPDATE never matches a void
 invoice, so a void and a payment racing for one invoice cannot both succeed.
+Credit notes and customer credit are in `adapters.local.credit`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import case, func, update
 from sqlmodel import Session, col, select
 
 from adapters.errors import BusinessError
+from adapters.local.credit import LocalCredit
 from adapters.local.database import LocalDatabase
 from adapters.local.tables import (
     BillingAccountRow,
     CustomerRow,
+    DunningNoticeRow,
     InvoiceLineRow,
     InvoiceRow,
     PaymentApplicationRow,
     PaymentRow,
+    as_utc,
     from_minor,
     new_id,
     to_minor,
@@ -33,7 +38,13 @@ from adapters.local.tables import (
 from adapters.models import (
     ApplyPayment,
     BillingAccount,
+    CreditBalance,
+    CreditNote,
+    CreditNoteRequest,
     Customer,
+    CustomerCreditEntry,
+    DunningNotice,
+    DunningRecord,
     IdempotencyKey,
     Invoice,
     InvoiceRequest,
@@ -86,15 +97,27 @@ def _application_by_key(session: Session, key: IdempotencyKey) -> PaymentApplica
     return None if row is None else _application(row)
 
 
+def _dunning(row: DunningNoticeRow) -> DunningRecord:
+    return DunningRecord(
+        notice_id=row.notice_id,
+        invoice_id=row.invoice_id,
+        level=row.level,
+        days_past_due=row.days_past_due,
+        sent_at=as_utc(row.sent_at),
+    )
+
+
 def _voided(invoice_id: str) -> BusinessError:
     return BusinessError("invoice_void", f"invoice {invoice_id} is void and takes no payment")
 
 
 class LocalBilling:
-    """Receivables: one billing account per customer, invoices, payments applied."""
+    """Receivables: one billing account per customer, invoices, payments applied,
+    credit notes, customer credit and dunning notices."""
 
     def __init__(self, database: LocalDatabase) -> None:
         self._db = database
+        self._credit = LocalCredit(database)
 
     async def ensure_account(self, customer: Customer) -> BillingAccount:
         return await asyncio.to_thread(self._ensure_account, customer)
@@ -116,6 +139,27 @@ class LocalBilling:
 
     async def open_balance(self, customer_id: str) -> OpenBalance:
         return await asyncio.to_thread(self._open_balance, customer_id)
+
+    async def create_credit_note(self, request: CreditNoteRequest) -> CreditNote:
+        return await asyncio.to_thread(self._credit.create_credit_note, request)
+
+    async def find_credit_note(self, idempotency_key: IdempotencyKey) -> CreditNote | None:
+        return await asyncio.to_thread(self._credit.find_credit_note, idempotency_key)
+
+    async def post_customer_credit(self, entry: CustomerCreditEntry) -> CreditBalance:
+        return await asyncio.to_thread(self._credit.post_customer_credit, entry)
+
+    async def customer_credit(self, account_id: str) -> CreditBalance:
+        return await asyncio.to_thread(self._credit.customer_credit, account_id)
+
+    async def send_dunning_notice(self, notice: DunningNotice) -> DunningRecord:
+        return await asyncio.to_thread(self._send_dunning_notice, notice)
+
+    async def list_open_invoices(self) -> list[Invoice]:
+        return await asyncio.to_thread(self._list_open_invoices)
+
+    async def list_invoices_dated(self, start: date, end: date) -> list[Invoice]:
+        return await asyncio.to_thread(self._list_invoices_dated, start, end)
 
     async def list_invoices(self, order_id: str) -> list[Invoice]:
         return await asyncio.to_thread(self._list_invoices, order_id)
@@ -324,7 +368,7 @@ class LocalBilling:
                 paid = from_minor(row.amount_minor - row.balance_minor, row.currency)
                 raise BusinessError(
                     "invoice_has_payments",
-                    f"invoice {row.invoice_id} has {paid} {row.currency} applied; "
+                    f"invoice {row.invoice_id} has {paid} {row.currency} paid or credited; "
                     "it needs a credit note, not a void",
                 )
             return _invoice(row)
@@ -380,3 +424,64 @@ class LocalBilling:
         )
         with self._db.session() as session:
             return [_application(row) for row in session.exec(query)]
+
+    def _send_dunning_notice(self, notice: DunningNotice) -> DunningRecord:
+        """Record the notice once per key (the local stand-in for sending it).
+
+        BusinessError `invoice_not_found`. A replay returns the first record, sent_at
+        and all.
+        """
+
+        def find(session: Session) -> DunningRecord | None:
+            row = session.exec(
+                select(DunningNoticeRow).where(
+                    col(DunningNoticeRow.idempotency_key) == notice.idempotency_key
+                )
+            ).first()
+            return None if row is None else _dunning(row)
+
+        def create(session: Session) -> DunningRecord:
+            if session.get(InvoiceRow, notice.invoice_id) is None:
+                raise BusinessError(
+                    "invoice_not_found", f"billing has no invoice {notice.invoice_id}"
+                )
+            row = DunningNoticeRow(
+                notice_id=new_id("DUN"),
+                idempotency_key=notice.idempotency_key,
+                invoice_id=notice.invoice_id,
+                level=notice.level,
+                days_past_due=notice.days_past_due,
+            )
+            session.add(row)
+            session.flush()
+            return _dunning(row)
+
+        return self._db.run_once(find, create)
+
+    def _list_open_invoices(self) -> list[Invoice]:
+        """Open invoices with a balance left, in every currency, the longest due first."""
+        query = (
+            select(InvoiceRow)
+            .where(
+                col(InvoiceRow.status) == InvoiceStatus.OPEN.value,
+                col(InvoiceRow.balance_minor) > 0,
+            )
+            .order_by(
+                col(InvoiceRow.due_date), col(InvoiceRow.created_at), col(InvoiceRow.invoice_id)
+            )
+        )
+        with self._db.session() as session:
+            return [_invoice(row) for row in session.exec(query)]
+
+    def _list_invoices_dated(self, start: date, end: date) -> list[Invoice]:
+        """Every invoice dated `start` to `end` inclusive, void ones too (with their
+        status, for the caller to leave out), oldest first."""
+        query = (
+            select(InvoiceRow)
+            .where(col(InvoiceRow.invoice_date) >= start, col(InvoiceRow.invoice_date) <= end)
+            .order_by(
+                col(InvoiceRow.invoice_date), col(InvoiceRow.created_at), col(InvoiceRow.invoice_id)
+            )
+        )
+        with self._db.session() as session:
+            return [_invoice(row) for row in session.exec(query)]

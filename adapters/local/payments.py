@@ -6,6 +6,7 @@ same id arriving with another amount, currency or order is a contradiction a
 person must look at, not a second payment. A refund claims its own unique key
 and is checked against the payment's earlier refunds under a lock on the
 payment row, so racing refunds can never give back more than was received.
+Card authorisations and captures are in `adapters.local.cards`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,20 @@ import asyncio
 from sqlmodel import Session, col, func, or_, select
 
 from adapters.errors import BusinessError
+from adapters.local.cards import LocalCards
 from adapters.local.database import LocalDatabase
 from adapters.local.tables import PaymentRow, RefundRow, as_utc, from_minor, new_id, to_minor
-from adapters.models import IdempotencyKey, Payment, PaymentRecordRequest, Refund, RefundPayment
+from adapters.models import (
+    Authorisation,
+    AuthoriseCard,
+    CaptureCard,
+    IdempotencyKey,
+    Payment,
+    PaymentRecordRequest,
+    Refund,
+    RefundPayment,
+    VoidAuthorisation,
+)
 
 
 def _payment(row: PaymentRow) -> Payment:
@@ -50,10 +62,11 @@ def _conflicts(payment: Payment, request: PaymentRecordRequest) -> bool:
 
 
 class LocalPayments:
-    """A payment provider's ledger of received payments."""
+    """A payment provider's ledger of received payments, and card authorisations."""
 
     def __init__(self, database: LocalDatabase) -> None:
         self._db = database
+        self._cards = LocalCards(database)
 
     async def record_payment(self, request: PaymentRecordRequest) -> Payment:
         return await asyncio.to_thread(self._record_payment, request)
@@ -64,6 +77,18 @@ class LocalPayments:
 
     async def refund_payment(self, request: RefundPayment) -> Refund:
         return await asyncio.to_thread(self._refund_payment, request)
+
+    async def authorise_card(self, request: AuthoriseCard) -> Authorisation:
+        return await asyncio.to_thread(self._cards.authorise, request)
+
+    async def find_authorisation(self, idempotency_key: IdempotencyKey) -> Authorisation | None:
+        return await asyncio.to_thread(self._cards.find_authorisation, idempotency_key)
+
+    async def capture_card(self, request: CaptureCard) -> Payment:
+        return _payment(await asyncio.to_thread(self._cards.capture, request))
+
+    async def void_authorisation(self, request: VoidAuthorisation) -> Authorisation:
+        return await asyncio.to_thread(self._cards.void, request)
 
     def _find_payment(self, idempotency_key: IdempotencyKey) -> Payment | None:
         with self._db.session() as session:

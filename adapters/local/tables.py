@@ -7,6 +7,10 @@ idempotency key is a UNIQUE column: the database, not the code, refuses a second
 record for one key, even when two processes race. Undo operations (release, cancel,
 void) are guarded instead by their row's one-way status change; their keys are only
 recorded, to say which request did it.
+
+Later additions (dispatches, amendments, returns, holds, credit notes, customer
+credit, dunning, card authorisations) live in tables of their own, so a database
+created before them gains them through `create_schema` without altering a table.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from uuid import uuid4
 
-from sqlalchemy import BigInteger, DateTime
+from sqlalchemy import BigInteger, DateTime, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -211,3 +215,166 @@ class ShipmentLineRow(LocalTable, table=True):
     line_no: int = Field(primary_key=True)
     sku: str
     quantity: int
+
+
+class ShipmentDispatchRow(LocalTable, table=True):
+    """One dispatch of (part of) a shipment: goods that left with one carrier."""
+
+    __tablename__ = "shipment_dispatches"
+    __table_args__ = (UniqueConstraint("shipment_id", "sequence"),)
+
+    dispatch_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    shipment_id: str = Field(foreign_key="shipments.shipment_id", index=True)
+    sequence: int
+    """1 for a shipment's first dispatch, 2 for its second, ..."""
+    carrier: str
+    tracking_number: str
+    created_at: datetime = _timestamp()
+
+
+class ShipmentDispatchLineRow(LocalTable, table=True):
+    __tablename__ = "shipment_dispatch_lines"
+
+    dispatch_id: str = Field(foreign_key="shipment_dispatches.dispatch_id", primary_key=True)
+    line_no: int = Field(primary_key=True)
+    sku: str
+    quantity: int
+
+
+class ReservationAmendmentRow(LocalTable, table=True):
+    __tablename__ = "reservation_amendments"
+
+    amendment_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    reservation_id: str = Field(foreign_key="reservations.reservation_id", index=True)
+    shipment_id: str | None = None
+    created_at: datetime = _timestamp()
+
+
+class ReservationAmendmentLineRow(LocalTable, table=True):
+    """The whole new order an amendment set, returned again on a replay."""
+
+    __tablename__ = "reservation_amendment_lines"
+
+    amendment_id: str = Field(foreign_key="reservation_amendments.amendment_id", primary_key=True)
+    line_no: int = Field(primary_key=True)
+    sku: str
+    quantity: int
+
+
+class ShipmentReturnRow(LocalTable, table=True):
+    __tablename__ = "shipment_returns"
+
+    return_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    shipment_id: str = Field(foreign_key="shipments.shipment_id", index=True)
+    order_id: str
+    dispatch_sequence: int
+    """The shipment's latest dispatch when the goods came back, to answer a replay alike."""
+    created_at: datetime = _timestamp()
+
+
+class ShipmentReturnLineRow(LocalTable, table=True):
+    __tablename__ = "shipment_return_lines"
+
+    return_id: str = Field(foreign_key="shipment_returns.return_id", primary_key=True)
+    line_no: int = Field(primary_key=True)
+    sku: str
+    quantity: int
+
+
+class CustomerHoldRow(LocalTable, table=True):
+    __tablename__ = "customer_holds"
+
+    hold_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    customer_id: str = Field(foreign_key="customers.customer_id", index=True)
+    reason: str
+    created_at: datetime = _timestamp()
+
+
+class CreditNoteRow(LocalTable, table=True):
+    __tablename__ = "credit_notes"
+
+    credit_note_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    invoice_id: str = Field(foreign_key="invoices.invoice_id", index=True)
+    order_id: str = Field(index=True)
+    account_id: str
+    currency: str
+    amount_minor: int = _money()
+    applied_minor: int = _money()
+    """The part that lowered the invoice's balance."""
+    to_credit_minor: int = _money()
+    """The rest, posted as customer credit."""
+    reason: str
+    created_at: datetime = _timestamp()
+
+
+class CreditNoteLineRow(LocalTable, table=True):
+    __tablename__ = "credit_note_lines"
+
+    credit_note_id: str = Field(foreign_key="credit_notes.credit_note_id", primary_key=True)
+    line_no: int = Field(primary_key=True)
+    sku: str
+    quantity: int
+    unit_price_minor: int = _money()
+    amount_minor: int = _money()
+
+
+class CustomerCreditRow(LocalTable, table=True):
+    """One movement of a billing account's customer credit; the balance is their sum."""
+
+    __tablename__ = "customer_credit_entries"
+
+    entry_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    account_id: str = Field(foreign_key="billing_accounts.account_id", index=True)
+    currency: str
+    amount_minor: int = _money()
+    balance_after_minor: int = _money()
+    """The balance right after this entry, returned again on a replay."""
+    reason: str
+    credit_note_id: str | None = None
+    created_at: datetime = _timestamp()
+
+
+class DunningNoticeRow(LocalTable, table=True):
+    __tablename__ = "dunning_notices"
+
+    notice_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    invoice_id: str = Field(foreign_key="invoices.invoice_id", index=True)
+    level: str
+    days_past_due: int
+    sent_at: datetime = _timestamp()
+
+
+class CardAuthorisationRow(LocalTable, table=True):
+    __tablename__ = "card_authorisations"
+
+    authorisation_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    order_id: str = Field(index=True)
+    currency: str
+    authorised_minor: int = _money()
+    available_minor: int = _money()
+    """What is still available to capture: lowered by each capture, 0 once voided."""
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    status: str
+    void_key: str | None = None
+    """The key of the request that voided it."""
+    created_at: datetime = _timestamp()
+    voided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class CardCaptureRow(LocalTable, table=True):
+    """Which authorisation a captured payment came from."""
+
+    __tablename__ = "card_captures"
+
+    payment_id: str = Field(foreign_key="payments.payment_id", primary_key=True)
+    authorisation_id: str = Field(foreign_key="card_authorisations.authorisation_id", index=True)
+    amount_minor: int = _money()
+    created_at: datetime = _timestamp()

@@ -30,9 +30,12 @@ from o2c_service.orders import (
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
 from o2c_workflows.messages import (
+    Amendment,
+    AmendmentAck,
     CancelRequest,
     EventAck,
     PaymentReceived,
+    ReturnReceived,
     ShipmentConfirmed,
     SupportAck,
     SupportAction,
@@ -196,6 +199,16 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     async def receive_payment(order_id: str, event: PaymentReceived, request: Request) -> EventAck:
         """Money arrived: 409 if it does not fit the order now, 422 if it contradicts it."""
         return await orders(request).receive_payment(order_id, event)
+
+    @app.post("/orders/{order_id}/amendments", tags=["events"])
+    async def amend(order_id: str, amendment: Amendment, request: Request) -> AmendmentAck:
+        """Change quantities, add or remove lines that have not started shipping."""
+        return await orders(request).amend(order_id, amendment)
+
+    @app.post("/orders/{order_id}/returns", tags=["events"])
+    async def record_return(order_id: str, returned: ReturnReceived, request: Request) -> EventAck:
+        """Goods came back: a credit note, then a refund or customer credit."""
+        return await orders(request).record_return(order_id, returned)
 
     @app.post("/orders/{order_id}/retry", tags=["support"])
     async def retry(order_id: str, request: Request, action: OptionalAction = None) -> SupportAck:

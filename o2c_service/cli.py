@@ -395,11 +395,14 @@ def ship_order(
     event_id: Annotated[
         str | None, typer.Option(help="De-duplication key (default: tracking).")
     ] = None,
+    line: LineOption = None,
     output: OutputOption = Output.TABLE,
     api_url: ApiUrlOption = None,
 ) -> None:
-    """Confirm that an order's shipment left."""
-    body = {"carrier": carrier, "tracking_number": tracking, "event_id": event_id}
+    """Confirm that goods left: everything left to ship, or the given --line SKU=QTY."""
+    body: dict[str, Any] = {"carrier": carrier, "tracking_number": tracking, "event_id": event_id}
+    if line:
+        body["lines"] = [_quantity(item) for item in line]
     ack = _call(api_url, "POST", f"/orders/{order_id}/shipments", body)
     _emit(ack, output, _ack_table(ack))
 
@@ -423,10 +426,13 @@ def pay_order(
         str | None, typer.Option(help="Payment id (default: the reference).")
     ] = None,
     currency: Annotated[str | None, typer.Option(help="Default: the order's currency.")] = None,
+    invoice: Annotated[
+        str | None, typer.Option(help="The invoice it pays (default: oldest due first).")
+    ] = None,
     output: OutputOption = Output.TABLE,
     api_url: ApiUrlOption = None,
 ) -> None:
-    """Record a payment received for an order and apply it to the invoice."""
+    """Record a payment received for an order; it is applied to its invoices."""
     if currency is None:
         currency = _call(api_url, "GET", f"/orders/{order_id}")["order"]["currency"]
     body = {
@@ -434,8 +440,73 @@ def pay_order(
         "amount": str(amount),
         "currency": currency,
         "reference": reference,
+        "invoice_id": invoice,
     }
     ack = _call(api_url, "POST", f"/orders/{order_id}/payments", body)
+    _emit(ack, output, _ack_table(ack))
+
+
+LineOption = Annotated[
+    list[str] | None, typer.Option("--line", help="SKU=QUANTITY; repeat for several lines.")
+]
+
+
+def _quantity(text: str) -> dict[str, Any]:
+    """`SKU=3` -> a line; `SKU=3@12.50` adds a unit price (new lines in an amendment)."""
+    sku, _, rest = text.partition("=")
+    quantity, _, price = rest.partition("@")
+    if not sku or not quantity.isdigit():
+        raise typer.BadParameter(f"'{text}' is not SKU=QUANTITY (or SKU=QUANTITY@PRICE)")
+    line: dict[str, Any] = {"sku": sku, "quantity": int(quantity)}
+    if price:
+        line["unit_price"] = str(_amount(price))
+    return line
+
+
+@orders_app.command("amend")
+def amend_order(
+    order_id: str,
+    line: Annotated[
+        list[str], typer.Option("--line", help="SKU=QTY (0 removes; a new SKU: SKU=QTY@PRICE).")
+    ],
+    event_id: Annotated[str | None, typer.Option(help="De-duplication key.")] = None,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Change quantities, add or remove lines before they ship; prints what changed."""
+    body = {"changes": [_quantity(item) for item in line], "event_id": event_id}
+    ack = _call(api_url, "POST", f"/orders/{order_id}/amendments", body)
+    table = _ack_table(ack, ("order_id", "status", "message", "total_before", "total_after"))
+    for change in ack["changes"]:
+        table.add_row("change", change)
+    _emit(ack, output, table)
+
+
+class Resolution(StrEnum):
+    REFUND = "refund"
+    CREDIT = "credit"
+
+
+@orders_app.command("return")
+def return_goods(
+    order_id: str,
+    return_id: Annotated[str, typer.Option(help="The return (RMA) id.")],
+    line: Annotated[list[str], typer.Option("--line", help="SKU=QTY returned.")],
+    resolution: Annotated[
+        Resolution, typer.Option(help="Refund the money, or keep it as customer credit.")
+    ] = Resolution.REFUND,
+    reason: Annotated[str | None, typer.Option(help="Why it came back.")] = None,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Record goods that came back: a credit note, then a refund or customer credit."""
+    body = {
+        "return_id": return_id,
+        "lines": [_quantity(item) for item in line],
+        "resolution": resolution.value,
+        "reason": reason,
+    }
+    ack = _call(api_url, "POST", f"/orders/{order_id}/returns", body)
     _emit(ack, output, _ack_table(ack))
 
 

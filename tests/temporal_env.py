@@ -19,7 +19,7 @@ from o2c_service.settings import installed_binary
 from o2c_workflows.search_attributes import ALL
 
 
-def _binary(name: str) -> str:
+def binary(name: str) -> str:
     path = installed_binary(name)
     if path is None:
         pytest.fail(f"{name} is not installed: run the README's test command, which installs it")
@@ -29,7 +29,7 @@ def _binary(name: str) -> str:
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_binary("temporal-test-server"),
+        test_server_existing_path=binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
     async with env:
@@ -48,7 +48,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest_asyncio.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"),
+        dev_server_existing_path=binary("temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=ALL,
         dev_server_log_level="error",

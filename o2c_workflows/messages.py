@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from o2c_workflows.models import Identifier, OrderStatus, ShortText, Sku, Strict
 from o2c_workflows.money import Amount, CurrencyCode
@@ -18,6 +18,15 @@ from o2c_workflows.money import Amount, CurrencyCode
 class ShippedLine(Strict):
     sku: Sku
     quantity: int = Field(gt=0, le=1_000_000)
+
+
+def _one_line_per_sku(lines: list[ShippedLine] | None) -> list[ShippedLine] | None:
+    skus = [line.sku for line in lines or []]
+    if len(set(skus)) != len(skus):
+        raise ValueError(
+            f"each SKU may appear once; repeated: {sorted({s for s in skus if skus.count(s) > 1})}"
+        )
+    return lines
 
 
 class ShipmentConfirmed(Strict):
@@ -32,6 +41,8 @@ class ShipmentConfirmed(Strict):
         default=None,
         description="What left in this shipment; leave out for everything not yet shipped.",
     )
+
+    _unique = field_validator("lines")(_one_line_per_sku)
 
     @property
     def dedup_key(self) -> str:
@@ -78,6 +89,8 @@ class ReturnReceived(Strict):
     return_id: Identifier = Field(examples=["RMA-12"])
     lines: list[ShippedLine] = Field(min_length=1)
     resolution: ReturnResolution = ReturnResolution.REFUND
+
+    _unique = field_validator("lines")(_one_line_per_sku)
     reason: ShortText | None = None
 
 

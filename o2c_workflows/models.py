@@ -14,7 +14,15 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from o2c_workflows.money import Amount, CurrencyCode, fits_currency, normalise, quantum
+from o2c_workflows.money import (
+    MAX_AMOUNT_DIGITS,
+    Amount,
+    CurrencyCode,
+    exponent,
+    fits_currency,
+    normalise,
+    quantum,
+)
 
 ORDER_ID_SEPARATOR = ":"
 
@@ -147,6 +155,11 @@ class OrderRequest(Strict):
                     f"lines[{index}].unit_price {line.unit_price} has more decimal places "
                     f"than {currency} allows"
                 )
+        total = sum((line.quantity * line.unit_price for line in lines), Decimal(0))
+        if total >= Decimal(10) ** (MAX_AMOUNT_DIGITS - exponent(currency)):
+            raise ValueError(
+                f"the order total {total} {currency} has more than {MAX_AMOUNT_DIGITS} digits"
+            )
         return [
             line.model_copy(update={"unit_price": normalise(line.unit_price, currency)})
             for line in lines

@@ -49,9 +49,13 @@ CurrencyCode = Annotated[
 ]
 """An upper-case ISO 4217 code such as `EUR`."""
 
+MAX_AMOUNT_DIGITS = 18
+"""Digits an amount may have in all: enough for any order, and within a signed 64-bit
+integer of minor units, which is how databases store it."""
+
 Amount = Annotated[
     Decimal,
-    Field(max_digits=18, allow_inf_nan=False, examples=["19.99"]),
+    Field(max_digits=MAX_AMOUNT_DIGITS, allow_inf_nan=False, examples=["19.99"]),
 ]
 """A money amount. Serialised as a JSON string so no decimal digit is lost."""
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import date
 from typing import Annotated
 
 from fastapi import Body, FastAPI, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -26,6 +28,15 @@ from o2c_service.orders import (
     OrderService,
     SupportVerb,
     TemporalUnavailable,
+)
+from o2c_service.reports import (
+    DEFAULT_SAMPLE,
+    MAX_SAMPLE,
+    BillingUnavailable,
+    InvalidReportRequest,
+    LocalBillingReader,
+    ReportService,
+    SummaryReport,
 )
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
@@ -95,10 +106,16 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         client = await connect(settings.temporal_address, settings.temporal_namespace, lazy=True)
         return OrderService(client, settings.task_queue, settings.dunning)
 
+    # Reports read billing too: opened on the first report, so the API starts without it.
+    billing_for_reports = LocalBillingReader(settings.database_url)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.orders = await (service_factory or default_factory)()
-        yield
+        try:
+            yield
+        finally:
+            billing_for_reports.close()
 
     app = FastAPI(
         title="o2c",
@@ -224,5 +241,35 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     async def cancel(order_id: str, cancel: CancelRequest, request: Request) -> SupportAck:
         """Cancel before shipment; what was done is undone. 409 once it has shipped."""
         return await orders(request).cancel(order_id, cancel)
+
+    # -- reports (o2c_service/reports.py, docs/reports.md) --------------------
+
+    @app.exception_handler(BillingUnavailable)
+    async def billing_unavailable(_: Request, error: BillingUnavailable) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                            content={"detail": str(error)})  # fmt: skip
+
+    @app.get("/reports/summary", tags=["reports"])
+    async def summary_report(
+        request: Request,
+        start: date | None = None,
+        end: date | None = None,
+        sample: Annotated[int, Query(ge=1, le=MAX_SAMPLE)] = DEFAULT_SAMPLE,
+    ) -> SummaryReport:
+        """Orders by status, cycle time per stage, fallout, receivables ageing and DSO.
+
+        The period is `start` to `end` inclusive (default: the 30 days ending today,
+        UTC). Counts are now, from Temporal's search; cycle times come from the
+        timelines of up to `sample` orders entered in the period; money is per
+        currency, from billing, aged as of `end`. See docs/reports.md.
+        """
+        reports = ReportService.over(orders(request), billing_for_reports)
+        try:
+            return await reports.summary(start, end, sample)
+        except InvalidReportRequest as error:
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("query", error.field), "msg": str(error),
+                  "input": request.query_params.get(error.field)}]
+            ) from error  # fmt: skip
 
     return app

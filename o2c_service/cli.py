@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -508,6 +509,40 @@ def return_goods(
     }
     ack = _call(api_url, "POST", f"/orders/{order_id}/returns", body)
     _emit(ack, output, _ack_table(ack))
+
+
+# -- report -------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    from_: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First day (default: 30 days ago)."),
+    ] = None,
+    to: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day (default: today)."),
+    ] = None,
+    sample: Annotated[
+        int, typer.Option(help="How many orders' timelines to read for cycle times (1-5000).")
+    ] = 500,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Orders by status, cycle time per stage, fallout, receivables ageing and DSO (UTC days)."""
+    params = {"sample": str(sample)}
+    if from_ is not None:
+        params["start"] = from_.date().isoformat()
+    if to is not None:
+        params["end"] = to.date().isoformat()
+    summary = _call(api_url, "GET", "/reports/summary", params=params)
+    if output is Output.JSON:
+        _emit(summary, output)
+        return
+    from o2c_service.reports import SummaryReport, summary_tables
+
+    out.print(*summary_tables(SummaryReport.model_validate(summary)))
 
 
 def main() -> None:

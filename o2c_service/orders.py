@@ -147,13 +147,21 @@ class OrderService:
         self._dunning = dunning or DunningPolicy()
         self._clock = clock or _utc_now
 
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     async def create(self, order: OrderRequest) -> CreatedOrder:
         """Start the order, or find it if the caller sent it before.
 
         The workflow id is the order id, so a retried POST cannot start a second
         workflow: a running one is reused, a finished one is never reused.
         """
-        async with self._translated(order.order_id):
+        async with self.translated(order.order_id):
             existing = await self._existing(order)
             if existing is not None:
                 return existing
@@ -205,7 +213,7 @@ class OrderService:
 
     async def get(self, order_id: str) -> OrderState:
         """The order's state, with days past due counted to today."""
-        async with self._translated(order_id):
+        async with self.translated(order_id):
             state = await self._handle(order_id).query(OrderWorkflow.state, rpc_timeout=RPC_TIMEOUT)
         return state.as_of((await self._clock()).date())
 
@@ -223,7 +231,8 @@ class OrderService:
         Identifiers (no quotes) by the API and CLI, so nothing can break out of
         the query string.
         """
-        clauses = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+        # A long-lived order's earlier runs ended in ContinuedAsNew: list each order once.
+        clauses = [f"WorkflowType = '{WORKFLOW_NAME}'", "ExecutionStatus != 'ContinuedAsNew'"]
         if status is not None:
             clauses.append(f"{ORDER_STATUS.name} = '{status.value}'")
         if customer_id is not None:
@@ -231,7 +240,7 @@ class OrderService:
         if hold_reason is not None:
             clauses.append(f"{HOLD_REASON.name} = '{_quotable(hold_reason)}'")
         items: list[OrderListItem] = []
-        async with self._translated(None):
+        async with self.translated(None):
             async for execution in self._client.list_workflows(
                 " AND ".join(clauses), limit=limit, rpc_timeout=RPC_TIMEOUT
             ):
@@ -311,7 +320,7 @@ class OrderService:
         self, order_id: str, update: str, argument: BaseModel, result_type: type[R]
     ) -> R:
         """Send an Update, so the answer says accepted or why not."""
-        async with self._translated(order_id):
+        async with self.translated(order_id):
             # By name: the SDK's typing does not accept async update methods here.
             result: R = await self._handle(order_id).execute_update(
                 update, argument, result_type=result_type, rpc_timeout=RPC_TIMEOUT
@@ -322,7 +331,8 @@ class OrderService:
         return self._client.get_workflow_handle_for(OrderWorkflow.run, order_id)
 
     @asynccontextmanager
-    async def _translated(self, order_id: str | None) -> AsyncIterator[None]:
+    async def translated(self, order_id: str | None) -> AsyncIterator[None]:
+        """Turn Temporal's errors inside the block into the outcomes callers act on."""
         try:
             yield
         except WorkflowUpdateFailedError as error:

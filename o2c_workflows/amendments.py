@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from o2c_workflows import rejections
 from o2c_workflows.messages import Amendment
-from o2c_workflows.money import fits_currency
+from o2c_workflows.money import MAX_AMOUNT_DIGITS, exponent, fits_currency, normalise
 from o2c_workflows.state import LineState, OrderState
 
 
@@ -45,12 +45,12 @@ def plan(state: OrderState, amendment: Amendment) -> AmendmentPlan:
                     f"{change.sku} unit_price {change.unit_price} has more decimal places than "
                     f"{currency} allows"
                 )
+            price = normalise(change.unit_price, currency)
             lines[change.sku] = LineState(
-                sku=change.sku, unit_price=change.unit_price, ordered=change.quantity,
-                reserved=change.quantity,
+                sku=change.sku, unit_price=price, ordered=change.quantity, reserved=change.quantity,
             )  # fmt: skip
             changes.append(
-                f"{change.sku} added: {change.quantity} at {change.unit_price} {currency}, "
+                f"{change.sku} added: {change.quantity} at {price} {currency}, "
                 f"{change.quantity} reserved"
             )
             continue
@@ -76,8 +76,16 @@ def plan(state: OrderState, amendment: Amendment) -> AmendmentPlan:
     if not changes:
         rejections.invalid("the amendment changes nothing")
     new_lines = list(lines.values())
-    total_before = sum((line.amount(line.ordered) for line in state.lines), Decimal(0))
-    total_after = sum((line.amount(line.ordered) for line in new_lines), Decimal(0))
+    total_before = normalise(
+        sum((line.amount(line.ordered) for line in state.lines), Decimal(0)), currency
+    )
+    total_after = normalise(
+        sum((line.amount(line.ordered) for line in new_lines), Decimal(0)), currency
+    )
+    if total_after >= Decimal(10) ** (MAX_AMOUNT_DIGITS - exponent(currency)):
+        rejections.invalid(
+            f"the amended total {total_after} {currency} has more than {MAX_AMOUNT_DIGITS} digits"
+        )
     if total_after != total_before:
         changes.append(f"total {total_before} -> {total_after} {currency}")
     return AmendmentPlan(new_lines, changes, total_before, total_after)

@@ -67,7 +67,7 @@ class LineChange(Strict):
 
     sku: Sku
     quantity: int = Field(ge=0, le=1_000_000)
-    unit_price: Amount | None = Field(default=None, ge=0)
+    unit_price: Amount | None = Field(default=None, ge=0, le=Decimal("1000000000"))
 
 
 class Amendment(Strict):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.common import RetryPolicy
-from temporalio.workflow import ActivityCancellationType, ActivityConfig
+from temporalio.workflow import ActivityCancellationType, ActivityConfig, LocalActivityConfig
 
 
 def _system_policy(
@@ -40,3 +40,15 @@ COMPENSATION = _system_policy(
     call=timedelta(seconds=15), budget=timedelta(days=7), longest_wait=timedelta(minutes=5)
 )
 """Undo steps are retried until done: a week of retries, at most five minutes apart."""
+
+
+def as_local(config: ActivityConfig) -> LocalActivityConfig:
+    """The same timeouts and retries for a local activity (it has no task queue)."""
+    return LocalActivityConfig(
+        start_to_close_timeout=config.get("start_to_close_timeout"),
+        schedule_to_close_timeout=config.get("schedule_to_close_timeout"),
+        retry_policy=config.get("retry_policy"),
+        cancellation_type=config.get(
+            "cancellation_type", ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+        ),
+    )

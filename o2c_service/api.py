@@ -104,7 +104,12 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
 
     async def default_factory() -> OrderService:
         client = await connect(settings.temporal_address, settings.temporal_namespace, lazy=True)
-        return OrderService(client, settings.task_queue, settings.dunning)
+        return OrderService(
+            client,
+            settings.task_queue,
+            settings.dunning,
+            local_activities=settings.local_activities,
+        )
 
     # Reports read billing too: opened on the first report, so the API starts without it.
     billing_for_reports = LocalBillingReader(settings.database_url)

@@ -141,11 +141,13 @@ class OrderService:
         task_queue: str,
         dunning: DunningPolicy | None = None,
         clock: Clock | None = None,
+        local_activities: bool = False,
     ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._dunning = dunning or DunningPolicy()
         self._clock = clock or _utc_now
+        self._local_activities = local_activities
 
     @property
     def client(self) -> Client:
@@ -168,7 +170,9 @@ class OrderService:
             try:
                 await self._client.start_workflow(
                     OrderWorkflow.run,
-                    OrderInput(order=order, dunning=self._dunning),
+                    OrderInput(
+                        order=order, dunning=self._dunning, local_activities=self._local_activities
+                    ),
                     id=order.order_id,
                     task_queue=self._task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

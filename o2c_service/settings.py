@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     """Dunning levels for new orders, as JSON in O2C_DUNNING, e.g.
     `{"levels": [{"name": "reminder", "days_past_due": 3}]}`."""
 
+    local_activities: bool = False
+    """Start new orders with their adapter calls as local activities (O2C_LOCAL_ACTIVITIES)."""
+
     faults: str | None = None
     """A fault-injection profile for the local adapters: inline JSON or a file path."""
 

@@ -39,7 +39,8 @@ def static_details(order: OrderRequest) -> str:
 def current_details(state: OrderState) -> str:
     """Where the order stands now, in Markdown: lines, shipments, invoices, cash."""
     currency = state.order.currency
-    lines = [f"**{state.status.value}**, total {money(state.total, currency)}"]
+    # The blank line lets the UI's Markdown start the list below the status line.
+    lines = [f"**{state.status.value}**, total {money(state.total, currency)}", ""]
     if state.hold:
         action = "release or cancel" if state.hold.kind is HoldKind.CREDIT else "fix, then retry"
         lines.append(
@@ -61,7 +62,7 @@ def current_details(state: OrderState) -> str:
         shipped = sum(1 for line in state.lines if line.to_ship == 0)
         lines.append(f"- Lines shipped: {shipped} of {len(state.lines)}")
         lines += [
-            f"  - {line.sku}: ordered {line.ordered}, shipped {line.shipped}, "
+            f"- {line.sku}: ordered {line.ordered}, shipped {line.shipped}, "
             f"invoiced {line.invoiced}" + (f", returned {line.returned}" if line.returned else "")
             for line in state.lines
         ]

@@ -59,12 +59,20 @@ SHIPMENT = ShipmentConfirmed(carrier="DHL", tracking_number="JD0001")
 class Harness:
     """A worker with stub activities on its own task queue, and ways to drive orders."""
 
-    def __init__(self, env: WorkflowEnvironment, task_queue: str, stubs: StubActivities) -> None:
+    def __init__(
+        self,
+        env: WorkflowEnvironment,
+        task_queue: str,
+        stubs: StubActivities,
+        local_activities: bool = False,
+    ) -> None:
         self.env = env
         self.client: Client = env.client
         self.task_queue = task_queue
         self.stubs = stubs
-        self.orders = OrderService(env.client, task_queue, clock=env.get_current_time)
+        self.orders = OrderService(
+            env.client, task_queue, clock=env.get_current_time, local_activities=local_activities
+        )
         self.started: list[str] = []
 
     async def start(self, order: OrderRequest) -> WorkflowHandle[OrderWorkflow, OrderSummary]:
@@ -96,10 +104,11 @@ def stubs() -> StubActivities:
     return StubActivities(unknown_customers=frozenset({"CUST-NOBODY"}))
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(params=[False, True], ids=["activities", "local-activities"])
 async def harness(
-    time_skipping_env: WorkflowEnvironment, stubs: StubActivities
+    time_skipping_env: WorkflowEnvironment, stubs: StubActivities, request: pytest.FixtureRequest
 ) -> AsyncIterator[Harness]:
+    """Every workflow scenario runs twice: adapter calls as normal and as local activities."""
     task_queue = f"orders-{uuid.uuid4()}"
     async with Worker(
         time_skipping_env.client,
@@ -107,6 +116,6 @@ async def harness(
         workflows=[OrderWorkflow],
         activities=stubs.all(),
     ):
-        harness = Harness(time_skipping_env, task_queue, stubs)
+        harness = Harness(time_skipping_env, task_queue, stubs, local_activities=request.param)
         yield harness
         await harness.end_unfinished()

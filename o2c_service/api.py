@@ -40,6 +40,7 @@ from o2c_service.reports import (
 )
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
+from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundResult
 from o2c_workflows.messages import (
     Amendment,
     AmendmentAck,
@@ -246,6 +247,18 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     async def cancel(order_id: str, cancel: CancelRequest, request: Request) -> SupportAck:
         """Cancel before shipment; what was done is undone. 409 once it has shipped."""
         return await orders(request).cancel(order_id, cancel)
+
+    # -- customer credit (o2c_workflows/credit_refund.py) ----------------------
+
+    @app.post("/credits/refunds", tags=["support"])
+    async def refund_credit(refund: CreditRefundRequest, request: Request) -> CreditRefundResult:
+        """Pay customer credit back to a payment; the same `refund_id` again refunds once.
+
+        409 with the reason if the account holds too little credit
+        (`insufficient_credit`) or payments refuses the refund (the credit is then
+        restored); 422 if the account or payment does not exist or does not match.
+        """
+        return await orders(request).refund_credit(refund)
 
     # -- reports (o2c_service/reports.py, docs/reports.md) --------------------
 

@@ -545,5 +545,104 @@ def report(
     out.print(*summary_tables(SummaryReport.model_validate(summary)))
 
 
+# -- credits ------------------------------------------------------------------
+
+credits_app = typer.Typer(
+    help="Customer credit (overpayments) held in billing.", no_args_is_help=True
+)
+app.add_typer(credits_app, name="credits")
+
+
+@credits_app.command("refund")
+def refund_credit(
+    refund_id: Annotated[str, typer.Option(help="Your id for it: the same id twice refunds once.")],
+    account: Annotated[str, typer.Option(help="The billing account holding the credit.")],
+    payment: Annotated[str, typer.Option(help="The payment to pay the money back to.")],
+    amount: Annotated[Decimal, typer.Option(help="Amount to refund, e.g. 25.00.", parser=_amount)],
+    currency: Annotated[str, typer.Option(help="The credit's currency, e.g. EUR.")],
+    reason: Annotated[str | None, typer.Option(help="Why; kept with the refund.")] = None,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Pay customer credit back to a payment (the credit is used first, restored on failure)."""
+    body = {
+        "refund_id": refund_id,
+        "account_id": account,
+        "payment_id": payment,
+        "amount": str(amount),
+        "currency": currency,
+    }
+    if reason is not None:
+        body["reason"] = reason
+    result = _call(api_url, "POST", "/credits/refunds", body)
+    keys = ("refund_id", "account_id", "payment_id", "amount", "currency", "credit_balance")
+    _emit(result, output, _ack_table(result, keys))
+
+
 def main() -> None:
     app()
+
+
+# -- bench (o2c_service/bench.py) --------------------------------------------------
+
+
+@app.command()
+def bench(
+    orders: Annotated[
+        int, typer.Option("--orders", "-n", min=1, help="Orders, Entered to Closed.")
+    ] = 100,
+    floor: Annotated[
+        int | None,
+        typer.Option(min=0, help="Floor workflows (default: as many as orders; 0: none)."),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Workflows in flight at once.")] = 20,
+    rate: Annotated[
+        float | None, typer.Option(min=0.01, help="Start orders at this many per second instead.")
+    ] = None,
+    local_activities: Annotated[
+        bool | None,
+        typer.Option(
+            "--local-activities/--no-local-activities",
+            help="Adapter calls as local activities (default: O2C_LOCAL_ACTIVITIES).",
+        ),
+    ] = None,
+    sqlite: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Run the dev server on this SQLite file.")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Use the Temporal server at HOST:PORT instead.")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", dir_okay=False, help="Write every figure here.")
+    ] = None,
+    parked: Annotated[
+        int | None, typer.Option(min=1, help="Park N orders Invoiced, read memory, pay them all.")
+    ] = None,
+) -> None:
+    """Measure throughput, latency, history size and memory per order against a floor workflow."""
+    from o2c_service.bench import BenchError, BenchOptions, run
+    from o2c_service.bench_report import report_table
+
+    if sqlite is not None and address is not None:
+        _fail("--sqlite starts a dev server on that file; --address uses another server: not both")
+    if local_activities is None:
+        local_activities = Settings().local_activities
+    options = BenchOptions(
+        orders=orders,
+        floor=floor,
+        concurrency=concurrency,
+        rate=rate,
+        local_activities=local_activities,
+        sqlite=sqlite,
+        address=address,
+        parked=parked,
+    )
+    try:
+        report = run(options, err)
+    except BenchError as error:
+        _fail(str(error))
+    # Piped to a file, rich would wrap at 80 columns.
+    (out if out.is_terminal else Console(width=110)).print(report_table(report))
+    if json_file is not None:
+        json_file.write_text(report.model_dump_json(indent=2) + "\n")
+        out.print(f"figures written to {json_file}", highlight=False, markup=False)

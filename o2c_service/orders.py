@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -31,7 +32,13 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from o2c_workflows import presentation, rejections
+from o2c_workflows import credit_refund, presentation, rejections
+from o2c_workflows.credit_refund import (
+    CreditRefundInput,
+    CreditRefundRequest,
+    CreditRefundResult,
+    CreditRefundWorkflow,
+)
 from o2c_workflows.dunning import DunningPolicy
 from o2c_workflows.messages import (
     Amendment,
@@ -50,6 +57,8 @@ from o2c_workflows.search_attributes import CUSTOMER_ID, HOLD_REASON, ORDER_STAT
 from o2c_workflows.state import OrderState
 
 RPC_TIMEOUT = timedelta(seconds=10)
+REFUND_WAIT = timedelta(seconds=30)
+"""How long `refund_credit` waits for its workflow's outcome before answering 503."""
 REQUEST_HASH_MEMO = "request_sha256"
 
 
@@ -319,6 +328,71 @@ class OrderService:
                 )
 
         return list(await asyncio.gather(*(one(item.order_id) for item in matching)))
+
+    # -- customer credit refunds (o2c_workflows/credit_refund.py) ---------------
+
+    async def refund_credit(self, request: CreditRefundRequest) -> CreditRefundResult:
+        """Pay customer credit back to a payment, and wait for the outcome.
+
+        The workflow id derives from `refund_id`: the same request again (say, a
+        retried POST) finds the first refund and answers with its outcome; the
+        same id with other content is a conflict. A refund refused by billing or
+        payments is `EventRejected` with the reason (409, or 422 when the request
+        names what does not exist or does not match).
+        """
+        refund_id = credit_refund.workflow_id(request.refund_id)
+        request_sha = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+        async def refuse_another_request() -> None:
+            try:
+                description = await self._client.get_workflow_handle(refund_id).describe(
+                    rpc_timeout=RPC_TIMEOUT
+                )
+            except RPCError as error:
+                if error.status == RPCStatusCode.NOT_FOUND:
+                    return
+                raise
+            if (await description.memo()).get(REQUEST_HASH_MEMO) != request_sha:
+                raise OrderConflict(
+                    f"refund {request.refund_id} already exists for another request; "
+                    "send a new refund_id for a new refund"
+                )
+
+        async with self.translated(None):
+            await refuse_another_request()
+            try:
+                handle = await self._client.start_workflow(
+                    CreditRefundWorkflow.run,
+                    CreditRefundInput(request=request, local_activities=self._local_activities),
+                    id=refund_id,
+                    task_queue=self._task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    memo={REQUEST_HASH_MEMO: request_sha},
+                    static_summary=credit_refund.summary(request),
+                    rpc_timeout=RPC_TIMEOUT,
+                )
+            except WorkflowAlreadyStartedError:
+                # Finished between our look and our start: the same refund.
+                await refuse_another_request()
+                handle = self._client.get_workflow_handle_for(CreditRefundWorkflow.run, refund_id)
+            try:
+                async with asyncio.timeout(REFUND_WAIT.total_seconds()):
+                    return await handle.result()
+            except TimeoutError as error:
+                raise TemporalUnavailable(
+                    f"refund {request.refund_id} has not finished yet (is a worker running?); "
+                    "sending the same request again is safe and answers with its outcome"
+                ) from error
+            except WorkflowFailureError as error:
+                cause = error.cause
+                if isinstance(cause, ApplicationError):
+                    raise EventRejected(
+                        cause.message, invalid=cause.type in credit_refund.INVALID_REFUND
+                    ) from error
+                raise EventRejected(
+                    f"refund {request.refund_id} did not complete: {cause}", invalid=False
+                ) from error
 
     async def _update(
         self, order_id: str, update: str, argument: BaseModel, result_type: type[R]

@@ -9,6 +9,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.order_activities import OrderActivities
+from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order_workflow import OrderWorkflow
 
 
@@ -27,7 +28,7 @@ def build_worker(client: Client, task_queue: str, activities: OrderActivities) -
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[OrderWorkflow],
+        workflows=[OrderWorkflow, CreditRefundWorkflow],
         activities=activities.all(),
         graceful_shutdown_timeout=timedelta(seconds=5),
     )

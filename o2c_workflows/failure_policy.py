@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+
+ACTIVITY_FAILURES = (ActivityError, ApplicationError, ActivityTimeoutError)
+"""What a failed step raises: a normal activity wraps its failure in ActivityError, a local
+activity raises the failure itself (ApplicationError, or TimeoutError when its budget ran out)."""
 
 
 class OnFailure(StrEnum):
@@ -39,8 +44,8 @@ class StepFailure:
         return OnFailure.COMPENSATE if self.code in COMPENSATE_ON else OnFailure.HOLD
 
     @classmethod
-    def of(cls, error: ActivityError) -> StepFailure:
-        cause = error.cause
+    def of(cls, error: ActivityError | ApplicationError | ActivityTimeoutError) -> StepFailure:
+        cause = error.cause if isinstance(error, ActivityError) else error
         if isinstance(cause, ApplicationError) and cause.non_retryable:
             return cls(code=cause.type or "business_error", message=cause.message)
         return cls(code=BUDGET_EXHAUSTED, message=f"gave up retrying: {_last_error(error)}")

@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
@@ -54,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from o2c_workflows import amendments, cash_application, presentation, rejections, returns
     from o2c_workflows.dunning import DunningPolicy, days_past_due, fires_at
-    from o2c_workflows.failure_policy import OnFailure, StepFailure
+    from o2c_workflows.failure_policy import ACTIVITY_FAILURES, OnFailure, StepFailure
     from o2c_workflows.messages import (
         Amendment,
         AmendmentAck,
@@ -414,7 +413,7 @@ class OrderWorkflow:
             )  # fmt: skip
             try:
                 payment = await self._call(OrderActivities.capture_card, request, options.PAYMENTS)
-            except ActivityError as error:
+            except ACTIVITY_FAILURES as error:
                 failure = StepFailure.of(error)
                 attempt += 1
                 if failure.code in ("authorisation_expired", "amount_exceeds_authorisation"):
@@ -616,7 +615,7 @@ class OrderWorkflow:
             self._stop_if_cancelled()
             try:
                 result = await self._call(activity, argument, config)
-            except ActivityError as error:
+            except ACTIVITY_FAILURES as error:
                 self._stop_if_cancelled()
                 failure = StepFailure.of(error)
                 if failure.policy is OnFailure.COMPENSATE:
@@ -740,7 +739,7 @@ class OrderWorkflow:
                          reason=reason),
                     options.COMPENSATION,
                 )  # fmt: skip
-            except ActivityError as error:
+            except ACTIVITY_FAILURES as error:
                 # Cannot be undone (e.g. the goods left after all): keep going, and
                 # leave the order findable as fallout for a person to sort out.
                 failure = StepFailure.of(error)
@@ -1310,7 +1309,7 @@ class OrderWorkflow:
         """Run a message as a signal: a rejection is logged, never fails the order."""
         try:
             await handling
-        except (ApplicationError, ActivityError) as error:
+        except ACTIVITY_FAILURES as error:
             workflow.logger.warning("signal rejected: %s", error)
 
     def _key(self, step: str) -> str:

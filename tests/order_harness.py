@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -104,18 +105,32 @@ def stubs() -> StubActivities:
     return StubActivities(unknown_customers=frozenset({"CUST-NOBODY"}))
 
 
-@pytest_asyncio.fixture(params=[False, True], ids=["activities", "local-activities"])
-async def harness(
-    time_skipping_env: WorkflowEnvironment, stubs: StubActivities, request: pytest.FixtureRequest
+@asynccontextmanager
+async def running_harness(
+    env: WorkflowEnvironment, stubs: StubActivities, *, local_activities: bool
 ) -> AsyncIterator[Harness]:
-    """Every workflow scenario runs twice: adapter calls as normal and as local activities."""
     task_queue = f"orders-{uuid.uuid4()}"
     async with Worker(
-        time_skipping_env.client,
-        task_queue=task_queue,
-        workflows=[OrderWorkflow],
-        activities=stubs.all(),
+        env.client, task_queue=task_queue, workflows=[OrderWorkflow], activities=stubs.all()
     ):
-        harness = Harness(time_skipping_env, task_queue, stubs, local_activities=request.param)
+        harness = Harness(env, task_queue, stubs, local_activities=local_activities)
         yield harness
         await harness.end_unfinished()
+
+
+@pytest_asyncio.fixture
+async def harness(
+    time_skipping_env: WorkflowEnvironment, stubs: StubActivities
+) -> AsyncIterator[Harness]:
+    """Orders whose adapter calls are normal activities (the default)."""
+    async with running_harness(time_skipping_env, stubs, local_activities=False) as harness:
+        yield harness
+
+
+@pytest_asyncio.fixture
+async def local_harness(
+    time_skipping_env: WorkflowEnvironment, stubs: StubActivities
+) -> AsyncIterator[Harness]:
+    """Orders started with `local_activities=True` (the benchmark's cheaper mode)."""
+    async with running_harness(time_skipping_env, stubs, local_activities=True) as harness:
+        yield harness

@@ -196,6 +196,8 @@ class StubActivities:
     @activity.defn(name="billing.post_customer_credit")
     async def post_customer_credit(self, entry: CustomerCreditEntry) -> CreditBalance:
         self._called("post_customer_credit", entry.idempotency_key)
+        if self.customer_credit + entry.amount < 0:
+            raise business_error("insufficient_credit")
         self.customer_credit += entry.amount
         return CreditBalance(account_id=entry.account_id, currency=entry.currency,
                              balance=self.customer_credit)  # fmt: skip

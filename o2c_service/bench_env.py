@@ -1,0 +1,279 @@
+"""What `o2c bench` runs and reads: the Temporal server, the worker process, /proc.
+
+The worker runs in a process of its own (`python -m o2c_service.bench_worker`)
+so that its memory and CPU time can be read from /proc apart from the load
+generator's; a dev server started by the bench is a child of this process,
+found (and read) the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from adapters.local import open_local_adapters
+from adapters.local.tables import CustomerRow, to_minor
+from adapters.models import CustomerStatus
+from o2c_service.bench_report import CpuPerItem, ProcessMemory
+from o2c_service.dev import _die_with_parent
+from o2c_service.settings import Settings
+from o2c_service.temporal import connect
+from o2c_workflows.search_attributes import ALL
+
+T = TypeVar("T")
+
+BENCH_CUSTOMER = "CUST-BENCH"
+"""Created by the bench in the worker's database, with a credit limit no run reaches."""
+BENCH_CREDIT_LIMIT = Decimal("1000000000000.00")
+WORKER_STOP_TIMEOUT = 15.0
+# As `o2c dev` runs its server on SQLite: WAL, and no fsync per commit.
+SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+
+
+class BenchError(Exception):
+    """The run could not finish; the message says where and why."""
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc (Linux)."""
+    found: list[int] = []
+    with contextlib.suppress(FileNotFoundError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def process_memory(pid: int | None) -> ProcessMemory | None:
+    """Resident memory now (VmRSS) and at its peak (VmHWM), from /proc/<pid>/status."""
+    if pid is None:
+        return None
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    values: dict[str, int] = {}
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(value.split()[0]) * 1024  # reported in kB
+    return ProcessMemory(pid=pid, rss_bytes=values.get("VmRSS"), peak_rss_bytes=values.get("VmHWM"))
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time a process has used so far, from /proc/<pid>/stat."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, fields 3 onwards
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    worker: float | None
+    server: float | None
+    bench: float
+
+    @classmethod
+    def now(cls, worker_pid: int, server_pid: int | None) -> CpuSample:
+        return cls(cpu_seconds(worker_pid), cpu_seconds(server_pid), time.process_time())
+
+    def per_item(self, since: CpuSample, items: int) -> CpuPerItem:
+        def ms(now: float | None, then: float | None) -> float | None:
+            if now is None or then is None or not items:
+                return None
+            return round((now - then) * 1000 / items, 2)
+
+        return CpuPerItem(
+            worker_ms=ms(self.worker, since.worker),
+            server_ms=ms(self.server, since.server),
+            bench_ms=ms(self.bench, since.bench),
+        )
+
+
+@contextlib.contextmanager
+def _children_output_to(log: Path) -> Iterator[None]:
+    """Processes started inside the block write their stdout and stderr to `log`.
+
+    The SDK starts the dev server with this process's own stdout and stderr,
+    where its banner would land in the middle of the bench's output.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with log.open("ab") as file:
+            os.dup2(file.fileno(), 1)
+            os.dup2(file.fileno(), 2)
+        yield
+    finally:
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def tail(log: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@dataclass
+class Server:
+    client: Client
+    address: str
+    pid: int | None
+    mode: Literal["memory", "sqlite", "address"]
+
+
+@contextlib.asynccontextmanager
+async def temporal_server(
+    settings: Settings, address: str | None, sqlite: Path | None, log: Path
+) -> AsyncIterator[Server]:
+    """The server to measure: the one at `address`, or a dev server started here (and stopped).
+
+    The dev server runs in memory, or on the `sqlite` file as `o2c dev` runs it.
+    """
+    if address is not None:
+        try:
+            client = await connect(address, settings.temporal_namespace)
+        except RuntimeError as error:
+            raise BenchError(f"cannot connect to Temporal at {address}: {error}") from None
+        yield Server(client=client, address=address, pid=None, mode="address")
+        return
+    before = set(child_pids(os.getpid()))
+    try:
+        with _children_output_to(log):
+            env = await WorkflowEnvironment.start_local(
+                namespace=settings.temporal_namespace,
+                dev_server_existing_path=str(settings.temporal_cli_path()),
+                search_attributes=ALL,
+                data_converter=pydantic_data_converter,
+                dev_server_database_filename=str(sqlite) if sqlite else None,
+                dev_server_extra_args=SQLITE_PRAGMAS if sqlite else [],
+                dev_server_log_level="error",
+            )
+    except RuntimeError as error:
+        raise BenchError(f"the Temporal dev server did not start: {error}\n{tail(log)}") from None
+    async with env:
+        # The SDK starts the server as a child of this process; it is the new `start-dev` one.
+        started = [pid for pid in child_pids(os.getpid()) if pid not in before]
+        servers = [pid for pid in started if "start-dev" in _cmdline(pid)]
+        yield Server(
+            client=env.client,
+            address=env.client.service_client.config.target_host,
+            pid=servers[0] if servers else None,
+            mode="sqlite" if sqlite else "memory",
+        )
+
+
+def prepare_database(database_url: str) -> None:
+    """The local systems' tables, the demo items, and the bench's own customer."""
+    adapters = open_local_adapters(database_url)
+    try:
+        with adapters.database.session() as session:
+            if session.get(CustomerRow, BENCH_CUSTOMER) is None:
+                session.add(
+                    CustomerRow(
+                        customer_id=BENCH_CUSTOMER,
+                        name="Bench Customer",
+                        email="bench@example.invalid",
+                        status=CustomerStatus.ACTIVE.value,
+                        currency="EUR",
+                        credit_limit_minor=to_minor(BENCH_CREDIT_LIMIT, "EUR"),
+                    )
+                )
+    finally:
+        adapters.database.dispose()
+
+
+class WorkerProcess:
+    """`python -m o2c_service.bench_worker` in a process of its own, watched while it runs."""
+
+    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
+        self.process = process
+        self.log = log
+        self._exited = asyncio.ensure_future(process.wait())
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def memory(self) -> ProcessMemory | None:
+        return process_memory(self.pid)
+
+    async def supervise(self, work: Awaitable[T]) -> T:
+        """`work`, unless the worker dies first: then fail at once with the worker's log."""
+        task = asyncio.ensure_future(work)
+        await asyncio.wait({task, self._exited}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise BenchError(
+            f"the worker exited with code {self.process.returncode}; "
+            f"the end of its log:\n{tail(self.log)}"
+        )
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._exited), WORKER_STOP_TIMEOUT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.kill()
+        await self._exited
+
+
+@contextlib.asynccontextmanager
+async def worker_process(
+    address: str, namespace: str, task_queue: str, database_url: str, local: bool, log: Path
+) -> AsyncIterator[WorkerProcess]:
+    env = {
+        **os.environ,
+        "O2C_TEMPORAL_ADDRESS": address,
+        "O2C_TEMPORAL_NAMESPACE": namespace,
+        "O2C_TASK_QUEUE": task_queue,
+        "O2C_DATABASE_URL": database_url,
+        "O2C_LOCAL_ACTIVITIES": "true" if local else "false",
+    }
+    env.pop("O2C_FAULTS", None)  # the bench measures the happy path
+    with log.open("wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "o2c_service.bench_worker",
+            env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+        )  # fmt: skip
+    worker = WorkerProcess(process, log)
+    try:
+        yield worker
+    finally:
+        await worker.stop()

@@ -1,0 +1,209 @@
+"""Paying a customer's credit back on request: one small workflow per refund.
+
+An overpayment leaves customer credit in billing (`OrderWorkflow._credit_customer`),
+and the order closes once settled, so a later refund cannot be an Update on the
+order. `CreditRefund` does it on its own: first use the credit in billing, then
+pay it back to a payment the customer made. If the money cannot be paid back,
+the credit is posted back and the refund fails with the reason.
+
+The workflow id is `credit-refund:<refund_id>` and every side effect's
+idempotency key derives from the refund id, so the same request sent twice
+refunds once.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Self, TypeVar
+
+from pydantic import BaseModel, Field, model_validator
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from temporalio.types import MethodAsyncSingleParam
+
+with workflow.unsafe.imports_passed_through():
+    from activities import options
+    from activities.order_activities import OrderActivities
+    from adapters.models import CreditBalance, CustomerCreditEntry, RefundPayment
+    from o2c_workflows.failure_policy import BUDGET_EXHAUSTED, StepFailure
+    from o2c_workflows.models import Identifier, ShortText, Strict
+    from o2c_workflows.money import Amount, CurrencyCode, fits_currency
+
+WORKFLOW_NAME = "CreditRefund"
+WORKFLOW_ID_PREFIX = "credit-refund:"
+
+INVALID_REFUND = frozenset(
+    {"account_not_found", "payment_not_found", "currency_mismatch", "invalid_amount"}
+)
+"""Failure codes that say the request contradicts billing or payments (HTTP 422);
+any other failure (`insufficient_credit`, `refund_exceeds_payment`, ...) is a 409."""
+
+A = TypeVar("A")
+T = TypeVar("T")
+
+
+def workflow_id(refund_id: str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}{refund_id}"
+
+
+class CreditRefundRequest(Strict):
+    """Pay (part of) a billing account's customer credit back to a payment."""
+
+    refund_id: Identifier = Field(
+        examples=["RF-1001"], description="The caller's id: the same id twice refunds once."
+    )
+    account_id: Identifier = Field(examples=["BA-3f9c2a1b7d4e"], description="Holds the credit.")
+    payment_id: Identifier = Field(
+        examples=["BANK-7781"], description="The payment to pay back to."
+    )
+    amount: Amount = Field(gt=0)
+    currency: CurrencyCode
+    reason: ShortText = "refund of customer credit on request"
+
+    @model_validator(mode="after")
+    def _fits_currency(self) -> Self:
+        if not fits_currency(self.amount, self.currency):
+            raise ValueError(f"{self.amount} has more decimal places than {self.currency} allows")
+        return self
+
+
+class CreditRefundInput(BaseModel):
+    request: CreditRefundRequest
+    local_activities: bool = Field(
+        default=False, description="Run the adapter calls as local activities (fewer events)."
+    )
+
+
+class CreditRefundResult(BaseModel):
+    refund_id: str
+    account_id: str
+    payment_id: str
+    amount: Amount
+    currency: str
+    credit_balance: Amount = Field(description="The account's customer credit after the refund.")
+    payment_refund_id: str = Field(description="The refund's id in payments.")
+
+
+_STEP_FAILED = (ActivityError, ApplicationError, ActivityTimeoutError)
+"""What a failed step raises: a normal activity wraps its failure in ActivityError; a
+local activity may raise the failure itself (ApplicationError, or TimeoutError when
+its retry budget ran out)."""
+
+
+def failure_of(error: ActivityError | ApplicationError | ActivityTimeoutError) -> StepFailure:
+    """What a step that failed for good failed with."""
+    if isinstance(error, ActivityError):
+        return StepFailure.of(error)
+    if isinstance(error, ApplicationError) and error.non_retryable:
+        return StepFailure(code=error.type or "business_error", message=error.message)
+    return StepFailure(code=BUDGET_EXHAUSTED, message=f"gave up retrying: {error}")
+
+
+def summary(request: CreditRefundRequest) -> str:
+    """One line for the Temporal UI's workflow list."""
+    return (
+        f"refund {request.amount} {request.currency} of credit on {request.account_id} "
+        f"to {request.payment_id}"
+    )
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class CreditRefundWorkflow:
+    """Use the credit, pay it back; if paying back fails for good, restore the credit."""
+
+    @workflow.init
+    def __init__(self, start: CreditRefundInput) -> None:
+        self._local_activities = start.local_activities
+
+    @workflow.run
+    async def run(self, start: CreditRefundInput) -> CreditRefundResult:
+        request = start.request
+        key = workflow_id(request.refund_id)
+        try:
+            used = await self._call(
+                OrderActivities.post_customer_credit,
+                self._credit_entry(
+                    request,
+                    f"{key}:use",
+                    -request.amount,
+                    f"refund {request.refund_id} to {request.payment_id}: {request.reason}",
+                ),
+                options.BILLING,
+            )
+        except _STEP_FAILED as error:
+            failure = failure_of(error)
+            # Nothing was paid: the refund fails as billing said (insufficient_credit, ...).
+            raise ApplicationError(
+                failure.message, type=failure.code, non_retryable=True
+            ) from error
+        workflow.logger.info("credit used: %s %s", request.amount, request.currency)
+        try:
+            refund = await self._call(
+                OrderActivities.refund,
+                RefundPayment(
+                    idempotency_key=f"{key}:refund",
+                    payment_id=request.payment_id,
+                    amount=request.amount,
+                    reason=f"refund {request.refund_id} of customer credit: {request.reason}",
+                ),
+                options.PAYMENTS,
+            )
+        except _STEP_FAILED as error:
+            failure = failure_of(error)
+            await self._restore_credit(request, key, failure)
+            raise ApplicationError(
+                f"refund to {request.payment_id} failed ({failure.code}): {failure.message}; "
+                f"the credit of {request.amount} {request.currency} was restored",
+                type=failure.code,
+                non_retryable=True,
+            ) from error
+        return CreditRefundResult(
+            refund_id=request.refund_id,
+            account_id=request.account_id,
+            payment_id=request.payment_id,
+            amount=request.amount,
+            currency=request.currency,
+            credit_balance=used.balance,
+            payment_refund_id=refund.refund_id,
+        )
+
+    async def _restore_credit(
+        self, request: CreditRefundRequest, key: str, failure: StepFailure
+    ) -> CreditBalance:
+        """Compensation: post the used credit back, retried until done (its own key)."""
+        return await self._call(
+            OrderActivities.post_customer_credit,
+            self._credit_entry(
+                request,
+                f"{key}:restore",
+                request.amount,
+                f"refund {request.refund_id} failed ({failure.code}): credit restored",
+            ),
+            options.COMPENSATION,
+        )
+
+    @staticmethod
+    def _credit_entry(
+        request: CreditRefundRequest, key: str, amount: Decimal, reason: str
+    ) -> CustomerCreditEntry:
+        return CustomerCreditEntry(
+            idempotency_key=key,
+            account_id=request.account_id,
+            currency=request.currency,
+            amount=amount,
+            reason=reason,
+        )
+
+    async def _call(
+        self,
+        activity: MethodAsyncSingleParam[OrderActivities, A, T],
+        argument: A,
+        config: workflow.ActivityConfig,
+    ) -> T:
+        """One activity, as a local activity or a normal one, as the refund was started."""
+        if self._local_activities:
+            return await workflow.execute_local_activity_method(
+                activity, argument, **options.as_local(config)
+            )
+        return await workflow.execute_activity_method(activity, argument, **config)

@@ -1,0 +1,227 @@
+"""Customer credit paid back on request: the `CreditRefund` workflow.
+
+On the time-skipping server against stub activities (as normal and as local
+activities), then once on the real stack over HTTP and the CLI: an overpaid
+order leaves credit in billing, part of it is refunded to the payment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+from sqlmodel import col, select
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError, TimeoutType
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from adapters.local.tables import RefundRow
+from o2c_service.orders import EventRejected, OrderConflict, OrderService
+from o2c_workflows.credit_refund import (
+    CreditRefundRequest,
+    CreditRefundWorkflow,
+    failure_of,
+    workflow_id,
+)
+from o2c_workflows.models import OrderStatus
+from tests.stack import Stack
+from tests.stub_activities import StubActivities, business_error, system_error
+from tests.test_cli import o2c
+from tests.test_support_flows import create, new_customer, new_item, order
+
+
+@dataclass
+class Refunds:
+    env: WorkflowEnvironment
+    stubs: StubActivities
+    service: OrderService
+    local_activities: bool
+
+
+@pytest_asyncio.fixture(params=[False, True], ids=["activities", "local-activities"])
+async def refunds(
+    time_skipping_env: WorkflowEnvironment, stubs: StubActivities, request: pytest.FixtureRequest
+) -> AsyncIterator[Refunds]:
+    task_queue = f"credit-refunds-{uuid.uuid4()}"
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=[CreditRefundWorkflow],
+        activities=stubs.all(),
+    ):
+        service = OrderService(
+            time_skipping_env.client,
+            task_queue,
+            clock=time_skipping_env.get_current_time,
+            local_activities=request.param,
+        )
+        yield Refunds(time_skipping_env, stubs, service, request.param)
+
+
+def refund_request(amount: str, refund_id: str | None = None) -> CreditRefundRequest:
+    return CreditRefundRequest(
+        refund_id=refund_id or f"RF-{uuid.uuid4().hex[:12]}",
+        account_id="BA-CUST-ACME",
+        payment_id="PAY-1",
+        amount=Decimal(amount),
+        currency="EUR",
+        reason="customer asked for the overpayment back",
+    )
+
+
+async def failure_type(env: WorkflowEnvironment, refund_id: str) -> str | None:
+    handle = env.client.get_workflow_handle(workflow_id(refund_id))
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause.type
+
+
+async def test_a_refund_within_the_credit_lowers_it_and_pays_once(refunds: Refunds) -> None:
+    refunds.stubs.customer_credit = Decimal("50.00")
+    request = refund_request("20.00")
+
+    result = await refunds.service.refund_credit(request)
+
+    assert (result.refund_id, result.amount, result.currency) == (
+        request.refund_id,
+        Decimal("20.00"),
+        "EUR",
+    )
+    assert result.credit_balance == Decimal("30.00") == refunds.stubs.customer_credit
+    assert refunds.stubs.refunds == [("PAY-1", Decimal("20.00"))]
+    key = workflow_id(request.refund_id)
+    assert f"{key}:use" in refunds.stubs.keys and f"{key}:refund" in refunds.stubs.keys
+
+
+async def test_the_same_refund_id_twice_refunds_once(refunds: Refunds) -> None:
+    refunds.stubs.customer_credit = Decimal("50.00")
+    request = refund_request("20.00")
+
+    # One after the other: two callers awaiting one workflow at once make the
+    # time-skipping server skip past its workflow task (the stack test does that).
+    first = await refunds.service.refund_credit(request)
+    second = await refunds.service.refund_credit(request)
+
+    assert first == second
+    assert refunds.stubs.refunds == [("PAY-1", Decimal("20.00"))]
+    assert refunds.stubs.customer_credit == Decimal("30.00")
+    assert refunds.stubs.calls["post_customer_credit"] == 1
+    other = request.model_copy(update={"amount": Decimal("5.00")})
+    with pytest.raises(OrderConflict, match="already exists for another request"):
+        await refunds.service.refund_credit(other)
+    assert len(refunds.stubs.refunds) == 1
+
+
+async def test_more_than_the_credit_is_refused_and_nothing_is_paid(refunds: Refunds) -> None:
+    refunds.stubs.customer_credit = Decimal("10.00")
+    request = refund_request("10.01")
+
+    with pytest.raises(EventRejected, match="insufficient_credit") as refused:
+        await refunds.service.refund_credit(request)
+
+    assert not refused.value.invalid  # 409: not enough credit now, not a wrong request
+    assert await failure_type(refunds.env, request.refund_id) == "insufficient_credit"
+    assert refunds.stubs.refunds == []
+    assert refunds.stubs.calls["refund"] == 0
+    assert refunds.stubs.customer_credit == Decimal("10.00")
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (lambda: business_error("refund_exceeds_payment"), "refund_exceeds_payment"),
+        (system_error, "retry_budget_exhausted"),
+    ],
+    ids=["refused", "payments-down"],
+)
+async def test_a_refund_that_fails_for_good_restores_the_credit(
+    refunds: Refunds, error: Callable[[], ApplicationError], code: str
+) -> None:
+    if refunds.local_activities and code == "retry_budget_exhausted":
+        pytest.skip("a local activity backs off in the worker, in real time: 10 minutes")
+    refunds.stubs.customer_credit = Decimal("50.00")
+    refunds.stubs.fail("refund", error())  # a new error per run: the SDK caches its encoding
+    request = refund_request("20.00")
+
+    with pytest.raises(EventRejected, match=r"the credit of 20\.00 EUR was restored"):
+        await refunds.service.refund_credit(request)
+
+    assert await failure_type(refunds.env, request.refund_id) == code
+    assert refunds.stubs.refunds == []
+    assert refunds.stubs.customer_credit == Decimal("50.00")
+    key = workflow_id(request.refund_id)
+    assert [k for k in refunds.stubs.keys if k.startswith(key)] == [f"{key}:use", f"{key}:restore"]
+
+
+def test_a_local_activity_failure_is_read_like_a_wrapped_one() -> None:
+    """A local activity raises its failure unwrapped; its retries cannot be time-skipped."""
+    budget = ActivityTimeoutError(
+        "activity timeout", type=TimeoutType.SCHEDULE_TO_CLOSE, last_heartbeat_details=[]
+    )
+    assert failure_of(budget).code == "retry_budget_exhausted"
+    assert failure_of(system_error()).code == "retry_budget_exhausted"
+    refused = failure_of(business_error("payment_not_found"))
+    assert (refused.code, refused.message) == ("payment_not_found", "stub says payment_not_found")
+
+
+async def test_an_overpayment_is_refunded_on_request_over_http(stack: Stack) -> None:
+    customer, sku = new_customer(stack), new_item(stack, on_hand=10)
+    order_id = await create(stack, order(customer, sku, quantity=2, price="10.00"))
+    await stack.wait_for_status(order_id, OrderStatus.BOOKED)
+    shipped = await stack.http.post(
+        f"/orders/{order_id}/shipments", json={"carrier": "DHL", "tracking_number": "T-1"}
+    )
+    assert shipped.status_code == 200, shipped.text
+    await stack.wait_for_status(order_id, OrderStatus.INVOICED)
+    payment_id = f"PAY-{uuid.uuid4().hex[:8]}"
+    paid = await stack.http.post(
+        f"/orders/{order_id}/payments",
+        json={"payment_id": payment_id, "amount": "35.00", "currency": "EUR"},
+    )
+    assert paid.status_code == 200, paid.text
+    state = await stack.wait_for_status(order_id, OrderStatus.CLOSED)
+    assert state.booking is not None
+    account_id = state.booking.billing_account_id
+    credit = (await stack.adapters.billing.customer_credit(account_id)).balance
+    assert credit == Decimal("15.00")
+
+    body = {
+        "refund_id": f"RF-{uuid.uuid4().hex[:8]}",
+        "account_id": account_id,
+        "payment_id": payment_id,
+        "amount": "6.00",
+        "currency": "EUR",
+        "reason": "customer asked for it back",
+    }
+    refunded, at_once = await asyncio.gather(
+        stack.http.post("/credits/refunds", json=body),
+        stack.http.post("/credits/refunds", json=body),
+    )
+    assert refunded.status_code == 200, refunded.text
+    assert refunded.json()["credit_balance"] == "9.00"
+    again = await stack.http.post("/credits/refunds", json=body)
+    assert at_once.json() == again.json() == refunded.json()
+
+    assert (await stack.adapters.billing.customer_credit(account_id)).balance == credit - Decimal(
+        "6.00"
+    )
+    with stack.adapters.database.session() as session:
+        rows = session.exec(select(RefundRow).where(col(RefundRow.payment_id) == payment_id)).all()
+        assert [(row.amount_minor, row.currency) for row in rows] == [(600, "EUR")]
+
+    too_much = await o2c("credits", "refund", "--refund-id", f"RF-{uuid.uuid4().hex[:8]}",
+                         "--account", account_id, "--payment", payment_id,
+                         "--amount", "9.01", "--currency", "EUR",
+                         api_url=stack.api_url)  # fmt: skip
+    assert too_much.code == 1
+    assert "9.00 EUR of credit" in too_much.err
+    assert (await stack.adapters.billing.customer_credit(account_id)).balance == Decimal("9.00")

@@ -1,0 +1,69 @@
+"""The same order with its adapter calls as local activities (`O2C_LOCAL_ACTIVITIES`).
+
+The mode changes how calls are made, not what the order does: the lifecycle,
+holds, compensation and partial shipments behave as with normal activities.
+Scenarios that wait on a system's retry budget or on months of dunning timers
+run with normal activities only: a local activity's retry backoff is spent in
+the worker, in real time, which the time-skipping server cannot skip.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from temporalio.api.enums.v1 import EventType
+
+from o2c_workflows.messages import CancelRequest, ShipmentConfirmed, ShippedLine, SupportAction
+from o2c_workflows.models import OrderStatus
+from o2c_workflows.state import CompensationStatus
+from tests.history import status_transitions, wait_for_status
+from tests.order_harness import LIFECYCLE, SHIPMENT, TOTAL, Harness, make_order, payment
+from tests.stub_activities import business_error
+
+
+async def test_the_lifecycle_runs_on_local_activities(local_harness: Harness) -> None:
+    handle = await local_harness.booked()
+    await local_harness.orders.confirm_shipment(handle.id, SHIPMENT)
+    await wait_for_status(handle, OrderStatus.INVOICED)
+    await local_harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    summary = await handle.result()
+    assert (summary.status, summary.paid) == (OrderStatus.CLOSED, TOTAL)
+    assert await status_transitions(handle) == LIFECYCLE
+    kinds = {event.event_type async for event in handle.fetch_history_events()}
+    assert EventType.EVENT_TYPE_MARKER_RECORDED in kinds
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds
+
+
+async def test_a_business_error_parks_and_retry_resumes(local_harness: Harness) -> None:
+    local_harness.stubs.fail("reserve_stock", business_error("out_of_stock"))
+    handle = await local_harness.start(make_order())
+    await wait_for_status(handle, OrderStatus.ON_HOLD)
+    local_harness.stubs.heal("reserve_stock")
+    await local_harness.orders.retry(handle.id, SupportAction())
+    await wait_for_status(handle, OrderStatus.BOOKED)
+
+
+async def test_cancelling_compensates(local_harness: Harness) -> None:
+    handle = await local_harness.booked()
+    await local_harness.orders.cancel(handle.id, CancelRequest(reason="changed mind"))
+    summary = await handle.result()
+    assert [(c.step, c.status) for c in summary.compensations] == [
+        ("request_shipment", CompensationStatus.DONE),
+        ("reserve_stock", CompensationStatus.DONE),
+    ]
+
+
+async def test_partial_shipments_are_invoiced_each(local_harness: Harness) -> None:
+    handle = await local_harness.booked()
+    first = ShipmentConfirmed(
+        carrier="DHL", tracking_number="T-1", lines=[ShippedLine(sku="SKU-WIDGET", quantity=3)]
+    )
+    await local_harness.orders.confirm_shipment(handle.id, first)
+    await local_harness.orders.confirm_shipment(
+        handle.id, ShipmentConfirmed(carrier="DHL", tracking_number="T-2")
+    )
+    await wait_for_status(handle, OrderStatus.INVOICED)
+    await local_harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    summary = await handle.result()
+    assert len(summary.invoice_ids) == 2
+    assert summary.invoiced == Decimal("159.97")

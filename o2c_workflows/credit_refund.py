@@ -26,7 +26,8 @@ with workflow.unsafe.imports_passed_through():
     from activities import options
     from activities.order_activities import OrderActivities
     from adapters.models import CreditBalance, CustomerCreditEntry, RefundPayment
-    from o2c_workflows.failure_policy import BUDGET_EXHAUSTED, StepFailure
+    from o2c_workflows import calls
+    from o2c_workflows.failure_policy import StepFailure
     from o2c_workflows.models import Identifier, ShortText, Strict
     from o2c_workflows.money import Amount, CurrencyCode, fits_currency
 
@@ -91,15 +92,6 @@ local activity may raise the failure itself (ApplicationError, or TimeoutError w
 its retry budget ran out)."""
 
 
-def failure_of(error: ActivityError | ApplicationError | ActivityTimeoutError) -> StepFailure:
-    """What a step that failed for good failed with."""
-    if isinstance(error, ActivityError):
-        return StepFailure.of(error)
-    if isinstance(error, ApplicationError) and error.non_retryable:
-        return StepFailure(code=error.type or "business_error", message=error.message)
-    return StepFailure(code=BUDGET_EXHAUSTED, message=f"gave up retrying: {error}")
-
-
 def summary(request: CreditRefundRequest) -> str:
     """One line for the Temporal UI's workflow list."""
     return (
@@ -132,7 +124,7 @@ class CreditRefundWorkflow:
                 options.BILLING,
             )
         except _STEP_FAILED as error:
-            failure = failure_of(error)
+            failure = StepFailure.of(error)
             # Nothing was paid: the refund fails as billing said (insufficient_credit, ...).
             raise ApplicationError(
                 failure.message, type=failure.code, non_retryable=True
@@ -150,7 +142,7 @@ class CreditRefundWorkflow:
                 options.PAYMENTS,
             )
         except _STEP_FAILED as error:
-            failure = failure_of(error)
+            failure = StepFailure.of(error)
             await self._restore_credit(request, key, failure)
             raise ApplicationError(
                 f"refund to {request.payment_id} failed ({failure.code}): {failure.message}; "
@@ -201,9 +193,5 @@ class CreditRefundWorkflow:
         argument: A,
         config: workflow.ActivityConfig,
     ) -> T:
-        """One activity, as a local activity or a normal one, as the refund was started."""
-        if self._local_activities:
-            return await workflow.execute_local_activity_method(
-                activity, argument, **options.as_local(config)
-            )
-        return await workflow.execute_activity_method(activity, argument, **config)
+        """One activity, normal or local as the refund was started (`calls.execute`)."""
+        return await calls.execute(activity, argument, config, local=self._local_activities)

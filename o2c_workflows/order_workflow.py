@@ -51,7 +51,14 @@ with workflow.unsafe.imports_passed_through():
         ShipmentRequest,
         StockLine,
     )
-    from o2c_workflows import amendments, cash_application, presentation, rejections, returns
+    from o2c_workflows import (
+        amendments,
+        calls,
+        cash_application,
+        presentation,
+        rejections,
+        returns,
+    )
     from o2c_workflows.dunning import DunningPolicy, days_past_due, fires_at
     from o2c_workflows.failure_policy import ACTIVITY_FAILURES, OnFailure, StepFailure
     from o2c_workflows.messages import (
@@ -587,17 +594,8 @@ class OrderWorkflow:
         argument: A,
         config: workflow.ActivityConfig,
     ) -> T:
-        """One activity, as a local activity or a normal one, as this order was started.
-
-        Local activities cost one history event and no server round trip, but
-        hold the workflow task and have no task-queue rate limit; normal ones
-        cost three events and a round trip, and show as activities in the UI.
-        """
-        if self._local_activities:
-            return await workflow.execute_local_activity_method(
-                activity, argument, **options.as_local(config)
-            )
-        return await workflow.execute_activity_method(activity, argument, **config)
+        """One activity, normal or local as this order was started (`calls.execute`)."""
+        return await calls.execute(activity, argument, config, local=self._local_activities)
 
     async def _step(
         self,

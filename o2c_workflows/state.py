@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from o2c_workflows.dunning import days_past_due
 from o2c_workflows.models import Instalment, OrderRequest, OrderStatus
 from o2c_workflows.money import Amount
 
@@ -249,7 +250,7 @@ class OrderState(BaseModel):
         state = self.model_copy(deep=True)
         for invoice in state.invoices:
             unpaid = invoice.unpaid_instalments()
-            invoice.days_past_due = max(0, (today - unpaid[0].due_date).days) if unpaid else 0
+            invoice.days_past_due = days_past_due(unpaid[0].due_date, today) if unpaid else 0
         return state
 
     def open_invoices(self) -> list[InvoiceState]:

@@ -27,9 +27,9 @@ from o2c_service.orders import EventRejected, OrderConflict, OrderService
 from o2c_workflows.credit_refund import (
     CreditRefundRequest,
     CreditRefundWorkflow,
-    failure_of,
     workflow_id,
 )
+from o2c_workflows.failure_policy import StepFailure
 from o2c_workflows.models import OrderStatus
 from tests.stack import Stack
 from tests.stub_activities import StubActivities, business_error, system_error
@@ -167,9 +167,9 @@ def test_a_local_activity_failure_is_read_like_a_wrapped_one() -> None:
     budget = ActivityTimeoutError(
         "activity timeout", type=TimeoutType.SCHEDULE_TO_CLOSE, last_heartbeat_details=[]
     )
-    assert failure_of(budget).code == "retry_budget_exhausted"
-    assert failure_of(system_error()).code == "retry_budget_exhausted"
-    refused = failure_of(business_error("payment_not_found"))
+    assert StepFailure.of(budget).code == "retry_budget_exhausted"
+    assert StepFailure.of(system_error()).code == "retry_budget_exhausted"
+    refused = StepFailure.of(business_error("payment_not_found"))
     assert (refused.code, refused.message) == ("payment_not_found", "stub says payment_not_found")
 
 

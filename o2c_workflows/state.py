@@ -245,6 +245,18 @@ class OrderState(BaseModel):
     def invoice(self, invoice_id: str) -> InvoiceState | None:
         return next((i for i in self.invoices if i.invoice_id == invoice_id), None)
 
+    # The events the order has applied, by their ids: a copy of one is a
+    # duplicate, answered as such whatever the order's status is now.
+
+    def payment(self, payment_id: str) -> PaymentState | None:
+        return next((p for p in self.payments if p.payment_id == payment_id), None)
+
+    def dispatch(self, event_id: str) -> DispatchState | None:
+        return next((d for d in self.dispatches if d.event_id == event_id), None)
+
+    def returned(self, return_id: str) -> ReturnState | None:
+        return next((r for r in self.returns if r.return_id == return_id), None)
+
     def as_of(self, today: date) -> OrderState:
         """A copy with every invoice's days past due counted to `today`."""
         state = self.model_copy(deep=True)

@@ -210,6 +210,15 @@ class CustomerCreditEntry(BaseModel):
     currency: str
     amount: Amount
     reason: str
+    payment_id: str | None = None
+    """The payment whose money this is (overpayment), or that it is refunded to."""
+
+
+class RefundTarget(BaseModel):
+    """A credit refund's account and the payment it would pay back to."""
+
+    account_id: str
+    payment_id: str
 
 
 class CreditBalance(BaseModel):

@@ -115,6 +115,11 @@ class BillingAdapter(Protocol):
 
     async def customer_credit(self, account_id: str) -> CreditBalance: ...
 
+    async def paid_into(self, account_id: str, payment_id: str) -> bool:
+        """Whether the payment's money reached this account (applied to one of its
+        invoices or kept on it as credit): credit is only ever paid back to such a payment."""
+        ...
+
     async def send_dunning_notice(self, notice: DunningNotice) -> DunningRecord:
         """Send a reminder (or escalation notice) for an overdue invoice, once per key."""
         ...

@@ -378,7 +378,7 @@ class OrderService:
                 handle = self._client.get_workflow_handle_for(CreditRefundWorkflow.run, refund_id)
             try:
                 async with asyncio.timeout(REFUND_WAIT.total_seconds()):
-                    return await handle.result()
+                    result = await handle.result()
             except TimeoutError as error:
                 raise TemporalUnavailable(
                     f"refund {request.refund_id} has not finished yet (is a worker running?); "
@@ -393,6 +393,12 @@ class OrderService:
                 raise EventRejected(
                     f"refund {request.refund_id} did not complete: {cause}", invalid=False
                 ) from error
+            if not result.refunded:
+                code = result.refusal_code or "refused"
+                raise EventRejected(
+                    f"{code}: {result.refusal}", invalid=code in credit_refund.INVALID_REFUND
+                )
+            return result
 
     async def _update(
         self, order_id: str, update: str, argument: BaseModel, result_type: type[R]

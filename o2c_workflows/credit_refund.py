@@ -3,12 +3,13 @@
 An overpayment leaves customer credit in billing (`OrderWorkflow._credit_customer`),
 and the order closes once settled, so a later refund cannot be an Update on the
 order. `CreditRefund` does it on its own: first use the credit in billing, then
-pay it back to a payment the customer made. If the money cannot be paid back,
-the credit is posted back and the refund fails with the reason.
+pay it back to a payment that paid into the same account (never another
+customer's). If the money cannot be paid back, the credit is posted back. A
+refusal is a business outcome: the workflow completes with it as its result.
 
-The workflow id is `credit-refund:<refund_id>` and every side effect's
-idempotency key derives from the refund id, so the same request sent twice
-refunds once.
+The workflow id is `credit-refund/<refund_id>` (a '/' no order id can hold, so
+the two kinds never share an id) and every side effect's idempotency key derives
+from the refund id, so the same request sent twice refunds once.
 """
 
 from __future__ import annotations
@@ -25,17 +26,31 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     from activities import options
     from activities.order_activities import OrderActivities
-    from adapters.models import CreditBalance, CustomerCreditEntry, RefundPayment
+    from adapters.models import CreditBalance, CustomerCreditEntry, RefundPayment, RefundTarget
     from o2c_workflows import calls
     from o2c_workflows.failure_policy import StepFailure
     from o2c_workflows.models import Identifier, ShortText, Strict
     from o2c_workflows.money import Amount, CurrencyCode, fits_currency
 
 WORKFLOW_NAME = "CreditRefund"
-WORKFLOW_ID_PREFIX = "credit-refund:"
+WORKFLOW_ID_PREFIX = "credit-refund/"
+KEY_PREFIX = "credit-refund:"
+"""Idempotency keys keep the prefix refunds had before their workflow ids changed, so a
+refund started under an old id and repeated under the new one still refunds once."""
+
+PATCH_TARGET_CHECKED = "refund-target-checked"
+"""Refunds check the payment paid into the account before using any credit."""
+PATCH_REFUSAL_IS_A_RESULT = "refund-refusal-is-a-result"
+"""A refused refund completes with the refusal instead of failing the workflow."""
 
 INVALID_REFUND = frozenset(
-    {"account_not_found", "payment_not_found", "currency_mismatch", "invalid_amount"}
+    {
+        "account_not_found",
+        "payment_not_found",
+        "currency_mismatch",
+        "invalid_amount",
+        "payment_not_on_account",
+    }
 )
 """Failure codes that say the request contradicts billing or payments (HTTP 422);
 any other failure (`insufficient_credit`, `refund_exceeds_payment`, ...) is a 409."""
@@ -82,8 +97,24 @@ class CreditRefundResult(BaseModel):
     payment_id: str
     amount: Amount
     currency: str
-    credit_balance: Amount = Field(description="The account's customer credit after the refund.")
-    payment_refund_id: str = Field(description="The refund's id in payments.")
+    refunded: bool = Field(default=True, description="False when the refund was refused.")
+    refusal_code: str | None = Field(
+        default=None, description="Why not, e.g. insufficient_credit, payment_not_on_account."
+    )
+    refusal: str | None = Field(default=None, description="Why not, in words.")
+    credit_balance: Amount | None = Field(
+        default=None, description="The account's customer credit after the refund."
+    )
+    payment_refund_id: str | None = Field(default=None, description="The refund's id in payments.")
+
+
+class RefundRefused(Exception):
+    """Nothing was (or is any longer) refunded, for a business reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 _STEP_FAILED = (ActivityError, ApplicationError, ActivityTimeoutError)
@@ -111,7 +142,39 @@ class CreditRefundWorkflow:
     @workflow.run
     async def run(self, start: CreditRefundInput) -> CreditRefundResult:
         request = start.request
-        key = workflow_id(request.refund_id)
+        try:
+            return await self._refund(request)
+        except RefundRefused as refused:
+            if not workflow.patched(PATCH_REFUSAL_IS_A_RESULT):
+                raise ApplicationError(
+                    refused.message, type=refused.code, non_retryable=True
+                ) from refused
+            workflow.logger.info(
+                "refund %s refused: %s: %s", request.refund_id, refused.code, refused.message
+            )
+            return CreditRefundResult(
+                refund_id=request.refund_id,
+                account_id=request.account_id,
+                payment_id=request.payment_id,
+                amount=request.amount,
+                currency=request.currency,
+                refunded=False,
+                refusal_code=refused.code,
+                refusal=refused.message,
+            )
+
+    async def _refund(self, request: CreditRefundRequest) -> CreditRefundResult:
+        key = f"{KEY_PREFIX}{request.refund_id}"
+        if workflow.patched(PATCH_TARGET_CHECKED):
+            try:
+                await self._call(
+                    OrderActivities.check_refund_target,
+                    RefundTarget(account_id=request.account_id, payment_id=request.payment_id),
+                    options.BILLING,
+                )
+            except _STEP_FAILED as error:
+                failure = StepFailure.of(error)
+                raise RefundRefused(failure.code, failure.message) from error
         try:
             used = await self._call(
                 OrderActivities.post_customer_credit,
@@ -125,10 +188,8 @@ class CreditRefundWorkflow:
             )
         except _STEP_FAILED as error:
             failure = StepFailure.of(error)
-            # Nothing was paid: the refund fails as billing said (insufficient_credit, ...).
-            raise ApplicationError(
-                failure.message, type=failure.code, non_retryable=True
-            ) from error
+            # Nothing was paid: the refund is refused as billing said (insufficient_credit, ...).
+            raise RefundRefused(failure.code, failure.message) from error
         workflow.logger.info("credit used: %s %s", request.amount, request.currency)
         try:
             refund = await self._call(
@@ -144,11 +205,10 @@ class CreditRefundWorkflow:
         except _STEP_FAILED as error:
             failure = StepFailure.of(error)
             await self._restore_credit(request, key, failure)
-            raise ApplicationError(
+            raise RefundRefused(
+                failure.code,
                 f"refund to {request.payment_id} failed ({failure.code}): {failure.message}; "
                 f"the credit of {request.amount} {request.currency} was restored",
-                type=failure.code,
-                non_retryable=True,
             ) from error
         return CreditRefundResult(
             refund_id=request.refund_id,

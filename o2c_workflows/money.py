@@ -60,6 +60,11 @@ Amount = Annotated[
 """A money amount. Serialised as a JSON string so no decimal digit is lost."""
 
 
+def fits_amount_digits(amount: Decimal, currency: str) -> bool:
+    """Whether `amount` at `currency`'s scale has at most MAX_AMOUNT_DIGITS digits."""
+    return abs(amount) < Decimal(10) ** (MAX_AMOUNT_DIGITS - exponent(currency))
+
+
 def exponent(currency: str) -> int:
     """How many decimal places an amount in `currency` may carry."""
     return MINOR_UNIT_EXPONENT[currency]

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
@@ -74,7 +75,7 @@ with workflow.unsafe.imports_passed_through():
         SupportAction,
     )
     from o2c_workflows.models import OrderRequest, OrderStatus
-    from o2c_workflows.money import fits_currency
+    from o2c_workflows.money import fits_amount_digits, fits_currency
     from o2c_workflows.search_attributes import (
         CUSTOMER_ID,
         DUNNING_LEVEL,
@@ -130,6 +131,25 @@ class Resolution(StrEnum):
     RELEASE = "release"
 
 
+class Applying(StrEnum):
+    """Events applied one at a time per kind; a copy of the one in flight waits for it."""
+
+    SHIPMENT = "shipment"
+    AMENDMENT = "amendment"
+    RETURN = "return"
+
+
+WORKFLOW_ID_MISMATCH = "workflow_id_mismatch"
+
+# Patches: each guards a change of the command sequence, so orders started on
+# earlier code replay and go on as they began.
+PATCH_EXECUTION_KEYS = "execution-scoped-keys"
+"""Idempotency keys carry the first run's id, so another execution under the same
+workflow id (restarted from the CLI after the first closed) never shares them."""
+PATCH_PAYMENTS_IN_FLIGHT = "payments-in-flight-keep-the-order-open"
+"""The order does not settle while a payment is still being recorded."""
+
+
 class _Abandon(Exception):
     """A step failed in a way that means the order cannot go on: undo and cancel."""
 
@@ -173,8 +193,9 @@ class OrderWorkflow:
         # payments at once cannot both be taken as the last one.
         self._pending_payments: dict[str, Decimal] = {}
         self._busy: set[str] = set()
-        """Handlers and loops with an activity in flight; continue-as-new waits for them."""
-        self._confirming_shipment = False
+        """Loops with an activity in flight (cash, dunning); continue-as-new waits for them."""
+        self._applying: dict[Applying, str] = {}
+        """The event of each kind being applied, by its id (tracking number, return id, ...)."""
         self._resolution: Resolution | None = None
         self._lifecycle: asyncio.Task[None] | None = None
         self._stopping = False
@@ -183,6 +204,7 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, start: OrderInput) -> OrderSummary:
+        self._refuse_a_foreign_workflow_id()
         if start.carried is None:
             self._enter()
         else:
@@ -207,7 +229,15 @@ class OrderWorkflow:
         cash = asyncio.create_task(self._apply_cash_as_it_comes())
         try:
             await self._invoice_each_shipment()
-            await self._wait_for(lambda: self._state.settled and not self._unapplied_cash())
+            # A payment still being recorded must be applied or credited before the end.
+            in_flight_counts = workflow.patched(PATCH_PAYMENTS_IN_FLIGHT)
+            await self._wait_for(
+                lambda: (
+                    self._state.settled
+                    and not self._unapplied_cash()
+                    and not (in_flight_counts and self._pending_payments)
+                )
+            )
         finally:
             cash.cancel()
         for dunning in self._dunning_tasks.values():
@@ -216,8 +246,25 @@ class OrderWorkflow:
 
     # -- booking -------------------------------------------------------------
 
+    def _refuse_a_foreign_workflow_id(self) -> None:
+        """Side effects are keyed by the order id: a workflow under another id would share
+        the real order's keys (and could undo its effects), so it fails before doing anything."""
+        workflow_id = workflow.info().workflow_id
+        if workflow_id != self._state.order_id:
+            raise ApplicationError(
+                f"workflow id {workflow_id!r} is not the order id {self._state.order_id!r}; "
+                "an order runs only under its own id: start it with POST /orders or "
+                "`o2c orders create`, or give the workflow the order id",
+                type=WORKFLOW_ID_MISMATCH,
+                non_retryable=True,
+            )
+
     def _enter(self) -> None:
         order = self._state.order
+        if workflow.patched(PATCH_EXECUTION_KEYS):
+            # The run id's random tail (its head is a timestamp in time-ordered UUIDs).
+            first_run = workflow.info().first_execution_run_id.replace("-", "")
+            self._state.key_scope = f"{order.order_id}:{first_run[-12:]}"
         # Orders started by the API carry their search attributes from the
         # start; one started from the UI or CLI gets them here.
         if workflow.info().typed_search_attributes.get(ORDER_STATUS) is None:
@@ -503,6 +550,7 @@ class OrderWorkflow:
                 currency=payment.currency,
                 amount=amount,
                 reason=f"overpayment {payment.payment_id} on order {self._state.order_id}",
+                payment_id=payment.payment_id,
             ),
             options.BILLING,
         )
@@ -665,7 +713,10 @@ class OrderWorkflow:
         # ours running, so the next run starts from exactly this state.
         await workflow.wait_condition(
             lambda: (
-                workflow.all_handlers_finished() and not self._busy and not self._pending_payments
+                workflow.all_handlers_finished()
+                and not self._busy
+                and not self._applying
+                and not self._pending_payments
             )
         )
         workflow.continue_as_new(
@@ -693,7 +744,7 @@ class OrderWorkflow:
                 if self._lifecycle.done():
                     return False
                 # A confirmation being applied decides which side of the point of no return we are.
-                await workflow.wait_condition(lambda: not self._confirming_shipment)
+                await workflow.wait_condition(lambda: Applying.SHIPMENT not in self._applying)
                 if self._state.shipped:
                     self._note("cancellation requested in Temporal refused: the goods have shipped")
                     continue
@@ -794,10 +845,14 @@ class OrderWorkflow:
         await self._as_signal(self._confirm_shipment(event))
 
     async def _confirm_shipment(self, event: ShipmentConfirmed) -> EventAck:
-        if self._is_duplicate_shipment(event):
-            return self._ack("shipment already confirmed", duplicate=True)
+        await self._after_the_original(Applying.SHIPMENT, event.dedup_key)
+        applied = self._state.dispatch(event.dedup_key)
+        if applied is not None:
+            return self._ack(
+                f"shipment already confirmed: {_quantities(applied.lines)}", duplicate=True
+            )
         lines = self._shipped_lines(event)
-        self._confirming_shipment = True
+        self._applying[Applying.SHIPMENT] = event.dedup_key
         try:
             # The event may overtake the shipment request's own answer.
             await workflow.wait_condition(
@@ -825,7 +880,7 @@ class OrderWorkflow:
                 options.LOGISTICS,
             )
         finally:
-            self._confirming_shipment = False
+            del self._applying[Applying.SHIPMENT]
         self._state.dispatches.append(
             DispatchState(
                 number=len(self._state.dispatches) + 1,
@@ -840,20 +895,24 @@ class OrderWorkflow:
             line = self._state.line(quantity.sku)
             assert line is not None
             line.shipped += quantity.quantity
-        shipped = ", ".join(f"{q.quantity} {q.sku}" for q in lines)
+        shipped = _quantities(lines)
         self._update_status(f"{event.carrier} {event.tracking_number}: {shipped}")
         return self._ack(f"shipment confirmed: {shipped}", duplicate=False)
 
     def _is_duplicate_shipment(self, event: ShipmentConfirmed) -> bool:
-        return any(d.event_id == event.dedup_key for d in self._state.dispatches)
+        """Applied already, or being applied (the copy then waits for the original)."""
+        return (
+            self._state.dispatch(event.dedup_key) is not None
+            or self._applying.get(Applying.SHIPMENT) == event.dedup_key
+        )
 
     def _shipped_lines(self, event: ShipmentConfirmed) -> list[QuantityLine]:
         """What this shipment ships, checked against what is left to ship."""
         state, order_id = self._state, self._state.order_id
         if self._stopping or state.status in FINISHED:
             rejections.not_allowed(f"order {order_id} is {state.status.value}; it ships nothing")
-        if self._confirming_shipment:
-            rejections.not_allowed(f"a shipment for order {order_id} is being applied")
+        if Applying.SHIPMENT in self._applying:
+            rejections.not_allowed(f"another shipment for order {order_id} is being applied")
         if state.booking is None:
             rejections.not_allowed(
                 f"order {order_id} is {state.status.value}; "
@@ -899,7 +958,14 @@ class OrderWorkflow:
     async def _receive_payment(self, event: PaymentReceived) -> EventAck:
         """Record the payment now; cash application applies it as invoices allow."""
         if self._is_duplicate_payment(event):
-            return self._ack(f"payment {event.payment_id} already received", duplicate=True)
+            # A copy racing the original waits for it, and answers as the original will.
+            await workflow.wait_condition(lambda: event.payment_id not in self._pending_payments)
+            received = self._state.payment(event.payment_id)
+            if received is not None:
+                await self._applied_as_far_as_it_can_be(received)
+                return self._ack(
+                    f"already received: {self._payment_outcome(received)}", duplicate=True
+                )
         self._check_payment(event)
         request = PaymentRecordRequest(
             idempotency_key=f"payment:{event.payment_id}",
@@ -929,6 +995,10 @@ class OrderWorkflow:
         )
         self._state.payments.append(payment)
         self._show_details()
+        await self._applied_as_far_as_it_can_be(payment)
+        return self._ack(self._payment_outcome(payment), duplicate=False)
+
+    async def _applied_as_far_as_it_can_be(self, payment: PaymentState) -> None:
         await workflow.wait_condition(
             lambda: (
                 not self._cash_to_apply(payment)
@@ -936,7 +1006,6 @@ class OrderWorkflow:
                 or self._stopping
             )
         )
-        return self._ack(self._payment_outcome(payment), duplicate=False)
 
     def _payment_outcome(self, payment: PaymentState) -> str:
         parts = [f"{a.amount} to {a.invoice_id}" for a in payment.applications]
@@ -969,6 +1038,14 @@ class OrderWorkflow:
             )
         if not fits_currency(event.amount, currency):
             rejections.invalid(f"{event.amount} has more decimal places than {currency} allows")
+        # Refused here, before anything is recorded: what the order has received must
+        # stay an amount, or every later step that sums it would fail on every retry.
+        received = self._state.paid + sum(self._pending_payments.values(), Decimal(0))
+        if not fits_amount_digits(received + event.amount, currency):
+            rejections.invalid(
+                f"order {order_id} has received {received} {currency}; {event.amount} more "
+                "would exceed the largest amount it can hold"
+            )
         if self._stopping or status in FINISHED:
             rejections.not_allowed(f"order {order_id} is {status.value}; it takes no payments")
         if self._state.booking is None:
@@ -991,8 +1068,14 @@ class OrderWorkflow:
 
     @amend.validator
     def _validate_amend(self, amendment: Amendment) -> None:
-        if amendment.event_id not in self._state.amendments:
+        if not self._is_duplicate_amendment(amendment):
             self._check_amend(amendment)
+
+    def _is_duplicate_amendment(self, amendment: Amendment) -> bool:
+        return amendment.event_id is not None and (
+            amendment.event_id in self._state.amendments
+            or self._applying.get(Applying.AMENDMENT) == amendment.event_id
+        )
 
     @workflow.signal(name="amendment_requested")
     async def amendment_requested(self, amendment: Amendment) -> None:
@@ -1005,7 +1088,11 @@ class OrderWorkflow:
                 f"order {state.order_id} is {state.status.value}; only an order with lines "
                 "still to ship can be amended"
             )
-        if state.booking is None or self._confirming_shipment or "amend" in self._busy:
+        if (
+            state.booking is None
+            or Applying.SHIPMENT in self._applying
+            or (Applying.AMENDMENT in self._applying)
+        ):
             rejections.not_allowed(
                 f"order {state.order_id} is {state.status.value}; it can be amended once Booked "
                 "and while no shipment or other amendment is being applied"
@@ -1014,13 +1101,15 @@ class OrderWorkflow:
 
     async def _amend(self, amendment: Amendment) -> AmendmentAck:
         state = self._state
-        if amendment.event_id is not None and amendment.event_id in state.amendments:
-            return self._amendment_ack("amendment already applied", [], duplicate=True)
+        if amendment.event_id is not None:
+            await self._after_the_original(Applying.AMENDMENT, amendment.event_id)
+            if amendment.event_id in state.amendments:
+                return self._amendment_ack("amendment already applied", [], duplicate=True)
         plan = self._check_amend(amendment)
         booking = state.booking
         assert booking is not None
         number = len(state.amendments) + 1
-        self._busy.add("amend")
+        self._applying[Applying.AMENDMENT] = amendment.event_id or f"amendment-{number}"
         try:
             await self._call(
                 OrderActivities.amend_reservation,
@@ -1033,7 +1122,7 @@ class OrderWorkflow:
                 options.LOGISTICS,
             )
         finally:
-            self._busy.discard("amend")
+            del self._applying[Applying.AMENDMENT]
         state.lines = plan.lines
         state.total = plan.total_after
         state.amendments.append(amendment.event_id or f"amendment-{number}")
@@ -1069,24 +1158,32 @@ class OrderWorkflow:
         await self._as_signal(self._record_return(returned))
 
     def _is_duplicate_return(self, returned: ReturnReceived) -> bool:
-        return any(r.return_id == returned.return_id for r in self._state.returns)
+        return (
+            self._state.returned(returned.return_id) is not None
+            or self._applying.get(Applying.RETURN) == returned.return_id
+        )
 
     def _check_return(self, returned: ReturnReceived) -> dict[str, list[QuantityLine]]:
         state = self._state
         if self._stopping or state.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
             rejections.not_allowed(f"order {state.order_id} is {state.status.value}")
-        if "return" in self._busy:
-            rejections.not_allowed(f"a return for order {state.order_id} is being applied")
+        if Applying.RETURN in self._applying:
+            rejections.not_allowed(f"another return for order {state.order_id} is being applied")
         return returns.credit_plan(state, returned)
 
     async def _record_return(self, returned: ReturnReceived) -> EventAck:
-        if self._is_duplicate_return(returned):
-            return self._ack(f"return {returned.return_id} already recorded", duplicate=True)
+        await self._after_the_original(Applying.RETURN, returned.return_id)
+        if self._state.returned(returned.return_id) is not None:
+            return self._ack(
+                f"return {returned.return_id} already recorded: "
+                f"{self._return_outcome(returned.return_id)}",
+                duplicate=True,
+            )
         plan = self._check_return(returned)
         state, booking, shipment = self._state, self._state.booking, self._state.shipment
         assert booking is not None and shipment is not None
         key = self._key(f"return:{returned.return_id}")
-        self._busy.add("return")
+        self._applying[Applying.RETURN] = returned.return_id
         try:
             await self._call(
                 OrderActivities.receive_return,
@@ -1103,7 +1200,7 @@ class OrderWorkflow:
                 for invoice_id, lines in plan.items()
             ]
         finally:
-            self._busy.discard("return")
+            del self._applying[Applying.RETURN]
         for item in returned.lines:
             line = state.line(item.sku)
             assert line is not None
@@ -1118,13 +1215,18 @@ class OrderWorkflow:
             )
         )
         credited = sum((note.amount for note in notes), Decimal(0))
-        refunded = sum((note.refunded for note in notes), Decimal(0))
         self._show_payment_due()
         self._update_status(f"return {returned.return_id}: credit notes for {credited}")
         return self._ack(
-            f"return {returned.return_id}: credited {credited}, refunded {refunded}",
+            f"return {returned.return_id}: {self._return_outcome(returned.return_id)}",
             duplicate=False,
         )
+
+    def _return_outcome(self, return_id: str) -> str:
+        notes = [note for note in self._state.credit_notes if note.return_id == return_id]
+        credited = sum((note.amount for note in notes), Decimal(0))
+        refunded = sum((note.refunded for note in notes), Decimal(0))
+        return f"credited {credited}, refunded {refunded}"
 
     async def _credit_return(
         self, returned: ReturnReceived, invoice_id: str, lines: list[QuantityLine], key: str
@@ -1197,6 +1299,7 @@ class OrderWorkflow:
                     currency=payment.currency,
                     amount=-take,
                     reason=f"refunded to {payment.payment_id}",
+                    payment_id=payment.payment_id,
                 ),
                 options.BILLING,
             )
@@ -1290,7 +1393,7 @@ class OrderWorkflow:
             )
         if self._stopping or state.status in FINISHED:
             rejections.not_allowed(f"order {state.order_id} is already {state.status.value}")
-        if self._confirming_shipment or self._busy & {"amend"}:
+        if Applying.SHIPMENT in self._applying or Applying.AMENDMENT in self._applying:
             rejections.not_allowed(f"order {state.order_id} is applying a shipment or amendment")
 
     # -- reads ---------------------------------------------------------------
@@ -1304,15 +1407,25 @@ class OrderWorkflow:
     # -- helpers -------------------------------------------------------------
 
     async def _as_signal(self, handling: Awaitable[object]) -> None:
-        """Run a message as a signal: a rejection is logged, never fails the order."""
+        """Run a message as a signal: a refusal is a business outcome, logged in one line."""
         try:
             await handling
         except ACTIVITY_FAILURES as error:
-            workflow.logger.warning("signal rejected: %s", error)
+            failure = StepFailure.of(error)
+            workflow.logger.info(
+                "signal refused for order %s: %s: %s",
+                self._state.order_id,
+                failure.code,
+                failure.message,
+            )
+
+    async def _after_the_original(self, kind: Applying, event_id: str) -> None:
+        """A copy of the event being applied waits for the original to finish."""
+        await workflow.wait_condition(lambda: self._applying.get(kind) != event_id)
 
     def _key(self, step: str) -> str:
-        """Idempotency key for a side effect: the same order and step, the same key."""
-        return f"{self._state.order_id}:{step}"
+        """Idempotency key for a side effect: the same order execution and step, the same key."""
+        return f"{self._state.key_scope or self._state.order_id}:{step}"
 
     def _stock_lines(self) -> list[StockLine]:
         return [StockLine(sku=line.sku, quantity=line.ordered) for line in self._state.lines]
@@ -1389,3 +1502,7 @@ class OrderWorkflow:
             compensations=state.compensations,
             closed_at=workflow.now(),
         )
+
+
+def _quantities(lines: list[QuantityLine]) -> str:
+    return ", ".join(f"{q.quantity} {q.sku}" for q in lines)

@@ -212,6 +212,9 @@ class OrderState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     runs: int = 1
     """How many workflow runs the order has taken (it continues as new when long-lived)."""
+    key_scope: str | None = None
+    """What idempotency keys start with: the order id and its first run's id (None for
+    orders begun before keys were scoped per execution: the order id alone)."""
 
     @property
     def paid(self) -> Decimal:

@@ -20,7 +20,7 @@ from o2c_service.orders import OrderService
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order_workflow import OrderWorkflow
-from o2c_workflows.state import OrderSummary
+from o2c_workflows.state import OrderState, OrderSummary
 from tests.history import wait_for_status
 from tests.stub_activities import StubActivities
 
@@ -55,6 +55,13 @@ def payment(amount: str, payment_id: str = "PAY-1", currency: str = "EUR") -> Pa
 
 
 SHIPMENT = ShipmentConfirmed(carrier="DHL", tracking_number="JD0001")
+
+
+async def keys_of(handle: WorkflowHandle[Any, Any]) -> str:
+    """What the order's idempotency keys start with: its id and its first run's."""
+    state = await handle.query("state", result_type=OrderState)
+    assert state.key_scope is not None
+    return state.key_scope
 
 
 class Harness:

@@ -42,6 +42,7 @@ from adapters.models import (
     PaymentRecordRequest,
     Refund,
     RefundPayment,
+    RefundTarget,
     Reservation,
     ReserveStock,
     ReturnReceipt,
@@ -75,6 +76,8 @@ class StubActivities:
         self.authorisations: dict[str, Decimal] = {}
         self.amended: list[list[tuple[str, int]]] = []
         self.open_balance_amount = Decimal(0)
+        # Payments that did not pay into the account a credit refund names.
+        self.foreign_payments: set[str] = set()
         # Activity name -> the error every call raises until `heal(name)`.
         self.failing: dict[str, ApplicationError] = {}
         # Cleared to hold an order in Entered (or Shipped) until a test sets it.
@@ -202,6 +205,12 @@ class StubActivities:
         return CreditBalance(account_id=entry.account_id, currency=entry.currency,
                              balance=self.customer_credit)  # fmt: skip
 
+    @activity.defn(name="billing.check_refund_target")
+    async def check_refund_target(self, target: RefundTarget) -> None:
+        self._called("check_refund_target")
+        if target.payment_id in self.foreign_payments:
+            raise business_error("payment_not_on_account")
+
     @activity.defn(name="payments.refund")
     async def refund(self, request: RefundPayment) -> Refund:
         self._called("refund", request.idempotency_key)
@@ -306,28 +315,9 @@ class StubActivities:
         )
 
     def all(self) -> list[Callable[..., Any]]:
+        """Every activity of the class (each method with `@activity.defn`), bound to `self`."""
         return [
-            self.place_customer_on_hold,
-            self.send_dunning_notice,
-            self.amend_reservation,
-            self.receive_return,
-            self.create_credit_note,
-            self.post_customer_credit,
-            self.refund,
-            self.authorise_card,
-            self.capture_card,
-            self.void_authorisation,
-            self.validate_customer,
-            self.ensure_billing_account,
-            self.open_balance,
-            self.release_reservation,
-            self.cancel_shipment,
-            self.void_invoice,
-            self.refund_payment,
-            self.reserve_stock,
-            self.request_shipment,
-            self.confirm_shipment,
-            self.create_invoice,
-            self.record_payment,
-            self.apply_payment,
+            getattr(self, name)
+            for name, member in vars(type(self)).items()
+            if hasattr(member, "__temporal_activity_definition")
         ]

@@ -15,8 +15,9 @@ from decimal import Decimal
 
 import pytest
 import pytest_asyncio
+from pydantic import ValidationError
 from sqlmodel import col, select
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.testing import WorkflowEnvironment
@@ -25,12 +26,14 @@ from temporalio.worker import Worker
 from adapters.local.tables import RefundRow
 from o2c_service.orders import EventRejected, OrderConflict, OrderService
 from o2c_workflows.credit_refund import (
+    KEY_PREFIX,
     CreditRefundRequest,
     CreditRefundWorkflow,
     workflow_id,
 )
 from o2c_workflows.failure_policy import StepFailure
-from o2c_workflows.models import OrderStatus
+from o2c_workflows.models import OrderRequest, OrderStatus
+from tests.order_harness import make_order
 from tests.stack import Stack
 from tests.stub_activities import StubActivities, business_error, system_error
 from tests.test_cli import o2c
@@ -76,13 +79,13 @@ def refund_request(amount: str, refund_id: str | None = None) -> CreditRefundReq
     )
 
 
-async def failure_type(env: WorkflowEnvironment, refund_id: str) -> str | None:
-    handle = env.client.get_workflow_handle(workflow_id(refund_id))
-    with pytest.raises(WorkflowFailureError) as failed:
-        await handle.result()
-    cause = failed.value.cause
-    assert isinstance(cause, ApplicationError)
-    return cause.type
+async def refusal_code(env: WorkflowEnvironment, refund_id: str) -> str | None:
+    """A refused refund is a business outcome: its workflow completes, with the reason."""
+    handle = env.client.get_workflow_handle_for(CreditRefundWorkflow.run, workflow_id(refund_id))
+    result = await handle.result()
+    assert not result.refunded
+    assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
+    return result.refusal_code
 
 
 async def test_a_refund_within_the_credit_lowers_it_and_pays_once(refunds: Refunds) -> None:
@@ -98,7 +101,7 @@ async def test_a_refund_within_the_credit_lowers_it_and_pays_once(refunds: Refun
     )
     assert result.credit_balance == Decimal("30.00") == refunds.stubs.customer_credit
     assert refunds.stubs.refunds == [("PAY-1", Decimal("20.00"))]
-    key = workflow_id(request.refund_id)
+    key = f"{KEY_PREFIX}{request.refund_id}"
     assert f"{key}:use" in refunds.stubs.keys and f"{key}:refund" in refunds.stubs.keys
 
 
@@ -129,10 +132,37 @@ async def test_more_than_the_credit_is_refused_and_nothing_is_paid(refunds: Refu
         await refunds.service.refund_credit(request)
 
     assert not refused.value.invalid  # 409: not enough credit now, not a wrong request
-    assert await failure_type(refunds.env, request.refund_id) == "insufficient_credit"
+    assert await refusal_code(refunds.env, request.refund_id) == "insufficient_credit"
     assert refunds.stubs.refunds == []
     assert refunds.stubs.calls["refund"] == 0
     assert refunds.stubs.customer_credit == Decimal("10.00")
+
+
+async def test_credit_is_never_refunded_to_a_payment_of_another_account(
+    refunds: Refunds,
+) -> None:
+    refunds.stubs.customer_credit = Decimal("50.00")
+    refunds.stubs.foreign_payments.add("PAY-1")  # paid into another customer's account
+    request = refund_request("20.00")
+
+    with pytest.raises(EventRejected, match="payment_not_on_account") as refused:
+        await refunds.service.refund_credit(request)
+
+    assert refused.value.invalid  # 422: the request names a payment of someone else
+    assert await refusal_code(refunds.env, request.refund_id) == "payment_not_on_account"
+    assert (refunds.stubs.refunds, refunds.stubs.calls["post_customer_credit"]) == ([], 0)
+    assert refunds.stubs.customer_credit == Decimal("50.00")
+
+
+def test_a_refund_id_can_never_be_an_order_id() -> None:
+    """Refunds run under `credit-refund/<id>`; no order id can hold a '/'."""
+    prefix, refund_id = workflow_id("RF-1").split("/")
+    order = make_order().model_dump()
+    for source_system, source_order_id in ((prefix + "/", refund_id), (prefix, "/" + refund_id)):
+        with pytest.raises(ValidationError):
+            OrderRequest.model_validate(
+                {**order, "source_system": source_system, "source_order_id": source_order_id}
+            )
 
 
 @pytest.mark.parametrize(
@@ -155,10 +185,10 @@ async def test_a_refund_that_fails_for_good_restores_the_credit(
     with pytest.raises(EventRejected, match=r"the credit of 20\.00 EUR was restored"):
         await refunds.service.refund_credit(request)
 
-    assert await failure_type(refunds.env, request.refund_id) == code
+    assert await refusal_code(refunds.env, request.refund_id) == code
     assert refunds.stubs.refunds == []
     assert refunds.stubs.customer_credit == Decimal("50.00")
-    key = workflow_id(request.refund_id)
+    key = f"{KEY_PREFIX}{request.refund_id}"
     assert [k for k in refunds.stubs.keys if k.startswith(key)] == [f"{key}:use", f"{key}:restore"]
 
 
@@ -225,3 +255,42 @@ async def test_an_overpayment_is_refunded_on_request_over_http(stack: Stack) -> 
     assert too_much.code == 1
     assert "9.00 EUR of credit" in too_much.err
     assert (await stack.adapters.billing.customer_credit(account_id)).balance == Decimal("9.00")
+
+
+async def paid_order(stack: Stack, amount: str) -> tuple[str, str]:
+    """An order of 20.00 shipped and paid `amount` by a new customer: (account, payment)."""
+    customer, sku = new_customer(stack), new_item(stack, on_hand=10)
+    order_id = await create(stack, order(customer, sku, quantity=2, price="10.00"))
+    await stack.wait_for_status(order_id, OrderStatus.BOOKED)
+    shipped = await stack.http.post(
+        f"/orders/{order_id}/shipments", json={"carrier": "DHL", "tracking_number": "T-1"}
+    )
+    assert shipped.status_code == 200, shipped.text
+    await stack.wait_for_status(order_id, OrderStatus.INVOICED)
+    payment_id = f"PAY-{uuid.uuid4().hex[:8]}"
+    paid = await stack.http.post(
+        f"/orders/{order_id}/payments",
+        json={"payment_id": payment_id, "amount": amount, "currency": "EUR"},
+    )
+    assert paid.status_code == 200, paid.text
+    state = await stack.wait_for_status(order_id, OrderStatus.CLOSED)
+    assert state.booking is not None
+    return state.booking.billing_account_id, payment_id
+
+
+async def test_credit_is_not_refunded_to_another_customers_payment(stack: Stack) -> None:
+    account, _ = await paid_order(stack, "35.00")  # 15.00 kept as credit
+    _, others_payment = await paid_order(stack, "20.00")
+
+    refund = await stack.http.post(
+        "/credits/refunds",
+        json={"refund_id": f"RF-{uuid.uuid4().hex[:8]}", "account_id": account,
+              "payment_id": others_payment, "amount": "15.00", "currency": "EUR"},
+    )  # fmt: skip
+
+    assert refund.status_code == 422, refund.text
+    assert "payment_not_on_account" in refund.json()["detail"]
+    assert (await stack.adapters.billing.customer_credit(account)).balance == Decimal("15.00")
+    with stack.adapters.database.session() as session:
+        refunded = select(RefundRow).where(col(RefundRow.payment_id) == others_payment)
+        assert session.exec(refunded).all() == []

@@ -16,7 +16,15 @@ from o2c_workflows.models import OrderStatus
 from o2c_workflows.order_workflow import OrderInput, OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
 from tests.history import status_transitions, wait_for_status
-from tests.order_harness import LIFECYCLE, SHIPMENT, TOTAL, Harness, make_order, payment
+from tests.order_harness import (
+    LIFECYCLE,
+    SHIPMENT,
+    TOTAL,
+    Harness,
+    keys_of,
+    make_order,
+    payment,
+)
 
 
 async def test_happy_path_runs_the_lifecycle_through_updates(harness: Harness) -> None:
@@ -40,7 +48,8 @@ async def test_happy_path_runs_the_lifecycle_through_updates(harness: Harness) -
     assert await status_transitions(handle) == LIFECYCLE
     assert harness.stubs.calls["create_invoice"] == 1
     assert harness.stubs.calls["apply_payment"] == 2
-    order_id = handle.id
+    order_id = await keys_of(handle)
+    assert order_id.startswith(f"{handle.id}:")
     assert harness.stubs.keys == [
         f"{order_id}:reserve",
         f"{order_id}:ship",
@@ -94,7 +103,7 @@ async def test_query_returns_the_whole_state(harness: Harness) -> None:
     assert set(dumped) == {
         "order_id", "status", "order", "lines", "total", "booking", "shipment", "dispatches",
         "invoices", "payments", "credit_notes", "returns", "amendments", "card_authorisations",
-        "hold", "cancellation_reason", "compensations", "timeline", "runs",
+        "hold", "cancellation_reason", "compensations", "timeline", "runs", "key_scope",
     }  # fmt: skip
     assert dumped["status"] == "Invoiced"
     assert dumped["total"] == "159.97"

@@ -149,6 +149,9 @@ class LocalBilling:
     async def post_customer_credit(self, entry: CustomerCreditEntry) -> CreditBalance:
         return await asyncio.to_thread(self._credit.post_customer_credit, entry)
 
+    async def paid_into(self, account_id: str, payment_id: str) -> bool:
+        return await asyncio.to_thread(self._credit.paid_into, account_id, payment_id)
+
     async def customer_credit(self, account_id: str) -> CreditBalance:
         return await asyncio.to_thread(self._credit.customer_credit, account_id)
 

@@ -24,6 +24,7 @@ from adapters.local.tables import (
     CreditNoteRow,
     CustomerCreditRow,
     InvoiceRow,
+    PaymentApplicationRow,
     from_minor,
     new_id,
     to_minor,
@@ -36,6 +37,7 @@ from adapters.models import (
     IdempotencyKey,
     InvoiceStatus,
 )
+from o2c_workflows.money import MAX_AMOUNT_DIGITS, fits_amount_digits
 
 
 def _credit_note(row: CreditNoteRow) -> CreditNote:
@@ -89,8 +91,10 @@ def _post(
     amount: int,
     reason: str,
     credit_note_id: str | None = None,
+    payment_id: str | None = None,
 ) -> CustomerCreditRow:
-    """Claim `key` with an entry, then refuse it if the balance would go below zero.
+    """Claim `key` with an entry, then refuse it if the balance would go below zero
+    (or grow past the largest amount an account can hold).
 
     The caller holds the lock on `account`.
     """
@@ -103,6 +107,7 @@ def _post(
         balance_after_minor=0,  # set below, once the sum includes this entry
         reason=reason,
         credit_note_id=credit_note_id,
+        payment_id=payment_id,
     )
     session.add(row)
     session.flush()  # claims the idempotency key before the balance is checked
@@ -113,6 +118,12 @@ def _post(
             "insufficient_credit",
             f"account {account.account_id} holds {from_minor(balance - amount, currency)} "
             f"{currency} of credit; {from_minor(-amount, currency)} {currency} cannot be used",
+        )
+    if not fits_amount_digits(from_minor(balance, account.currency), account.currency):
+        raise BusinessError(
+            "credit_balance_too_large",
+            f"account {account.account_id} would hold more customer credit than an amount "
+            f"can express ({MAX_AMOUNT_DIGITS} digits)",
         )
     row.balance_after_minor = balance
     return row
@@ -127,6 +138,25 @@ class LocalCredit:
     def find_credit_note(self, idempotency_key: IdempotencyKey) -> CreditNote | None:
         with self._db.session() as session:
             return credit_note_by_key(session, idempotency_key)
+
+    def paid_into(self, account_id: str, payment_id: str) -> bool:
+        """Whether the payment's money reached this account: applied to one of its
+        invoices, or kept on it as customer credit."""
+        with self._db.session() as session:
+            applied = session.exec(
+                select(PaymentApplicationRow.application_id)
+                .join(
+                    InvoiceRow, col(InvoiceRow.invoice_id) == col(PaymentApplicationRow.invoice_id)
+                )
+                .where(col(PaymentApplicationRow.payment_id) == payment_id)
+                .where(col(InvoiceRow.account_id) == account_id)
+            ).first()
+            credited = session.exec(
+                select(CustomerCreditRow.entry_id)
+                .where(col(CustomerCreditRow.payment_id) == payment_id)
+                .where(col(CustomerCreditRow.account_id) == account_id)
+            ).first()
+            return applied is not None or credited is not None
 
     def customer_credit(self, account_id: str) -> CreditBalance:
         """The account's credit (0 with no entries); `account_not_found`."""
@@ -163,7 +193,14 @@ class LocalCredit:
             amount = to_minor(entry.amount, entry.currency)
             if amount == 0:
                 raise BusinessError("invalid_amount", "a credit entry cannot be zero")
-            row = _post(session, account, entry.idempotency_key, amount, entry.reason)
+            row = _post(
+                session,
+                account,
+                entry.idempotency_key,
+                amount,
+                entry.reason,
+                payment_id=entry.payment_id,
+            )
             return _balance(account, row.balance_after_minor)
 
         return self._db.run_once(find, create)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -118,6 +118,7 @@ class LocalDatabase:
                 if self.schema is not None:
                     connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             LocalTable.metadata.create_all(connection)
+            _add_missing_columns(connection)
 
     def dispose(self) -> None:
         """Close every pooled connection (before dropping a schema, or at shutdown)."""
@@ -149,3 +150,21 @@ class LocalDatabase:
             if found is None:
                 raise
             return found
+
+
+def _add_missing_columns(connection: Connection) -> None:
+    """Columns added to a table after a database was created: nullable, so a database
+    from an earlier version opens as it is (create_all makes only missing tables)."""
+    inspector = inspect(connection)
+    for table in LocalTable.metadata.sorted_tables:
+        if not inspector.has_table(table.name):  # tables live on the search path
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            assert column.nullable, f"{table.name}.{column.name} must be nullable to be added"
+            column_type = column.type.compile(dialect=connection.dialect)
+            connection.execute(
+                text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {column_type}')
+            )

@@ -337,6 +337,8 @@ class CustomerCreditRow(LocalTable, table=True):
     """The balance right after this entry, returned again on a replay."""
     reason: str
     credit_note_id: str | None = None
+    payment_id: str | None = Field(default=None, index=True)
+    """The payment whose money this is (overpayment) or that it was refunded to."""
     created_at: datetime = _timestamp()
 
 

@@ -59,7 +59,7 @@ SHIPMENT = ShipmentConfirmed(carrier="DHL", tracking_number="JD0001")
 
 async def keys_of(handle: WorkflowHandle[Any, Any]) -> str:
     """What the order's idempotency keys start with: its id and its first run's."""
-    state = await handle.query("state", result_type=OrderState)
+    state: OrderState = await handle.query("state", result_type=OrderState)
     assert state.key_scope is not None
     return state.key_scope
 

@@ -61,6 +61,19 @@ def system_error() -> ApplicationError:
     return ApplicationError("stub system is down", type="system_unavailable")
 
 
+class Gate:
+    """Holds one activity call until the test opens it, and tells the test it got there:
+    a race made deterministic, with no sleep."""
+
+    def __init__(self) -> None:
+        self.reached = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    async def pass_through(self) -> None:
+        self.reached.set()
+        await self.opened.wait()
+
+
 class StubActivities:
     def __init__(self, *, unknown_customers: frozenset[str] = frozenset()) -> None:
         self.unknown_customers = unknown_customers
@@ -85,6 +98,17 @@ class StubActivities:
         self.booking_may_finish.set()
         self.invoicing_may_finish = asyncio.Event()
         self.invoicing_may_finish.set()
+        self.gates: dict[str, Gate] = {}
+        """`<activity>:<event id>` -> the gate that call waits at."""
+
+    def gate(self, call: str) -> Gate:
+        """Hold the call named `<activity>:<event id>` (e.g. `record_payment:PAY-2`)."""
+        self.gates[call] = Gate()
+        return self.gates[call]
+
+    async def _at_gate(self, call: str) -> None:
+        if call in self.gates:
+            await self.gates[call].pass_through()
 
     def fail(self, name: str, error: ApplicationError) -> None:
         self.failing[name] = error
@@ -262,6 +286,7 @@ class StubActivities:
 
     @activity.defn(name="logistics.confirm_shipment")
     async def confirm_shipment(self, request: ShipmentConfirmation) -> Shipment:
+        await self._at_gate(f"confirm_shipment:{request.tracking_number}")
         self._called("confirm_shipment", request.idempotency_key)
         return Shipment(
             shipment_id=request.shipment_id,
@@ -292,6 +317,7 @@ class StubActivities:
 
     @activity.defn(name="payments.record_payment")
     async def record_payment(self, request: PaymentRecordRequest) -> Payment:
+        await self._at_gate(f"record_payment:{request.payment_id}")
         self._called("record_payment", request.idempotency_key)
         return Payment(
             payment_id=request.payment_id,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlmodel import func, select
 
 from adapters.errors import BusinessError
@@ -1969,3 +1969,55 @@ def test_sqlite_creates_its_folder_and_writes_ahead(tmp_path: Path) -> None:
 def test_unusable_database_settings_are_refused(url: str, schema: str | None) -> None:
     with pytest.raises(ValueError):
         LocalDatabase.from_url(url, schema=schema)
+
+
+async def test_customer_credit_never_grows_past_an_amount(local_adapters: LocalAdapters) -> None:
+    billing = local_adapters.billing
+    account = await acme_account(local_adapters)
+    await billing.post_customer_credit(
+        credit_entry(account.account_id, "9999999999999999.99", "c-1")
+    )
+
+    await business_error(
+        billing.post_customer_credit(credit_entry(account.account_id, "0.01", "c-2")),
+        "credit_balance_too_large",
+    )
+
+    balance = await billing.customer_credit(account.account_id)
+    assert balance.balance == Decimal("9999999999999999.99")
+    assert count(local_adapters.database, CustomerCreditRow) == 1
+
+
+async def test_a_payment_paid_into_an_account_by_application_or_as_credit(
+    local_adapters: LocalAdapters,
+) -> None:
+    billing = local_adapters.billing
+    invoice = await open_invoice(local_adapters, "100.00")
+    await paid_with(local_adapters, "PAY-1", "40.00")
+    await billing.apply_payment(apply(invoice, "PAY-1", "40.00"))
+    overpaid = credit_entry(invoice.account_id, "5.00", "c-1").model_copy(
+        update={"payment_id": "PAY-2"}
+    )
+    await billing.post_customer_credit(overpaid)
+
+    assert await billing.paid_into(invoice.account_id, "PAY-1")  # applied to its invoice
+    assert await billing.paid_into(invoice.account_id, "PAY-2")  # kept on it as credit
+    assert not await billing.paid_into(invoice.account_id, "PAY-3")
+    assert not await billing.paid_into("BA-someone-else", "PAY-1")
+
+
+def test_a_database_from_before_a_new_column_opens_and_gets_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = LocalDatabase.from_url(url)
+    old.create_schema()
+    with old.engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_customer_credit_entries_payment_id"))
+        connection.execute(text("ALTER TABLE customer_credit_entries DROP COLUMN payment_id"))
+    old.dispose()
+
+    reopened = LocalDatabase.from_url(url)
+    reopened.create_schema()
+
+    columns = {c["name"] for c in inspect(reopened.engine).get_columns("customer_credit_entries")}
+    reopened.dispose()
+    assert "payment_id" in columns

@@ -7,14 +7,16 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
 
 from o2c_service.orders import EventRejected
-from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
+from o2c_workflows.messages import CancelRequest, PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order_workflow import OrderInput, OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
+from o2c_workflows.state import OrderSummary
 from tests.history import status_transitions, wait_for_status
 from tests.order_harness import (
     LIFECYCLE,
@@ -249,3 +251,62 @@ async def test_a_payment_id_reused_with_another_amount_is_rejected(harness: Harn
     await harness.orders.receive_payment(handle.id, payment("50.00"))
     with pytest.raises(EventRejected, match=r"already received for 50\.00, not 60\.00"):
         await harness.orders.receive_payment(handle.id, payment("60.00"))
+
+
+async def test_a_payment_the_order_cannot_sum_is_refused_and_nothing_is_recorded(
+    harness: Harness,
+) -> None:
+    handle = await harness.invoiced()
+    await harness.orders.receive_payment(handle.id, payment("100.00", "PAY-1"))
+    state_before = await handle.query(OrderWorkflow.state)
+
+    with pytest.raises(EventRejected, match="would exceed the largest amount") as refused:
+        await harness.orders.receive_payment(handle.id, payment("9999999999999999.99", "PAY-2"))
+
+    assert refused.value.invalid
+    assert await handle.query(OrderWorkflow.state) == state_before
+    assert harness.stubs.calls["record_payment"] == 1
+    # The order goes on: the rest is paid and it closes.
+    await harness.orders.receive_payment(handle.id, payment("59.97", "PAY-3"))
+    assert (await handle.result()).paid == TOTAL
+
+
+async def test_a_workflow_under_another_id_than_its_order_does_nothing(harness: Harness) -> None:
+    """As `temporal workflow start --type Order --workflow-id my-order-1` would start it."""
+    order = make_order()
+    handle = await harness.client.start_workflow(
+        "Order", OrderInput(order=order), id=f"my-{order.source_order_id}",
+        task_queue=harness.task_queue, result_type=OrderSummary,
+    )  # fmt: skip
+
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "workflow_id_mismatch"
+    assert f"is not the order id '{order.order_id}'" in cause.message
+    assert sum(harness.stubs.calls.values()) == 0  # no side effect at all
+
+
+async def test_another_execution_of_an_order_never_shares_its_keys(harness: Harness) -> None:
+    """Run again under the same id after the first closed (the CLI allows it): its effects
+    and its undos are its own."""
+    first = await harness.booked()
+    first_keys = await keys_of(first)
+    await harness.orders.cancel(first.id, CancelRequest(reason="first run"))
+    undone_by_first = list(harness.stubs.undone)
+
+    order = (await first.query(OrderWorkflow.state)).order
+    second = await harness.client.start_workflow(
+        OrderWorkflow.run, OrderInput(order=order), id=order.order_id,
+        task_queue=harness.task_queue,
+    )  # fmt: skip
+    await wait_for_status(second, OrderStatus.BOOKED)
+    await harness.orders.cancel(second.id, CancelRequest(reason="second run"))
+
+    second_keys = await keys_of(second)
+    assert first_keys != second_keys
+    undone_by_second = harness.stubs.undone[len(undone_by_first) :]
+    assert undone_by_second and all(k.startswith(f"{second_keys}:") for k in undone_by_second)
+    assert harness.stubs.keys.count(f"{second_keys}:reserve") == 1

@@ -7,9 +7,11 @@ parks, lists and acts on in bulk is its own.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from adapters.local.tables import CustomerRow, ItemRow
@@ -176,3 +178,19 @@ async def test_an_order_that_has_shipped_cannot_be_cancelled(stack: Stack) -> No
     assert refused.status_code == 409
     assert "past the point of no return" in refused.json()["detail"]
     assert stock(stack, sku) == 3
+
+
+async def test_a_business_refusal_is_logged_as_one_line_not_a_traceback(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    customer, sku = new_customer(stack), new_item(stack, on_hand=0)
+    order_id = await create(stack, order(customer, sku, quantity=1))
+
+    await stack.wait_for_status(order_id, OrderStatus.ON_HOLD)
+
+    about_it = [record for record in caplog.records if sku in record.getMessage()]
+    assert [(r.levelno, r.getMessage()) for r in about_it if r.levelno >= logging.WARNING] == []
+    assert [r for r in caplog.records if r.exc_info and r.levelno >= logging.INFO] == []
+    [outcome] = [r for r in about_it if r.getMessage().startswith("business outcome")]
+    assert (outcome.levelno, "out_of_stock" in outcome.getMessage()) == (logging.INFO, True)

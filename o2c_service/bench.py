@@ -86,7 +86,7 @@ from o2c_service.orders import OrderError, OrderService
 from o2c_service.settings import Settings
 from o2c_workflows.messages import EventAck, PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
-from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ORDER_STATUS
 from o2c_workflows.state import OrderSummary
 

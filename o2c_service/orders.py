@@ -52,7 +52,8 @@ from o2c_workflows.messages import (
     SupportAction,
 )
 from o2c_workflows.models import Identifier, OrderRequest, OrderStatus
-from o2c_workflows.order_workflow import WORKFLOW_NAME, OrderInput, OrderWorkflow
+from o2c_workflows.order.base import WORKFLOW_NAME, OrderInput
+from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, HOLD_REASON, ORDER_STATUS
 from o2c_workflows.state import OrderState
 

@@ -30,7 +30,7 @@ from adapters.protocols import BillingAdapter
 from o2c_service.orders import RPC_TIMEOUT, OrderError, OrderService
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.money import MINOR_UNIT_EXPONENT, quantum
-from o2c_workflows.order_workflow import COMPENSATION_FAILED, WORKFLOW_NAME
+from o2c_workflows.order.base import COMPENSATION_FAILED, WORKFLOW_NAME
 from o2c_workflows.search_attributes import HOLD_REASON, ORDER_STATUS
 from o2c_workflows.state import TimelineEntry
 

@@ -10,7 +10,7 @@ from temporalio.worker import Worker
 
 from activities.order_activities import OrderActivities
 from o2c_workflows.credit_refund import CreditRefundWorkflow
-from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.order.workflow import OrderWorkflow
 
 
 async def connect(address: str, namespace: str, *, lazy: bool = False) -> Client:

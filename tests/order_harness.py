@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 from o2c_service.orders import OrderService
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
-from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.state import OrderState, OrderSummary
 from tests.history import wait_for_status
 from tests.stub_activities import StubActivities

@@ -42,7 +42,7 @@ from o2c_service.orders import EventRejected, OrderError, OrderService
 from o2c_service.settings import Settings
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
-from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.state import OrderState
 from tests.history import status_transitions
 from tests.stack import free_port

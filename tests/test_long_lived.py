@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from o2c_service.orders import EventRejected, OrderService, TemporalUnavailable
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed, ShippedLine
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
-from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
 from tests.history import wait_for_status
 from tests.stub_activities import StubActivities

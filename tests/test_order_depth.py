@@ -31,7 +31,7 @@ from o2c_workflows.models import (
     PaymentTerms,
     PaymentTermsKind,
 )
-from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import DUNNING_LEVEL, PAYMENT_DUE
 from tests.history import wait_for_status
 from tests.order_harness import SHIPMENT, TOTAL, Harness, make_order, payment

@@ -17,7 +17,7 @@ from temporalio.exceptions import CancelledError
 from o2c_service.orders import EventRejected
 from o2c_workflows.messages import CancelRequest, SupportAction
 from o2c_workflows.models import OrderStatus
-from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import HOLD_REASON
 from o2c_workflows.state import CompensationStatus, HoldKind
 from tests.history import status_transitions, wait_for_status

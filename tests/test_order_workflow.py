@@ -14,7 +14,8 @@ from temporalio.exceptions import ApplicationError
 from o2c_service.orders import EventRejected
 from o2c_workflows.messages import CancelRequest, PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderStatus
-from o2c_workflows.order_workflow import OrderInput, OrderWorkflow
+from o2c_workflows.order.base import OrderInput
+from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
 from o2c_workflows.state import OrderSummary
 from tests.history import status_transitions, wait_for_status

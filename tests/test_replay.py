@@ -17,7 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from o2c_workflows.credit_refund import CreditRefundWorkflow
-from o2c_workflows.order_workflow import OrderWorkflow
+from o2c_workflows.order.workflow import OrderWorkflow
 
 HISTORIES = {
     path.stem: path.read_text()

@@ -1,0 +1,388 @@
+"""What each outside event does once it is accepted: shipments, payments, amendments,
+returns, and support's retry, release and cancel. A copy of an event already
+applied, or being applied, is answered as a duplicate with the original's outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from decimal import Decimal
+from typing import TypeVar
+
+from temporalio import workflow
+
+from activities import options
+from activities.order_activities import OrderActivities
+from adapters.models import (
+    AmendReservation,
+    CreditNoteRequest,
+    CustomerCreditEntry,
+    PaymentRecordRequest,
+    RefundPayment,
+    ReturnReceipt,
+    ShipmentConfirmation,
+    StockLine,
+)
+from o2c_workflows import (
+    rejections,
+)
+from o2c_workflows.failure_policy import ACTIVITY_FAILURES, StepFailure
+from o2c_workflows.messages import (
+    Amendment,
+    AmendmentAck,
+    CancelRequest,
+    EventAck,
+    PaymentReceived,
+    ReturnReceived,
+    ReturnResolution,
+    ShipmentConfirmed,
+    SupportAck,
+    SupportAction,
+)
+from o2c_workflows.models import OrderStatus
+from o2c_workflows.order import guards
+from o2c_workflows.order.base import (
+    Applying,
+    Resolution,
+    UndoStep,
+)
+from o2c_workflows.order.fulfilment import Fulfilment
+from o2c_workflows.state import (
+    CompensationStatus,
+    CreditNoteState,
+    DispatchState,
+    InvoiceState,
+    PaymentState,
+    QuantityLine,
+    ReturnState,
+)
+
+A = TypeVar("A")
+T = TypeVar("T")
+
+
+class Events(Fulfilment):
+    async def _confirm_shipment(self, event: ShipmentConfirmed) -> EventAck:
+        await self._after_the_original(Applying.SHIPMENT, event.dedup_key)
+        applied = self._state.dispatch(event.dedup_key)
+        if applied is not None:
+            return self._ack(
+                f"shipment already confirmed: {_quantities(applied.lines)}", duplicate=True
+            )
+        lines = guards.shipped_lines(self._state, self._in_flight, event)
+        self._in_flight.applying[Applying.SHIPMENT] = event.dedup_key
+        try:
+            # The event may overtake the shipment request's own answer.
+            await workflow.wait_condition(
+                lambda: (
+                    self._state.shipment is not None
+                    or self._state.status is not OrderStatus.BOOKED
+                    or self._in_flight.stopping
+                )
+            )
+            shipment = self._state.shipment
+            if shipment is None or self._in_flight.stopping:
+                rejections.not_allowed(
+                    f"order {self._state.order_id} is {self._state.status.value} and has no "
+                    "shipment awaiting confirmation"
+                )
+            await self._call(
+                OrderActivities.confirm_shipment,
+                ShipmentConfirmation(
+                    idempotency_key=self._key(f"dispatch:{event.dedup_key}"),
+                    shipment_id=shipment.shipment_id,
+                    carrier=event.carrier,
+                    tracking_number=event.tracking_number,
+                    lines=[StockLine(sku=q.sku, quantity=q.quantity) for q in lines],
+                ),
+                options.LOGISTICS,
+            )
+        finally:
+            del self._in_flight.applying[Applying.SHIPMENT]
+        self._state.dispatches.append(
+            DispatchState(
+                number=len(self._state.dispatches) + 1,
+                event_id=event.dedup_key,
+                carrier=event.carrier,
+                tracking_number=event.tracking_number,
+                lines=lines,
+                confirmed_at=workflow.now(),
+            )
+        )
+        for quantity in lines:
+            line = self._state.line(quantity.sku)
+            assert line is not None
+            line.shipped += quantity.quantity
+        shipped = _quantities(lines)
+        self._update_status(f"{event.carrier} {event.tracking_number}: {shipped}")
+        return self._ack(f"shipment confirmed: {shipped}", duplicate=False)
+
+    async def _receive_payment(self, event: PaymentReceived) -> EventAck:
+        """Record the payment now; cash application applies it as invoices allow."""
+        if guards.is_duplicate_payment(self._state, self._in_flight, event):
+            # A copy racing the original waits for it, and answers as the original will.
+            await workflow.wait_condition(
+                lambda: event.payment_id not in self._in_flight.pending_payments
+            )
+            received = self._state.payment(event.payment_id)
+            if received is not None:
+                await self._applied_as_far_as_it_can_be(received)
+                return self._ack(
+                    f"already received: {self._payment_outcome(received)}", duplicate=True
+                )
+        guards.check_payment(self._state, self._in_flight, event)
+        request = PaymentRecordRequest(
+            idempotency_key=f"payment:{event.payment_id}",
+            payment_id=event.payment_id,
+            order_id=self._state.order_id,
+            amount=event.amount,
+            currency=event.currency,
+            reference=event.reference,
+        )
+        self._in_flight.pending_payments[event.payment_id] = event.amount
+        try:
+            # Registered first: if the order is cancelled, a recorded payment is refunded.
+            self._undo_steps.append(
+                UndoStep(f"payment {event.payment_id}", OrderActivities.refund_payment,
+                          request.idempotency_key)
+            )  # fmt: skip
+            await self._call(OrderActivities.record_payment, request, options.PAYMENTS)
+        finally:
+            del self._in_flight.pending_payments[event.payment_id]
+        payment = PaymentState(
+            payment_id=event.payment_id,
+            amount=event.amount,
+            currency=event.currency,
+            reference=event.reference,
+            received_at=workflow.now(),
+            invoice_id=event.invoice_id,
+        )
+        self._state.payments.append(payment)
+        self._show_details()
+        await self._applied_as_far_as_it_can_be(payment)
+        return self._ack(self._payment_outcome(payment), duplicate=False)
+
+    async def _amend(self, amendment: Amendment) -> AmendmentAck:
+        state = self._state
+        if amendment.event_id is not None:
+            await self._after_the_original(Applying.AMENDMENT, amendment.event_id)
+            if amendment.event_id in state.amendments:
+                return self._amendment_ack("amendment already applied", [], duplicate=True)
+        plan = guards.check_amendment(self._state, self._in_flight, amendment)
+        booking = state.booking
+        assert booking is not None
+        number = len(state.amendments) + 1
+        self._in_flight.applying[Applying.AMENDMENT] = amendment.event_id or f"amendment-{number}"
+        try:
+            await self._call(
+                OrderActivities.amend_reservation,
+                AmendReservation(
+                    idempotency_key=self._key(f"amend:{amendment.event_id or number}"),
+                    reservation_id=booking.reservation_id,
+                    shipment_id=state.shipment.shipment_id if state.shipment else None,
+                    lines=[StockLine(sku=line.sku, quantity=line.ordered) for line in plan.lines],
+                ),
+                options.LOGISTICS,
+            )
+        finally:
+            del self._in_flight.applying[Applying.AMENDMENT]
+        state.lines = plan.lines
+        state.total = plan.total_after
+        state.amendments.append(amendment.event_id or f"amendment-{number}")
+        self._update_status("amended: " + "; ".join(plan.changes))
+        return self._amendment_ack("amendment applied", plan.changes, duplicate=False,
+                                   before=plan.total_before)  # fmt: skip
+
+    def _amendment_ack(
+        self, message: str, changes: list[str], *, duplicate: bool, before: Decimal | None = None
+    ) -> AmendmentAck:
+        return AmendmentAck(
+            order_id=self._state.order_id,
+            status=self._state.status,
+            duplicate=duplicate,
+            message=message,
+            changes=changes,
+            total_before=self._state.total if before is None else before,
+            total_after=self._state.total,
+        )
+
+    async def _record_return(self, returned: ReturnReceived) -> EventAck:
+        await self._after_the_original(Applying.RETURN, returned.return_id)
+        if self._state.returned(returned.return_id) is not None:
+            return self._ack(
+                f"return {returned.return_id} already recorded: "
+                f"{self._return_outcome(returned.return_id)}",
+                duplicate=True,
+            )
+        plan = guards.check_return(self._state, self._in_flight, returned)
+        state, booking, shipment = self._state, self._state.booking, self._state.shipment
+        assert booking is not None and shipment is not None
+        key = self._key(f"return:{returned.return_id}")
+        self._in_flight.applying[Applying.RETURN] = returned.return_id
+        try:
+            await self._call(
+                OrderActivities.receive_return,
+                ReturnReceipt(
+                    idempotency_key=key,
+                    order_id=state.order_id,
+                    shipment_id=shipment.shipment_id,
+                    lines=[StockLine(sku=q.sku, quantity=q.quantity) for q in returned.lines],
+                ),
+                options.LOGISTICS,
+            )
+            notes = [
+                await self._credit_return(returned, invoice_id, lines, key)
+                for invoice_id, lines in plan.items()
+            ]
+        finally:
+            del self._in_flight.applying[Applying.RETURN]
+        for item in returned.lines:
+            line = state.line(item.sku)
+            assert line is not None
+            line.returned += item.quantity
+        state.returns.append(
+            ReturnState(
+                return_id=returned.return_id,
+                lines=[QuantityLine(sku=q.sku, quantity=q.quantity) for q in returned.lines],
+                resolution=returned.resolution.value,
+                received_at=workflow.now(),
+                credit_notes=[note.credit_note_id for note in notes],
+            )
+        )
+        credited = sum((note.amount for note in notes), Decimal(0))
+        self._show_payment_due()
+        self._update_status(f"return {returned.return_id}: credit notes for {credited}")
+        return self._ack(
+            f"return {returned.return_id}: {self._return_outcome(returned.return_id)}",
+            duplicate=False,
+        )
+
+    def _return_outcome(self, return_id: str) -> str:
+        notes = [note for note in self._state.credit_notes if note.return_id == return_id]
+        credited = sum((note.amount for note in notes), Decimal(0))
+        refunded = sum((note.refunded for note in notes), Decimal(0))
+        return f"credited {credited}, refunded {refunded}"
+
+    async def _credit_return(
+        self, returned: ReturnReceived, invoice_id: str, lines: list[QuantityLine], key: str
+    ) -> CreditNoteState:
+        """One credit note on one invoice; what the customer had paid is refunded or kept."""
+        state, booking = self._state, self._state.booking
+        assert booking is not None
+        invoice = state.invoice(invoice_id)
+        assert invoice is not None
+        note = await self._call(
+            OrderActivities.create_credit_note,
+            CreditNoteRequest(
+                idempotency_key=f"{key}:{invoice_id}",
+                order_id=state.order_id,
+                account_id=booking.billing_account_id,
+                invoice_id=invoice_id,
+                currency=state.order.currency,
+                lines=[self._invoice_line(q) for q in lines],
+                reason=returned.reason or f"return {returned.return_id}",
+            ),
+            options.BILLING,
+        )
+        invoice.balance -= note.applied_to_invoice
+        record = CreditNoteState(
+            credit_note_id=note.credit_note_id,
+            return_id=returned.return_id,
+            invoice_id=invoice_id,
+            lines=lines,
+            amount=note.amount,
+            applied_to_invoice=note.applied_to_invoice,
+            to_customer_credit=note.to_customer_credit,
+        )
+        state.credit_notes.append(record)
+        if returned.resolution is ReturnResolution.REFUND and note.to_customer_credit > 0:
+            record.refunded = await self._refund(
+                invoice, note.to_customer_credit, f"{key}:{invoice_id}"
+            )
+        return record
+
+    async def _refund(self, invoice: InvoiceState, amount: Decimal, key: str) -> Decimal:
+        """Pay `amount` back from the payments applied to `invoice`, newest first."""
+        booking = self._state.booking
+        assert booking is not None
+        left = amount
+        paid_in = [
+            (payment, application)
+            for payment in reversed(self._state.payments)
+            for application in payment.applications
+            if application.invoice_id == invoice.invoice_id
+        ]
+        for payment, application in paid_in:
+            take = min(left, application.amount)
+            if take <= 0:
+                break
+            await self._call(
+                OrderActivities.refund,
+                RefundPayment(
+                    idempotency_key=f"{key}:refund:{payment.payment_id}",
+                    payment_id=payment.payment_id,
+                    amount=take,
+                    reason=f"return on invoice {invoice.invoice_id}",
+                ),
+                options.PAYMENTS,
+            )
+            await self._call(
+                OrderActivities.post_customer_credit,
+                CustomerCreditEntry(
+                    idempotency_key=f"{key}:refund:{payment.payment_id}:credit",
+                    account_id=booking.billing_account_id,
+                    currency=payment.currency,
+                    amount=-take,
+                    reason=f"refunded to {payment.payment_id}",
+                    payment_id=payment.payment_id,
+                ),
+                options.BILLING,
+            )
+            left -= take
+        return amount - left
+
+    async def _resolve(self, resolution: Resolution, action: SupportAction) -> SupportAck:
+        guards.check_resolution(self._state, self._in_flight, resolution)
+        hold = self._state.hold
+        assert hold is not None
+        self._in_flight.resolution = resolution
+        if action.note:
+            self._note(f"{resolution.value}: {action.note}")
+        await workflow.wait_condition(lambda: self._state.hold is not hold)
+        return SupportAck(
+            order_id=self._state.order_id,
+            status=self._state.status,
+            message=f"{resolution.value} of {hold.step} ({hold.code}) accepted",
+        )
+
+    async def _cancel(self, request: CancelRequest) -> SupportAck:
+        guards.check_cancel(self._state, self._in_flight)
+        self._stop(request.reason)
+        await workflow.wait_condition(lambda: self._state.status is OrderStatus.CANCELLED)
+        undone = [c.note for c in self._state.compensations if c.status is CompensationStatus.DONE]
+        return SupportAck(
+            order_id=self._state.order_id,
+            status=self._state.status,
+            message="cancelled; " + ("; ".join(undone) if undone else "nothing to undo"),
+        )
+
+    async def _as_signal(self, handling: Awaitable[object]) -> None:
+        """Run a message as a signal: a refusal is a business outcome, logged in one line."""
+        try:
+            await handling
+        except ACTIVITY_FAILURES as error:
+            failure = StepFailure.of(error)
+            workflow.logger.info(
+                "signal refused for order %s: %s: %s",
+                self._state.order_id,
+                failure.code,
+                failure.message,
+            )
+
+    async def _after_the_original(self, kind: Applying, event_id: str) -> None:
+        """A copy of the event being applied waits for the original to finish."""
+        await workflow.wait_condition(lambda: self._in_flight.applying.get(kind) != event_id)
+
+
+def _quantities(lines: list[QuantityLine]) -> str:
+    return ", ".join(f"{q.quantity} {q.sku}" for q in lines)

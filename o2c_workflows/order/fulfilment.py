@@ -1,0 +1,223 @@
+"""The forward steps: entering the order, booking it (customer, billing account, credit
+or card, stock), requesting the shipment, and invoicing each confirmed shipment.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+from activities import options
+from activities.order_activities import CustomerCheck, OrderActivities
+from adapters.models import (
+    Customer,
+    InvoiceLine,
+    InvoiceRequest,
+    ReserveStock,
+    ShipmentRequest,
+)
+from o2c_workflows.models import OrderStatus
+from o2c_workflows.order.base import (
+    PATCH_EXECUTION_KEYS,
+    WORKFLOW_ID_MISMATCH,
+    Resolution,
+    UndoStep,
+)
+from o2c_workflows.order.cash import CashCollection
+from o2c_workflows.search_attributes import (
+    CUSTOMER_ID,
+    ORDER_STATUS,
+)
+from o2c_workflows.state import (
+    BookingState,
+    DispatchState,
+    HoldKind,
+    InvoiceState,
+    QuantityLine,
+    ShipmentState,
+)
+
+A = TypeVar("A")
+T = TypeVar("T")
+
+
+class Fulfilment(CashCollection):
+    def _refuse_a_foreign_workflow_id(self) -> None:
+        """Side effects are keyed by the order id: a workflow under another id would share
+        the real order's keys (and could undo its effects), so it fails before doing anything."""
+        workflow_id = workflow.info().workflow_id
+        if workflow_id != self._state.order_id:
+            raise ApplicationError(
+                f"workflow id {workflow_id!r} is not the order id {self._state.order_id!r}; "
+                "an order runs only under its own id: start it with POST /orders or "
+                "`o2c orders create`, or give the workflow the order id",
+                type=WORKFLOW_ID_MISMATCH,
+                non_retryable=True,
+            )
+
+    def _enter(self) -> None:
+        order = self._state.order
+        if workflow.patched(PATCH_EXECUTION_KEYS):
+            # The run id's random tail (its head is a timestamp in time-ordered UUIDs).
+            first_run = workflow.info().first_execution_run_id.replace("-", "")
+            self._state.key_scope = f"{order.order_id}:{first_run[-12:]}"
+        # Orders started by the API carry their search attributes from the
+        # start; one started from the UI or CLI gets them here.
+        if workflow.info().typed_search_attributes.get(ORDER_STATUS) is None:
+            workflow.upsert_search_attributes(
+                [
+                    ORDER_STATUS.value_set(OrderStatus.ENTERED.value),
+                    CUSTOMER_ID.value_set(order.customer_id),
+                ]
+            )
+        self._record(OrderStatus.ENTERED, f"{len(order.lines)} lines from {order.source_system}")
+
+    async def _book(self) -> None:
+        order = self._state.order
+        check = CustomerCheck(order_id=order.order_id, customer_id=order.customer_id)
+        customer = await self._step(
+            "validate_customer", OrderActivities.validate_customer, check, options.CRM
+        )
+        account = await self._step(
+            "ensure_billing_account", OrderActivities.ensure_billing_account, customer,
+            options.BILLING,
+        )  # fmt: skip
+        authorisation_id = None
+        if order.payment_method is None:
+            await self._check_credit(customer, check)
+        else:
+            authorisation_id = await self._authorise_card(self._state.total)
+        reserve = ReserveStock(
+            idempotency_key=self._key("reserve"), order_id=order.order_id, lines=self._stock_lines()
+        )
+        self._undo_steps.append(
+            UndoStep("reserve_stock", OrderActivities.release_reservation, reserve.idempotency_key)
+        )
+        reservation = await self._step(
+            "reserve_stock", OrderActivities.reserve_stock, reserve, options.LOGISTICS
+        )
+        for line in self._state.lines:
+            line.reserved = line.ordered
+        self._state.booking = BookingState(
+            customer_name=customer.name,
+            billing_account_id=account.account_id,
+            reservation_id=reservation.reservation_id,
+            authorisation_id=authorisation_id,
+        )
+        self._update_status(f"stock reserved as {reservation.reservation_id}")
+
+    async def _check_credit(self, customer: Customer, check: CustomerCheck) -> None:
+        """Open balance plus this order must stay within the CRM credit limit."""
+        while True:
+            balance = await self._step(
+                "credit_check", OrderActivities.open_balance, check, options.BILLING
+            )
+            if balance.currency not in ("", customer.currency):
+                code = "credit_currency_mismatch"
+                message = f"open balance in {balance.currency}, credit limit in {customer.currency}"
+            elif self._state.order.currency != customer.currency:
+                code = "credit_currency_mismatch"
+                message = (
+                    f"order in {self._state.order.currency}, "
+                    f"credit limit in {customer.currency}: needs review"
+                )
+            elif balance.amount + self._state.total > customer.credit_limit:
+                code = "credit_limit_exceeded"
+                message = (
+                    f"open balance {balance.amount} + this order {self._state.total} exceeds "
+                    f"the credit limit {customer.credit_limit} {customer.currency}"
+                )
+            else:
+                return
+            resolution = await self._park(HoldKind.CREDIT, "credit_check", code, message)
+            if resolution is Resolution.RELEASE:
+                return
+
+    async def _request_shipment(self) -> None:
+        assert self._state.booking is not None
+        request = ShipmentRequest(
+            idempotency_key=self._key("ship"),
+            order_id=self._state.order_id,
+            reservation_id=self._state.booking.reservation_id,
+            ship_to=self._state.booking.customer_name,
+            lines=self._stock_lines(),
+        )
+        self._undo_steps.append(
+            UndoStep("request_shipment", OrderActivities.cancel_shipment, request.idempotency_key)
+        )
+        shipment = await self._step(
+            "request_shipment", OrderActivities.request_shipment, request, options.LOGISTICS
+        )
+        self._state.shipment = ShipmentState(
+            shipment_id=shipment.shipment_id, requested_at=workflow.now()
+        )
+        self._show_details()
+
+    async def _invoice_each_shipment(self) -> None:
+        """Invoice every confirmed shipment for what it shipped, until every line has shipped."""
+        while True:
+            await self._wait_for(
+                lambda: self._uninvoiced_dispatch() is not None or self._state.fully_shipped
+            )
+            dispatch = self._uninvoiced_dispatch()
+            if dispatch is None:
+                return
+            await self._invoice(dispatch)
+
+    async def _invoice(self, dispatch: DispatchState) -> None:
+        order, booking = self._state.order, self._state.booking
+        assert booking is not None
+        today = workflow.now().date()
+        lines = [self._invoice_line(q) for q in dispatch.lines]
+        request = InvoiceRequest(
+            idempotency_key=self._key(f"invoice:{dispatch.number}"),
+            order_id=order.order_id,
+            account_id=booking.billing_account_id,
+            currency=order.currency,
+            invoice_date=today,
+            due_date=order.payment_terms.due_date(today),
+            lines=lines,
+        )
+        self._undo_steps.append(
+            UndoStep(f"invoice {dispatch.number}", OrderActivities.void_invoice,
+                      request.idempotency_key)
+        )  # fmt: skip
+        invoice = await self._step(
+            "create_invoice", OrderActivities.create_invoice, request, options.BILLING
+        )
+        state = InvoiceState(
+            invoice_id=invoice.invoice_id,
+            dispatch=dispatch.number,
+            lines=dispatch.lines,
+            amount=invoice.amount,
+            balance=invoice.balance,
+            issued_at=workflow.now(),
+            due_date=invoice.due_date,
+            schedule=order.payment_terms.schedule(today, invoice.amount, order.currency),
+        )
+        self._state.invoices.append(state)
+        dispatch.invoice_id = invoice.invoice_id
+        for quantity in dispatch.lines:
+            line = self._state.line(quantity.sku)
+            assert line is not None
+            line.invoiced += quantity.quantity
+        self._show_payment_due()
+        self._update_status(f"invoice {invoice.invoice_id} raised for shipment {dispatch.number}")
+        if order.payment_method is not None:
+            await self._capture(state)
+        self._start_dunning(state)
+
+    def _invoice_line(self, quantity: QuantityLine) -> InvoiceLine:
+        line = self._state.line(quantity.sku)
+        assert line is not None
+        return InvoiceLine(
+            sku=line.sku,
+            quantity=quantity.quantity,
+            unit_price=line.unit_price,
+            amount=line.amount(quantity.quantity),
+        )
+
+    def _uninvoiced_dispatch(self) -> DispatchState | None:
+        return next((d for d in self._state.dispatches if d.invoice_id is None), None)

@@ -1,0 +1,113 @@
+"""Where the order stands and how it shows: status, timeline, search attributes and the
+Temporal UI's current details. Every status change upserts `OrderStatus`, so the
+history says exactly which statuses the order went through.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import TypeVar
+
+from temporalio import workflow
+
+from adapters.models import (
+    StockLine,
+)
+from o2c_workflows import (
+    presentation,
+)
+from o2c_workflows.messages import (
+    EventAck,
+)
+from o2c_workflows.models import OrderStatus
+from o2c_workflows.order.base import (
+    FINISHED,
+    OrderBase,
+)
+from o2c_workflows.search_attributes import (
+    HOLD_REASON,
+    ORDER_STATUS,
+    PAYMENT_DUE,
+)
+from o2c_workflows.state import (
+    TimelineEntry,
+)
+
+A = TypeVar("A")
+T = TypeVar("T")
+
+
+class Timeline(OrderBase):
+    def _key(self, step: str) -> str:
+        """Idempotency key for a side effect: the same order execution and step, the same key."""
+        return f"{self._state.key_scope or self._state.order_id}:{step}"
+
+    def _stock_lines(self) -> list[StockLine]:
+        return [StockLine(sku=line.sku, quantity=line.ordered) for line in self._state.lines]
+
+    def _rolled_up_status(self) -> OrderStatus:
+        """The order's status from its lines and invoices."""
+        state = self._state
+        if state.booking is None:
+            return OrderStatus.ENTERED
+        if not state.fully_shipped:
+            return OrderStatus.BOOKED
+        if any(dispatch.invoice_id is None for dispatch in state.dispatches):
+            return OrderStatus.SHIPPED
+        return OrderStatus.INVOICED
+
+    def _update_status(self, note: str) -> None:
+        """Record progress; move to the rolled-up status unless held or finishing."""
+        if self._state.status in (OrderStatus.ON_HOLD, *FINISHED) or self._in_flight.stopping:
+            self._note(note)
+            return
+        status = self._rolled_up_status()
+        if status is self._state.status:
+            self._note(note)
+        else:
+            self._transition(status, note)
+
+    def _transition(
+        self, status: OrderStatus, note: str, *, hold_reason: str | bool | None = False
+    ) -> None:
+        """Move to `status`; `hold_reason` sets (a code) or clears (None) HoldReason."""
+        updates = [ORDER_STATUS.value_set(status.value)]
+        if hold_reason is None:
+            updates.append(HOLD_REASON.value_unset())
+        elif isinstance(hold_reason, str):
+            updates.append(HOLD_REASON.value_set(hold_reason))
+        workflow.upsert_search_attributes(updates)
+        self._record(status, note)
+
+    def _record(self, status: OrderStatus, note: str) -> None:
+        self._state.status = status
+        self._state.timeline.append(TimelineEntry(status=status, at=workflow.now(), note=note))
+        self._show_details()
+
+    def _note(self, note: str) -> None:
+        """A timeline entry that does not change the status."""
+        self._record(self._state.status, note)
+
+    def _show_details(self) -> None:
+        workflow.set_current_details(presentation.current_details(self._state))
+
+    def _ack(self, message: str, *, duplicate: bool) -> EventAck:
+        return EventAck(
+            order_id=self._state.order_id,
+            status=self._state.status,
+            duplicate=duplicate,
+            message=message,
+        )
+
+    def _show_payment_due(self) -> None:
+        """PaymentDueDate: the next unpaid due date, so overdue orders are one search away."""
+        due = [
+            instalment.due_date
+            for invoice in self._state.open_invoices()
+            for instalment in invoice.unpaid_instalments()
+        ]
+        if due:
+            first = datetime.combine(min(due), time.min, UTC)
+            workflow.upsert_search_attributes([PAYMENT_DUE.value_set(first)])
+        elif workflow.info().typed_search_attributes.get(PAYMENT_DUE) is not None:
+            workflow.upsert_search_attributes([PAYMENT_DUE.value_unset()])

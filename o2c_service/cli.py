@@ -100,6 +100,10 @@ def api() -> None:
 # -- orders -------------------------------------------------------------------
 
 
+MAX_PAGE = 1000
+"""The most orders the API lists in one page."""
+
+
 def _fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(1)
@@ -285,14 +289,37 @@ def list_orders(
     held: HeldOption = False,
     customer: CustomerOption = None,
     hold_reason: ReasonOption = None,
-    limit: int = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, help="Show at most this many orders, following pages.")
+    ] = 100,
+    page_token: Annotated[
+        str | None, typer.Option("--page-token", help="Start at this page (as printed).")
+    ] = None,
     output: OutputOption = Output.TABLE,
     api_url: ApiUrlOption = None,
 ) -> None:
-    """List orders by status, customer or hold reason (from Temporal's search, seconds behind)."""
-    params = {"limit": str(limit), **_selection(status, held, customer, hold_reason)}
-    items = _call(api_url, "GET", "/orders", params=params)
-    table = Table("order", "status", "held for", "customer", "workflow", "started")
+    """List orders by status, customer or hold reason (from Temporal's search, seconds behind).
+
+    Follows the API's pages until `--limit` orders are shown; when more match, it
+    says how many and prints the `--page-token` that lists the rest.
+    """
+    filters = _selection(status, held, customer, hold_reason)
+    items: list[dict[str, Any]] = []
+    total, token = 0, page_token
+    while True:
+        params = {"limit": str(min(limit - len(items), MAX_PAGE)), **filters}
+        if token is not None:
+            params["page_token"] = token
+        page = _call(api_url, "GET", "/orders", params=params)
+        items.extend(page["orders"])
+        total, token = page["total"], page["next_page_token"]
+        if token is None or len(items) >= limit:
+            break
+    if output is Output.JSON:
+        _emit({"orders": items, "next_page_token": token, "total": total}, output)
+        return
+    table = Table("order", "status", "held for", "customer", "workflow", "started",
+                  caption=f"{len(items)} shown of {total} matching")  # fmt: skip
     for item in items:
         table.add_row(
             item["order_id"],
@@ -303,6 +330,8 @@ def list_orders(
             item["started_at"] or "-",
         )
     _emit(items, output, table)
+    if token is not None:
+        err.print(f"more orders match: --page-token {token}", highlight=False, soft_wrap=True)
 
 
 def _support_action(

@@ -397,17 +397,17 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         """Goods came back: a credit note, then a refund or customer credit."""
         return await orders(request).record_return(order_id, returned)
 
-    @app.post("/orders/{order_id}/retry", tags=["support"])
+    @app.post("/orders/{order_id}/retry", tags=["support"], responses=EVENT_RESPONSES)
     async def retry(order_id: str, request: Request, action: OptionalAction = None) -> SupportAck:
         """Run the step the order is parked at again, once its cause is fixed."""
         return await orders(request).retry(order_id, action or SupportAction())
 
-    @app.post("/orders/{order_id}/release", tags=["support"])
+    @app.post("/orders/{order_id}/release", tags=["support"], responses=EVENT_RESPONSES)
     async def release(order_id: str, request: Request, action: OptionalAction = None) -> SupportAck:
         """Let an order held for credit go on."""
         return await orders(request).release(order_id, action or SupportAction())
 
-    @app.post("/orders/{order_id}/cancel", tags=["support"])
+    @app.post("/orders/{order_id}/cancel", tags=["support"], responses=EVENT_RESPONSES)
     async def cancel(order_id: str, cancel: CancelRequest, request: Request) -> SupportAck:
         """Cancel before shipment; what was done is undone. 409 once it has shipped."""
         return await orders(request).cancel(order_id, cancel)

@@ -150,8 +150,10 @@ def _ack_table(
     ack: dict[str, Any], keys: tuple[str, ...] = ("order_id", "status", "message", "duplicate")
 ) -> Table:
     table = Table(show_header=False)
-    for key in keys:
-        table.add_row(key, str(ack[key]))
+    # An event still being applied (HTTP 202) answers only order_id, accepted and message.
+    for key in (*keys, "accepted"):
+        if key in ack:
+            table.add_row(key, str(ack[key]))
     return table
 
 
@@ -507,7 +509,7 @@ def amend_order(
     body = {"changes": [_quantity(item) for item in line], "event_id": event_id}
     ack = _call(api_url, "POST", f"/orders/{order_id}/amendments", body)
     table = _ack_table(ack, ("order_id", "status", "message", "total_before", "total_after"))
-    for change in ack["changes"]:
+    for change in ack.get("changes", []):
         table.add_row("change", change)
     _emit(ack, output, table)
 

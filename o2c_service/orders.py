@@ -415,6 +415,8 @@ class OrderService:
                         assert isinstance(argument, SupportAction)
                         act = self.retry if action == "retry" else self.release
                         ack = await act(order_id, argument)
+                except EventStillApplying as accepted:
+                    return BulkOutcome(order_id=order_id, ok=True, message=str(accepted))
                 except OrderError as error:
                     return BulkOutcome(order_id=order_id, ok=False, message=str(error))
                 return BulkOutcome(

@@ -17,6 +17,7 @@ from fastapi import Body, FastAPI, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.models import Example
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -62,11 +63,24 @@ from o2c_workflows.messages import (
     SupportAck,
     SupportAction,
 )
-from o2c_workflows.models import Identifier, OrderRequest, OrderStatus, ShortText, Strict
+from o2c_workflows.models import (
+    ORDER_REQUEST_EXAMPLE,
+    Identifier,
+    OrderRequest,
+    OrderStatus,
+    ShortText,
+    Strict,
+)
 from o2c_workflows.state import OrderState
 
 DOCS_ASSETS = files("fastapi_offline") / "static"
 """Swagger UI and ReDoc, as the `fastapi-offline` package ships them."""
+ORDER_EXAMPLES: dict[str, Example] = {
+    "demo": Example(
+        summary="The seeded demo customer and items: books as is on a fresh `o2c dev`",
+        value=ORDER_REQUEST_EXAMPLE,
+    )
+}
 ServiceFactory = Callable[[], Awaitable[OrderService]]
 OptionalAction = Annotated[SupportAction | None, Body()]
 """A retry or release needs no body; `{"note": "..."}` adds a note to the timeline."""
@@ -311,7 +325,9 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         responses={200: {"model": OrderCreated, "description": "The order existed already"}},
     )
     async def create_order(
-        order: OrderRequest, request: Request, response: Response
+        order: Annotated[OrderRequest, Body(openapi_examples=ORDER_EXAMPLES)],
+        request: Request,
+        response: Response,
     ) -> OrderCreated:
         """Start an order. Sending the same source order again returns it and starts nothing."""
         created = await orders(request).create(order)

@@ -67,6 +67,8 @@ EVENT_WAIT = timedelta(seconds=60)
 REFUND_WAIT = timedelta(seconds=30)
 """How long `refund_credit` waits for its workflow's outcome before answering 503."""
 REQUEST_HASH_MEMO = "request_sha256"
+_NO_ANSWER = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+"""Temporal did not answer: no outcome, neither success nor refusal."""
 
 
 class OrderError(Exception):
@@ -507,38 +509,49 @@ class OrderService:
         applied is answered as a duplicate, as the open order would have.
         """
         handle = self._handle(order_id)
+        try:
+            async with self.translated(order_id):
+                try:
+                    async with asyncio.timeout(self._accept_wait.total_seconds()):
+                        # By name: the SDK's typing does not accept async update methods here.
+                        pending = await handle.start_update(
+                            update,
+                            argument,
+                            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                            result_type=result_type,
+                            rpc_timeout=self._accept_wait,
+                        )
+                except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+                    if (broken := await self._broken(order_id)) is not None:
+                        raise broken from error
+                    raise EventNotTaken(
+                        f"order {order_id} did not take the event within "
+                        f"{self._accept_wait.total_seconds():g} s (is a worker running?): "
+                        "nothing was applied; if it is applied once a worker picks the order "
+                        "up, a copy is recognised, so sending the same event again is safe"
+                    ) from error
+                except RPCError as error:
+                    if error.status != RPCStatusCode.NOT_FOUND or applied is None:
+                        raise
+                    # The order may have finished: a copy of an event it applied is no refusal.
+                    ack = await self._applied_to_finished(order_id, applied)
+                    if ack is None:
+                        raise
+                    return ack
+        except EventNotTaken:
+            raise
+        except TemporalUnavailable as error:
+            raise TemporalUnavailable(
+                f"{error}; the event was not accepted, so sending it again is safe"
+            ) from error
         async with self.translated(order_id):
-            try:
-                async with asyncio.timeout(self._accept_wait.total_seconds()):
-                    # By name: the SDK's typing does not accept async update methods here.
-                    pending = await handle.start_update(
-                        update,
-                        argument,
-                        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                        result_type=result_type,
-                        rpc_timeout=self._accept_wait,
-                    )
-            except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
-                if (broken := await self._broken(order_id)) is not None:
-                    raise broken from error
-                raise EventNotTaken(
-                    f"order {order_id} did not take the event within "
-                    f"{self._accept_wait.total_seconds():g} s (is a worker running?): nothing "
-                    "was applied; if it is applied once a worker picks the order up, a copy "
-                    "is recognised, so sending the same event again is safe"
-                ) from error
-            except RPCError as error:
-                if error.status != RPCStatusCode.NOT_FOUND or applied is None:
-                    raise
-                # The order may have finished: a copy of an event it applied is no refusal.
-                ack = await self._applied_to_finished(order_id, applied)
-                if ack is None:
-                    raise
-                return ack
             try:
                 async with asyncio.timeout(self._event_wait.total_seconds()):
                     result: R = await pending.result(rpc_timeout=self._event_wait)
-            except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+            except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as error:
+                if isinstance(error, RPCError) and error.status not in _NO_ANSWER:
+                    raise
+                # Accepted is durable: the event will be applied, whoever waits for it.
                 raise EventStillApplying(
                     f"order {order_id} accepted the event but has not finished applying it "
                     f"within {self._event_wait.total_seconds():g} s; it will be applied: see "

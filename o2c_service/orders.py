@@ -367,7 +367,10 @@ class OrderService:
                 total_after=state.total,
             )
 
-        return await self._update(order_id, "amend", amendment, AmendmentAck, applied)
+        return await self._update(
+            order_id, "amend", amendment, AmendmentAck, applied,
+            recognised=amendment.event_id is not None,
+        )  # fmt: skip
 
     async def record_return(self, order_id: str, returned: ReturnReceived) -> EventAck:
         def applied(state: OrderState) -> EventAck | None:
@@ -499,6 +502,8 @@ class OrderService:
         argument: BaseModel,
         result_type: type[R],
         applied: Callable[[OrderState], R | None] | None = None,
+        *,
+        recognised: bool = True,
     ) -> R:
         """Send an Update, so the answer says applied, refused and why, or still applying.
 
@@ -507,8 +512,16 @@ class OrderService:
         `event_wait` is answered as accepted (202), not as a failure. `applied`
         finds the event in a finished order's final state: a copy of an event it
         applied is answered as a duplicate, as the open order would have.
+        `recognised` is False for an event without an id: a copy of it is not
+        recognised, so no answer may call sending it again safe.
         """
         handle = self._handle(order_id)
+        resend = (
+            "sending the same event again is safe: a copy is answered as a duplicate"
+            if recognised
+            else f"it has no event_id, so a copy would be applied again: check /orders/{order_id} "
+            "before sending it again"
+        )
         try:
             async with self.translated(order_id):
                 try:
@@ -527,8 +540,8 @@ class OrderService:
                     raise EventNotTaken(
                         f"order {order_id} did not take the event within "
                         f"{self._accept_wait.total_seconds():g} s (is a worker running?): "
-                        "nothing was applied; if it is applied once a worker picks the order "
-                        "up, a copy is recognised, so sending the same event again is safe"
+                        "nothing was applied (it may still be, once a worker picks the order "
+                        f"up); {resend}"
                     ) from error
                 except RPCError as error:
                     if error.status != RPCStatusCode.NOT_FOUND or applied is None:
@@ -541,9 +554,7 @@ class OrderService:
         except EventNotTaken:
             raise
         except TemporalUnavailable as error:
-            raise TemporalUnavailable(
-                f"{error}; the event was not accepted, so sending it again is safe"
-            ) from error
+            raise TemporalUnavailable(f"{error}; the event was not accepted; {resend}") from error
         async with self.translated(order_id):
             try:
                 async with asyncio.timeout(self._event_wait.total_seconds()):
@@ -555,7 +566,7 @@ class OrderService:
                 raise EventStillApplying(
                     f"order {order_id} accepted the event but has not finished applying it "
                     f"within {self._event_wait.total_seconds():g} s; it will be applied: see "
-                    f"/orders/{order_id} (sending it again is safe)",
+                    f"/orders/{order_id}",
                     order_id=order_id,
                 ) from error
         return result

@@ -141,8 +141,9 @@ EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "applied; `GET /orders/{order_id}` shows it",
     },
     503: {
-        "description": "Not taken (no worker answered in time, or Temporal is unreachable): "
-        "nothing was applied, and sending the same event again is safe"
+        "description": "Not taken (no worker accepted it in time, or Temporal is unreachable): "
+        "nothing was applied; an event with an id (payment_id, tracking number or event_id, "
+        "return_id) may be sent again safely"
     },
 }
 

@@ -1,7 +1,8 @@
 """Order operations over Temporal, in the terms the API and CLI speak.
 
 Temporal's errors are translated here, once, into the few outcomes a caller
-can act on: not found, conflict, rejected (and why), Temporal unavailable.
+can act on: not found, conflict, rejected (and why), accepted but still
+applying, not taken (Temporal or the worker unavailable), and broken (a bug).
 """
 
 from __future__ import annotations
@@ -96,11 +97,12 @@ class TemporalUnavailable(OrderError):
 
 
 class EventNotTaken(TemporalUnavailable):
-    """No worker accepted the event in time (HTTP 503); resending it is safe."""
+    """No worker accepted the event in time (HTTP 503): nothing was applied."""
 
 
 class OrderBroken(OrderError):
-    """Temporal is up, but the order's workflow task is failing: a bug (HTTP 500)."""
+    """Temporal is up but cannot answer for the order: its workflow task or query fails,
+    or Temporal refused the request as malformed. A bug, not an outage (HTTP 500)."""
 
 
 class EventStillApplying(OrderError):

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from temporalio import workflow
 from temporalio.worker import Worker
 
@@ -113,33 +114,64 @@ async def test_report_dates_at_the_bounds_are_answered(stack: Stack) -> None:
 
 @workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
 class BrokenOrder:
-    """An `Order` whose code fails every workflow task, as a bug would."""
+    """An `Order` whose code fails every workflow task from the start, or from the
+    moment it is signalled `fail`, as a bug would."""
+
+    def __init__(self) -> None:
+        self._failing = False
 
     @workflow.run
-    async def run(self, _: Any) -> None:
+    async def run(self, failing_from_the_start: bool) -> None:
+        self._failing = failing_from_the_start
+        await workflow.wait_condition(lambda: self._failing)
         raise RuntimeError("a bug in the workflow code")
 
+    @workflow.signal
+    def fail(self) -> None:
+        self._failing = True
 
-async def test_an_order_whose_workflow_task_fails_is_not_called_an_outage(stack: Stack) -> None:
+    @workflow.query
+    def state(self) -> dict[str, str]:
+        return {}
+
+
+@pytest.mark.parametrize("from_the_start", [True, False], ids=["first-task", "later-task"])
+async def test_an_order_whose_workflow_task_fails_is_not_called_an_outage(
+    stack: Stack, from_the_start: bool
+) -> None:
     task_queue = f"broken-{uuid.uuid4()}"
     client = stack.env.client
     order_id = f"webshop:SO-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=task_queue, workflows=[BrokenOrder]):
         handle = await client.start_workflow(
-            WORKFLOW_NAME, demo_order(), id=order_id, task_queue=task_queue
+            WORKFLOW_NAME, from_the_start, id=order_id, task_queue=task_queue
         )
+        if not from_the_start:
+
+            async def first_task_done() -> bool:
+                history = [event async for event in handle.fetch_history_events()]
+                return any(event.HasField("workflow_task_completed_event_attributes")
+                           for event in history)  # fmt: skip
+
+            await eventually(first_task_done, "the first workflow task completed")
+            await handle.signal(BrokenOrder.fail)
 
         async def task_failed() -> bool:
             pending = (await handle.describe()).raw_description.pending_workflow_task
             return pending.attempt > 1
 
         await eventually(task_failed, "the workflow task failed")
-        async with api_on(stack, task_queue=task_queue) as http:
+        async with api_on(stack, task_queue=task_queue, event_accept_seconds=1) as http:
             shown = await http.get(f"/orders/{order_id}")
-    assert shown.status_code == 500, shown.text
-    detail = shown.json()["detail"]
-    assert "workflow task is failing" in detail
-    assert "Temporal is unavailable" not in detail
+            paid = await http.post(
+                f"/orders/{order_id}/payments",
+                json={"payment_id": "PAY-1", "amount": "1.00", "currency": "EUR"},
+            )
+    for answer in (shown, paid):
+        assert answer.status_code == 500, answer.text
+        detail = answer.json()["detail"]
+        assert "workflow task is failing" in detail
+        assert "Temporal is unavailable" not in detail
 
 
 # -- 8: one winner among identical creates ------------------------------------

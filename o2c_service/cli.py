@@ -102,6 +102,9 @@ def api() -> None:
 
 MAX_PAGE = 1000
 """The most orders the API lists in one page."""
+API_TIMEOUT = httpx.Timeout(30, read=90)
+"""The API may wait for a worker to accept an event (10 s) and apply it (60 s) before it
+answers, with 202 at the latest: read longer than that, so the answer is not lost."""
 
 
 def _fail(message: str) -> NoReturn:
@@ -131,7 +134,8 @@ def _call(
 ) -> Any:
     base = api_url or Settings().api_url
     try:
-        response = httpx.request(method, f"{base}{path}", json=body, params=params, timeout=30)
+        response = httpx.request(method, f"{base}{path}", json=body, params=params,
+                                 timeout=API_TIMEOUT)  # fmt: skip
     except httpx.TransportError as error:
         _fail(f"cannot reach the o2c API at {base} ({error}); is `o2c dev` or `o2c api` running?")
     if response.is_error:

@@ -100,6 +100,13 @@ def api() -> None:
 # -- orders -------------------------------------------------------------------
 
 
+MAX_PAGE = 1000
+"""The most orders the API lists in one page."""
+API_TIMEOUT = httpx.Timeout(30, read=90)
+"""The API may wait for a worker to accept an event (10 s) and apply it (60 s) before it
+answers, with 202 at the latest: read longer than that, so the answer is not lost."""
+
+
 def _fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(1)
@@ -127,7 +134,8 @@ def _call(
 ) -> Any:
     base = api_url or Settings().api_url
     try:
-        response = httpx.request(method, f"{base}{path}", json=body, params=params, timeout=30)
+        response = httpx.request(method, f"{base}{path}", json=body, params=params,
+                                 timeout=API_TIMEOUT)  # fmt: skip
     except httpx.TransportError as error:
         _fail(f"cannot reach the o2c API at {base} ({error}); is `o2c dev` or `o2c api` running?")
     if response.is_error:
@@ -146,8 +154,10 @@ def _ack_table(
     ack: dict[str, Any], keys: tuple[str, ...] = ("order_id", "status", "message", "duplicate")
 ) -> Table:
     table = Table(show_header=False)
-    for key in keys:
-        table.add_row(key, str(ack[key]))
+    # An event still being applied (HTTP 202) answers only order_id, accepted and message.
+    for key in (*keys, "accepted"):
+        if key in ack:
+            table.add_row(key, str(ack[key]))
     return table
 
 
@@ -285,14 +295,37 @@ def list_orders(
     held: HeldOption = False,
     customer: CustomerOption = None,
     hold_reason: ReasonOption = None,
-    limit: int = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, help="Show at most this many orders, following pages.")
+    ] = 100,
+    page_token: Annotated[
+        str | None, typer.Option("--page-token", help="Start at this page (as printed).")
+    ] = None,
     output: OutputOption = Output.TABLE,
     api_url: ApiUrlOption = None,
 ) -> None:
-    """List orders by status, customer or hold reason (from Temporal's search, seconds behind)."""
-    params = {"limit": str(limit), **_selection(status, held, customer, hold_reason)}
-    items = _call(api_url, "GET", "/orders", params=params)
-    table = Table("order", "status", "held for", "customer", "workflow", "started")
+    """List orders by status, customer or hold reason (from Temporal's search, seconds behind).
+
+    Follows the API's pages until `--limit` orders are shown; when more match, it
+    says how many and prints the `--page-token` that lists the rest.
+    """
+    filters = _selection(status, held, customer, hold_reason)
+    items: list[dict[str, Any]] = []
+    total, token = 0, page_token
+    while True:
+        params = {"limit": str(min(limit - len(items), MAX_PAGE)), **filters}
+        if token is not None:
+            params["page_token"] = token
+        page = _call(api_url, "GET", "/orders", params=params)
+        items.extend(page["orders"])
+        total, token = page["total"], page["next_page_token"]
+        if token is None or len(items) >= limit:
+            break
+    if output is Output.JSON:
+        _emit({"orders": items, "next_page_token": token, "total": total}, output)
+        return
+    table = Table("order", "status", "held for", "customer", "workflow", "started",
+                  caption=f"{len(items)} shown of {total} matching")  # fmt: skip
     for item in items:
         table.add_row(
             item["order_id"],
@@ -303,6 +336,8 @@ def list_orders(
             item["started_at"] or "-",
         )
     _emit(items, output, table)
+    if token is not None:
+        err.print(f"more orders match: --page-token {token}", highlight=False, soft_wrap=True)
 
 
 def _support_action(
@@ -478,7 +513,7 @@ def amend_order(
     body = {"changes": [_quantity(item) for item in line], "event_id": event_id}
     ack = _call(api_url, "POST", f"/orders/{order_id}/amendments", body)
     table = _ack_table(ack, ("order_id", "status", "message", "total_before", "total_after"))
-    for change in ack["changes"]:
+    for change in ack.get("changes", []):
         table.add_row("change", change)
     _emit(ack, output, table)
 

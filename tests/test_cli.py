@@ -84,7 +84,7 @@ async def test_listing_by_status(stack: Stack, tmp_path: Path) -> None:
     while True:  # search is eventually consistent: poll as a person would re-run it
         listed = await o2c("orders", "list", "--status", "Booked", "-o", "json",
                            api_url=stack.api_url)  # fmt: skip
-        if order_id in [item["order_id"] for item in listed.json()]:
+        if order_id in [item["order_id"] for item in listed.json()["orders"]]:
             break
         assert asyncio.get_running_loop().time() < deadline, listed.out
     table = await o2c("orders", "list", "--status", "Booked", api_url=stack.api_url)
@@ -127,3 +127,28 @@ async def test_a_bad_fault_profile_stops_the_worker_naming_the_field(tmp_path: P
     _, err = await process.communicate()
     assert process.returncode == 1
     assert "rules[0].operation: unknown operation 'bill'" in err.decode()
+
+
+async def test_listing_goes_on_from_the_page_token_it_prints(stack: Stack) -> None:
+    for _ in range(3):
+        assert (await stack.http.post("/orders", json=demo_order())).status_code == 201
+
+    async def listing(*args: str) -> Any:
+        run = await o2c("orders", "list", "--customer", "CUST-ACME", "--limit", "2", *args,
+                        "-o", "json", api_url=stack.api_url)  # fmt: skip
+        assert run.code == 0, run.err
+        return run.json()
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while (first := await listing())["total"] < 3:  # search is eventually consistent
+        assert asyncio.get_running_loop().time() < deadline, first
+    assert len(first["orders"]) == 2
+    assert first["next_page_token"]
+    second = await listing("--page-token", first["next_page_token"])
+    assert second["orders"]
+    assert not {o["order_id"] for o in first["orders"]} & {o["order_id"] for o in second["orders"]}
+
+    table = await o2c("orders", "list", "--customer", "CUST-ACME", "--limit", "1",
+                      api_url=stack.api_url)  # fmt: skip
+    assert "1 shown of" in table.out
+    assert "--page-token" in table.err

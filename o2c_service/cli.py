@@ -24,6 +24,7 @@ from rich.table import Table
 from adapters.faults import FaultProfileError
 from o2c_service.settings import Settings
 from o2c_workflows.models import OrderStatus
+from o2c_workflows.money import parse_amount
 
 app = typer.Typer(help="Order-to-Cash orchestration on Temporal.", no_args_is_help=True)
 orders_app = typer.Typer(
@@ -409,13 +410,11 @@ def ship_order(
 
 
 def _amount(text: str) -> Decimal:
+    """The API's own strict reading, so the CLI never sends what a person did not type."""
     try:
-        amount = Decimal(text)
-    except ArithmeticError:
+        return parse_amount(text)
+    except ValueError:
         raise typer.BadParameter(f"'{text}' is not an amount such as 120.50") from None
-    if not amount.is_finite():
-        raise typer.BadParameter(f"'{text}' is not an amount such as 120.50")
-    return amount
 
 
 @orders_app.command("pay")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -19,14 +21,58 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from adapters.faults import FaultProfileError
 from o2c_service.settings import Settings
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.money import parse_amount
 
-app = typer.Typer(help="Order-to-Cash orchestration on Temporal.", no_args_is_help=True)
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors as one plain line on stderr, like every other error of `o2c`.
+
+    Click's convention stays (exit 2 for usage, 1 for refusals and unreachable
+    services); only Typer's boxed, multi-line rendering goes, so scripts and
+    people read the same single `error: ...` line whatever went wrong.
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        plain = (args, prog_name, complete_var, False, windows_expand_args)
+        if not standalone_mode:
+            return super().main(*plain, **extra)
+        try:
+            code = super().main(*plain, **extra)
+        except typer.TyperException as error:  # Click's usage errors (exit 2) and the like
+            message = " ".join(error.format_message().split())
+            if type(error).__name__ == "NoArgsIsHelpError":  # the help was the answer
+                if message:  # already shown when Typer renders help itself
+                    print(error.format_message(), file=sys.stderr)
+                sys.exit(error.exit_code)
+            ctx = getattr(error, "ctx", None)
+            if ctx is not None:
+                message += f" (see {ctx.command_path} --help)"
+            _error_line(message)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            _error_line("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    help="Order-to-Cash orchestration on Temporal.", no_args_is_help=True, cls=_OneLineErrors
+)
 orders_app = typer.Typer(
     help="Create, inspect and move orders (through the HTTP API).", no_args_is_help=True
 )
@@ -101,8 +147,13 @@ def api() -> None:
 # -- orders -------------------------------------------------------------------
 
 
+def _error_line(message: str) -> None:
+    """`error: ...` on stderr, never wrapped: one line whatever the terminal's width."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    _error_line(message)
     raise typer.Exit(1)
 
 

@@ -89,7 +89,7 @@ its retry budget ran out)."""
 
 
 def summary(request: CreditRefundRequest) -> str:
-    """One line for the Temporal UI's workflow list."""
+    """One line for the refund's page in the Temporal UI (User Metadata: summary)."""
     return (
         f"refund {request.amount} {request.currency} of credit on {request.account_id} "
         f"to {request.payment_id}"

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -295,6 +296,40 @@ def show_order(order_id: str, output: OutputOption = Output.TABLE,
         timeline.add_row(entry["status"], entry["at"], entry["note"])
     tables.append(timeline)
     out.print(*tables)
+
+
+FINISHED = frozenset({OrderStatus.CLOSED, OrderStatus.CANCELLED})
+WAIT_POLL_SECONDS = 0.2
+
+
+@orders_app.command("wait")
+def wait_for_order(
+    order_id: str,
+    status: Annotated[OrderStatus, typer.Option(help="The status to wait for, e.g. Booked.")],
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait before giving up (exit 1).")
+    ] = 60,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Wait until an order reaches a status: orders book, invoice and close on their own.
+
+    Gives up at once if the order finished in another status, and after --timeout
+    seconds otherwise (say, the order is held: see `o2c orders show`).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        current = OrderStatus(_call(api_url, "GET", f"/orders/{order_id}")["status"])
+        if current is status:
+            break
+        if current in FINISHED:
+            _fail(f"order {order_id} is {current.value}; it will not become {status.value}")
+        if time.monotonic() >= deadline:
+            _fail(f"order {order_id} is still {current.value}, not {status.value}, "
+                  f"after {timeout:g} s")  # fmt: skip
+        time.sleep(WAIT_POLL_SECONDS)
+    reached = {"order_id": order_id, "status": current.value}
+    _emit(reached, output, _ack_table(reached, ("order_id", "status")))
 
 
 def _terms(order: dict[str, Any]) -> str:

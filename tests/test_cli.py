@@ -163,3 +163,33 @@ async def test_a_bad_fault_profile_stops_the_worker_naming_the_field(tmp_path: P
     _, err = await process.communicate()
     assert process.returncode == 1
     assert "rules[0].operation: unknown operation 'bill'" in err.decode()
+
+
+async def test_wait_returns_once_the_order_has_the_status_and_gives_up_after_the_timeout(
+    stack: Stack,
+) -> None:
+    order_id = (await stack.http.post("/orders", json=demo_order())).json()["order_id"]
+    booked = await o2c("orders", "wait", order_id, "--status", "Booked", "-o", "json",
+                       api_url=stack.api_url)  # fmt: skip
+    assert booked.code == 0, booked.err
+    assert booked.json() == {"order_id": order_id, "status": "Booked"}
+    assert (await stack.http.get(f"/orders/{order_id}")).json()["status"] == "Booked"
+
+    started = asyncio.get_running_loop().time()
+    never = await o2c("orders", "wait", order_id, "--status", "Closed", "--timeout", "1",
+                      api_url=stack.api_url)  # fmt: skip
+    assert never.code == 1
+    assert f"order {order_id} is still Booked, not Closed, after 1 s" in one_error_line(never)
+    assert asyncio.get_running_loop().time() - started < 15
+
+    unknown = await o2c("orders", "wait", "webshop:missing", "--status", "Booked",
+                        api_url=stack.api_url)  # fmt: skip
+    assert unknown.code == 1 and "not found" in one_error_line(unknown)
+
+    cancelled = await stack.http.post(f"/orders/{order_id}/cancel", json={"reason": "test"})
+    assert cancelled.status_code == 200, cancelled.text
+    await stack.wait_for_status(order_id, OrderStatus.CANCELLED)
+    finished = await o2c("orders", "wait", order_id, "--status", "Shipped", "--timeout", "60",
+                         api_url=stack.api_url)  # fmt: skip
+    assert finished.code == 1
+    assert f"order {order_id} is Cancelled; it will not become Shipped" in one_error_line(finished)

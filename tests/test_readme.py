@@ -112,6 +112,9 @@ async def test_the_readme_blocks_work_pasted_in_order(tmp_path: Path) -> None:
             )
             printed.append(out.decode())
 
+        bulk = printed[-1]
+        for done in ("retry: 1 of 1 orders", "release: 1 of 1 orders", "cancel: 1 of 1 orders"):
+            assert done in bulk, bulk
         quick_start = printed[0]
         assert '"order_id":"webshop:SO-1001","status":"Entered","created":true' in quick_start
         async with httpx.AsyncClient(base_url=dev.api, timeout=30) as http:
@@ -135,3 +138,28 @@ async def test_the_readme_blocks_work_pasted_in_order(tmp_path: Path) -> None:
             signalled = await order(http, "webshop:SO-1003")
             assert signalled["status"] == "Invoiced"
             assert [d["tracking_number"] for d in signalled["dispatches"]] == ["1Z999"]
+
+            # Retried twice (once alone, once in bulk), parked again: still 5 in stock.
+            assert await status_within(http, "webshop:SO-3001", "OnHold", BLOCK_TIMEOUT)
+            still_short = await order(http, "webshop:SO-3001")
+            assert still_short["hold"]["code"] == "out_of_stock"
+            notes = [entry["note"] for entry in still_short["timeline"]]
+            assert "retry: stock checked" in notes
+            for released in ("webshop:SO-3002", "webshop:SO-3004"):
+                assert await status_within(http, released, "Booked", BLOCK_TIMEOUT)
+            for cancelled, reason in (("webshop:SO-3003", "customer withdrew"),
+                                      ("webshop:SO-3005", "item discontinued")):  # fmt: skip
+                assert await status_within(http, cancelled, "Cancelled", BLOCK_TIMEOUT)
+                assert (await order(http, cancelled))["cancellation_reason"] == reason
+
+
+async def status_within(
+    http: httpx.AsyncClient, order_id: str, status: str, seconds: float
+) -> bool:
+    """Whether the order reaches `status` within `seconds` (it moves on after a release)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (await order(http, order_id))["status"] != status:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True

@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, WithJsonSchema
 
 # ISO 4217 active codes by minor-unit exponent. Two decimals is the common case,
 # so only the exceptions are listed by exponent.
@@ -100,7 +100,18 @@ def parse_amount(value: Any) -> Decimal:
 PlainAmount = Annotated[
     Decimal,
     BeforeValidator(parse_amount),
-    Field(max_digits=MAX_AMOUNT_DIGITS, allow_inf_nan=False, examples=["19.99"]),
+    Field(max_digits=MAX_AMOUNT_DIGITS, allow_inf_nan=False),
+    # What the API takes, for /docs and clients generated from it (not a JSON float).
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": f"^{_PLAIN_DECIMAL.pattern}$"},
+                {"type": "integer", "minimum": 0},
+            ],
+            "examples": ["19.99"],
+        },
+        mode="validation",
+    ),
 ]
 """A non-negative amount as a caller sends it (prices, payments, refunds): see `parse_amount`.
 

@@ -6,6 +6,7 @@ none of them is an amount a person would recognise on the order afterwards.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -156,3 +157,11 @@ def test_recorded_payloads_still_parse() -> None:
     assert PaymentReceived.model_validate_json(
         '{"payment_id": "P", "amount": "159.97", "currency": "EUR", "reference": null}'
     ).amount == Decimal("159.97")
+
+
+def test_the_schema_offers_strings_and_integers_not_floats() -> None:
+    """/docs and generated clients must not suggest a JSON number with a fraction."""
+    amount = PaymentReceived.model_json_schema()["properties"]["amount"]
+    assert [option["type"] for option in amount["anyOf"]] == ["string", "integer"]
+    assert re.fullmatch(amount["anyOf"][0]["pattern"].strip("^$"), "12.50")
+    assert not re.fullmatch(amount["anyOf"][0]["pattern"].strip("^$"), "1e1")

@@ -193,3 +193,15 @@ async def test_wait_returns_once_the_order_has_the_status_and_gives_up_after_the
                          api_url=stack.api_url)  # fmt: skip
     assert finished.code == 1
     assert f"order {order_id} is Cancelled; it will not become Shipped" in one_error_line(finished)
+
+
+async def test_an_error_stays_one_line_in_a_narrow_terminal() -> None:
+    process = await asyncio.create_subprocess_exec(
+        *O2C, "orders", "list", "--api-url", f"http://127.0.0.1:{free_port()}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={"COLUMNS": "40", "PATH": ""},
+    )  # fmt: skip
+    out, err = await process.communicate()
+    run = Run(process.returncode or 0, out.decode(), err.decode())
+    assert run.code == 1
+    assert "is `o2c dev` or `o2c api` running?" in one_error_line(run)

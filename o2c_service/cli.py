@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
+import time
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -19,13 +22,58 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from adapters.faults import FaultProfileError
 from o2c_service.settings import Settings
 from o2c_workflows.models import OrderStatus
+from o2c_workflows.money import parse_amount
 
-app = typer.Typer(help="Order-to-Cash orchestration on Temporal.", no_args_is_help=True)
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors as one plain line on stderr, like every other error of `o2c`.
+
+    Click's convention stays (exit 2 for usage, 1 for refusals and unreachable
+    services); only Typer's boxed, multi-line rendering goes, so scripts and
+    people read the same single `error: ...` line whatever went wrong.
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        plain = (args, prog_name, complete_var, False, windows_expand_args)
+        if not standalone_mode:
+            return super().main(*plain, **extra)
+        try:
+            code = super().main(*plain, **extra)
+        except typer.TyperException as error:  # Click's usage errors (exit 2) and the like
+            message = " ".join(error.format_message().split())
+            if type(error).__name__ == "NoArgsIsHelpError":  # the help was the answer
+                if message:  # already shown when Typer renders help itself
+                    print(error.format_message(), file=sys.stderr)
+                sys.exit(error.exit_code)
+            ctx = getattr(error, "ctx", None)
+            if ctx is not None:
+                message += f" (see {ctx.command_path} --help)"
+            _error_line(message)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            _error_line("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    help="Order-to-Cash orchestration on Temporal.", no_args_is_help=True, cls=_OneLineErrors
+)
 orders_app = typer.Typer(
     help="Create, inspect and move orders (through the HTTP API).", no_args_is_help=True
 )
@@ -107,8 +155,13 @@ API_TIMEOUT = httpx.Timeout(30, read=90)
 answers, with 202 at the latest: read longer than that, so the answer is not lost."""
 
 
+def _error_line(message: str) -> None:
+    """`error: ...` on stderr, never wrapped: one line whatever the terminal's width."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    _error_line(message)
     raise typer.Exit(1)
 
 
@@ -253,6 +306,40 @@ def show_order(order_id: str, output: OutputOption = Output.TABLE,
         timeline.add_row(entry["status"], entry["at"], entry["note"])
     tables.append(timeline)
     out.print(*tables)
+
+
+FINISHED = frozenset({OrderStatus.CLOSED, OrderStatus.CANCELLED})
+WAIT_POLL_SECONDS = 0.2
+
+
+@orders_app.command("wait")
+def wait_for_order(
+    order_id: str,
+    status: Annotated[OrderStatus, typer.Option(help="The status to wait for, e.g. Booked.")],
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait before giving up (exit 1).")
+    ] = 60,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Wait until an order reaches a status: orders book, invoice and close on their own.
+
+    Gives up at once if the order finished in another status, and after --timeout
+    seconds otherwise (say, the order is held: see `o2c orders show`).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        current = OrderStatus(_call(api_url, "GET", f"/orders/{order_id}")["status"])
+        if current is status:
+            break
+        if current in FINISHED:
+            _fail(f"order {order_id} is {current.value}; it will not become {status.value}")
+        if time.monotonic() >= deadline:
+            _fail(f"order {order_id} is still {current.value}, not {status.value}, "
+                  f"after {timeout:g} s")  # fmt: skip
+        time.sleep(WAIT_POLL_SECONDS)
+    reached = {"order_id": order_id, "status": current.value}
+    _emit(reached, output, _ack_table(reached, ("order_id", "status")))
 
 
 def _terms(order: dict[str, Any]) -> str:
@@ -444,13 +531,11 @@ def ship_order(
 
 
 def _amount(text: str) -> Decimal:
+    """The API's own strict reading, so the CLI never sends what a person did not type."""
     try:
-        amount = Decimal(text)
-    except ArithmeticError:
+        return parse_amount(text)
+    except ValueError:
         raise typer.BadParameter(f"'{text}' is not an amount such as 120.50") from None
-    if not amount.is_finite():
-        raise typer.BadParameter(f"'{text}' is not an amount such as 120.50")
-    return amount
 
 
 @orders_app.command("pay")

@@ -19,6 +19,7 @@ from o2c_workflows.money import (
     MAX_AMOUNT_DIGITS,
     Amount,
     CurrencyCode,
+    PlainAmount,
     exponent,
     fits_currency,
     normalise,
@@ -120,7 +121,7 @@ class CardPayment(Strict):
 class OrderLine(Strict):
     sku: Sku
     quantity: int = Field(gt=0, le=1_000_000)
-    unit_price: Amount = Field(ge=0, le=Decimal("1000000000"))
+    unit_price: PlainAmount = Field(le=Decimal("1000000000"))
 
     def amount(self) -> Decimal:
         """Quantity times price: exact, because the price is already at currency scale."""

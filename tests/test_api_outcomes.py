@@ -19,6 +19,7 @@ from adapters.faults import FaultProfile, FaultRule
 from o2c_service.runners import local_activities, serve_api
 from o2c_service.temporal import build_worker
 from o2c_workflows import credit_refund
+from o2c_workflows.credit_refund import CreditRefundInput, CreditRefundRequest
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order_workflow import WORKFLOW_NAME
 from tests.history import DEFAULT_TIMEOUT, POLL_INTERVAL
@@ -84,19 +85,27 @@ async def test_an_activity_refusal_answers_with_its_business_code(stack: Stack) 
 
 
 async def test_a_workflow_that_is_not_an_order_is_not_found(stack: Stack) -> None:
-    refund_id = f"RF-{uuid.uuid4().hex[:8]}"
-    refused = await stack.http.post(
-        "/credits/refunds",
-        json={"refund_id": refund_id, "account_id": "BA-none", "payment_id": "PAY-none",
-              "amount": "1.00", "currency": "EUR"},
+    request = CreditRefundRequest(
+        refund_id=f"RF-{uuid.uuid4().hex[:8]}", account_id="BA-none", payment_id="PAY-none",
+        amount=Decimal("1.00"), currency="EUR",
     )  # fmt: skip
+    # A refund's own id holds a '/' no order id can: it never reaches an order route.
+    refused = await stack.http.post("/credits/refunds", json=request.model_dump(mode="json"))
     assert refused.status_code == 422, refused.text
-    workflow_id = credit_refund.workflow_id(refund_id)
+    assert (
+        await stack.http.get(f"/orders/{credit_refund.workflow_id(request.refund_id)}")
+    ).status_code == 404
+    # A workflow of another type under an id shaped like an order's is not an order either.
+    other_id = f"elsewhere:{request.refund_id}"
+    await stack.env.client.start_workflow(
+        "CreditRefund", CreditRefundInput(request=request), id=other_id,
+        task_queue=stack.settings.task_queue,
+    )  # fmt: skip
 
-    shown = await stack.http.get(f"/orders/{workflow_id}")
-    assert (shown.status_code, shown.json()) == (404, {"detail": f"order {workflow_id} not found"})
+    shown = await stack.http.get(f"/orders/{other_id}")
+    assert (shown.status_code, shown.json()) == (404, {"detail": f"order {other_id} not found"})
     paid = await stack.http.post(
-        f"/orders/{workflow_id}/payments",
+        f"/orders/{other_id}/payments",
         json={"payment_id": "PAY-1", "amount": "1.00", "currency": "EUR"},
     )
     assert paid.status_code == 404, paid.text

@@ -6,24 +6,34 @@ Temporal through `OrderService`; it holds no order state of its own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import date
-from typing import Annotated
+from datetime import timedelta
+from importlib.resources import files
+from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.models import Example
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from o2c_service.orders import (
     BulkOutcome,
     CreatedOrder,
     EventRejected,
+    EventStillApplying,
+    InvalidParameter,
+    OrderBroken,
     OrderConflict,
     OrderError,
-    OrderListItem,
     OrderNotFound,
+    OrderPage,
     OrderSelection,
     OrderService,
     SupportVerb,
@@ -35,6 +45,7 @@ from o2c_service.reports import (
     BillingUnavailable,
     InvalidReportRequest,
     LocalBillingReader,
+    ReportDate,
     ReportService,
     SummaryReport,
 )
@@ -52,9 +63,24 @@ from o2c_workflows.messages import (
     SupportAck,
     SupportAction,
 )
-from o2c_workflows.models import Identifier, OrderRequest, OrderStatus, ShortText, Strict
+from o2c_workflows.models import (
+    ORDER_REQUEST_EXAMPLE,
+    Identifier,
+    OrderRequest,
+    OrderStatus,
+    ShortText,
+    Strict,
+)
 from o2c_workflows.state import OrderState
 
+DOCS_ASSETS = files("fastapi_offline") / "static"
+"""Swagger UI and ReDoc, as the `fastapi-offline` package ships them."""
+ORDER_EXAMPLES: dict[str, Example] = {
+    "demo": Example(
+        summary="The seeded demo customer and items: books as is on a fresh `o2c dev`",
+        value=ORDER_REQUEST_EXAMPLE,
+    )
+}
 ServiceFactory = Callable[[], Awaitable[OrderService]]
 OptionalAction = Annotated[SupportAction | None, Body()]
 """A retry or release needs no body; `{"note": "..."}` adds a note to the timeline."""
@@ -87,17 +113,120 @@ class BulkResult(BaseModel):
     outcomes: list[BulkOutcome]
 
 
+class EventAccepted(BaseModel):
+    """An event the order accepted but had not finished applying when the API stopped waiting."""
+
+    order_id: str
+    accepted: bool = True
+    message: str
+    links: OrderLinks
+
+
+MAX_BODY_BYTES = 1_000_000
+"""Request bodies larger than this are refused (413) before they are parsed."""
+MAX_ECHOED_CHARS = 100
+"""A validation error shows at most this much of the value it refuses."""
+
 _STATUS_FOR: dict[type[OrderError], int] = {
     OrderNotFound: status.HTTP_404_NOT_FOUND,
     OrderConflict: status.HTTP_409_CONFLICT,
+    OrderBroken: status.HTTP_500_INTERNAL_SERVER_ERROR,
     TemporalUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": EventAccepted,
+        "description": "Accepted by the order (durably) but not finished in time: it will be "
+        "applied; `GET /orders/{order_id}` shows it",
+    },
+    503: {
+        "description": "Not taken (no worker accepted it in time, or Temporal is unreachable): "
+        "nothing was applied; an event with an id (payment_id, tracking number or event_id, "
+        "return_id) may be sent again safely"
+    },
 }
 
 
 def _error_status(error: OrderError) -> int:
     if isinstance(error, EventRejected):
         return status.HTTP_422_UNPROCESSABLE_CONTENT if error.invalid else status.HTTP_409_CONFLICT
-    return _STATUS_FOR[type(error)]
+    return next(code for kind, code in _STATUS_FOR.items() if isinstance(error, kind))
+
+
+def _echoed(value: Any) -> Any:
+    """The refused value, short: scalars as they are, anything longer cut."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else json.dumps(jsonable_encoder(value))
+    return text if len(text) <= MAX_ECHOED_CHARS else text[:MAX_ECHOED_CHARS] + "..."
+
+
+def validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
+    """Each error with the field it is about (`loc`) and at most the refused value:
+    never the whole body (a missing field's `input` would be the body around it)."""
+    details: list[dict[str, Any]] = []
+    for item in error.errors():
+        detail: dict[str, Any] = {"type": item["type"], "loc": list(item["loc"]),
+                                  "msg": item["msg"]}  # fmt: skip
+        if item["type"] not in ("missing", "json_invalid") and "input" in item:
+            detail["input"] = _echoed(item["input"])
+        details.append(detail)
+    return details
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes with 413: by Content-Length when it is sent,
+    by counting as it streams in when it is not (or when it lies)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._refuse(send)
+            return
+        received, started, too_large = 0, False, False
+
+        async def counted_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    # Read no further; the app sees the client go, and its answer is dropped.
+                    too_large = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if too_large and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large and not started:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(
+            {"detail": f"the request body is larger than {self.limit} bytes (1 MB), the limit"}
+        ).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
 
 
 def create_app(settings: Settings, service_factory: ServiceFactory | None = None) -> FastAPI:
@@ -110,6 +239,8 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
             settings.task_queue,
             settings.dunning,
             local_activities=settings.local_activities,
+            accept_wait=timedelta(seconds=settings.event_accept_seconds),
+            event_wait=timedelta(seconds=settings.event_wait_seconds),
         )
 
     # Reports read billing too: opened on the first report, so the API starts without it.
@@ -128,10 +259,50 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         summary="Order-to-Cash orchestration: each order a durable Temporal workflow.",
         version="0.1.0",
         lifespan=lifespan,
+        # The docs' assets are served from an installed package: no CDN, works offline.
+        docs_url=None,
+        redoc_url=None,
     )
+    app.add_middleware(BodyLimit)
+    app.mount("/static/docs", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="o2c API",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="o2c API",
+            redoc_js_url="/static/docs/redoc.standalone.js",
+            redoc_favicon_url="/static/docs/favicon.png",
+            with_google_fonts=False,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            content={"detail": validation_details(error)})  # fmt: skip
 
     @app.exception_handler(OrderError)
     async def order_error(_: Request, error: OrderError) -> JSONResponse:
+        if isinstance(error, EventStillApplying):
+            accepted = EventAccepted(
+                order_id=error.order_id, message=str(error), links=links(error.order_id)
+            )
+            return JSONResponse(status_code=status.HTTP_202_ACCEPTED,
+                                content=accepted.model_dump(mode="json"))  # fmt: skip
+        if isinstance(error, InvalidParameter):
+            detail = [{"type": "value_error", "loc": ["query", error.field], "msg": str(error)}]
+            return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                content={"detail": detail})  # fmt: skip
         return JSONResponse(status_code=_error_status(error), content={"detail": str(error)})
 
     def orders(request: Request) -> OrderService:
@@ -155,7 +326,9 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         responses={200: {"model": OrderCreated, "description": "The order existed already"}},
     )
     async def create_order(
-        order: OrderRequest, request: Request, response: Response
+        order: Annotated[OrderRequest, Body(openapi_examples=ORDER_EXAMPLES)],
+        request: Request,
+        response: Response,
     ) -> OrderCreated:
         """Start an order. Sending the same source order again returns it and starts nothing."""
         created = await orders(request).create(order)
@@ -170,15 +343,23 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
         customer_id: Identifier | None = None,
         hold_reason: Identifier | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[OrderListItem]:
-        """Orders by status, customer or hold reason, newest first.
+        limit: Annotated[int, Query(ge=1, le=1000, description="Orders per page.")] = 100,
+        page_token: Annotated[str | None, Query(max_length=2000)] = None,
+    ) -> OrderPage:
+        """One page of orders by status, customer or hold reason, newest first.
 
+        `{"orders": [...], "next_page_token": ..., "total": N}`: `total` counts every
+        matching order; while `next_page_token` is not null, send it back as
+        `page_token` (with the same filters) for the next page.
         Held orders: `?status=OnHold`, optionally `&hold_reason=out_of_stock`.
         Search is eventually consistent: a change shows here within a second or so.
         """
         return await orders(request).search(
-            status=order_status, customer_id=customer_id, hold_reason=hold_reason, limit=limit
+            status=order_status,
+            customer_id=customer_id,
+            hold_reason=hold_reason,
+            limit=limit,
+            page_token=page_token,
         )
 
     async def bulk(request: Request, verb: SupportVerb, selection: OrderSelection,
@@ -211,39 +392,39 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         """The order's whole current state, with its timeline."""
         return await orders(request).get(order_id)
 
-    @app.post("/orders/{order_id}/shipments", tags=["events"])
+    @app.post("/orders/{order_id}/shipments", tags=["events"], responses=EVENT_RESPONSES)
     async def confirm_shipment(
         order_id: str, event: ShipmentConfirmed, request: Request
     ) -> EventAck:
         """The goods left: 409 if the order cannot take a shipment now, with the reason."""
         return await orders(request).confirm_shipment(order_id, event)
 
-    @app.post("/orders/{order_id}/payments", tags=["events"])
+    @app.post("/orders/{order_id}/payments", tags=["events"], responses=EVENT_RESPONSES)
     async def receive_payment(order_id: str, event: PaymentReceived, request: Request) -> EventAck:
         """Money arrived: 409 if it does not fit the order now, 422 if it contradicts it."""
         return await orders(request).receive_payment(order_id, event)
 
-    @app.post("/orders/{order_id}/amendments", tags=["events"])
+    @app.post("/orders/{order_id}/amendments", tags=["events"], responses=EVENT_RESPONSES)
     async def amend(order_id: str, amendment: Amendment, request: Request) -> AmendmentAck:
         """Change quantities, add or remove lines that have not started shipping."""
         return await orders(request).amend(order_id, amendment)
 
-    @app.post("/orders/{order_id}/returns", tags=["events"])
+    @app.post("/orders/{order_id}/returns", tags=["events"], responses=EVENT_RESPONSES)
     async def record_return(order_id: str, returned: ReturnReceived, request: Request) -> EventAck:
         """Goods came back: a credit note, then a refund or customer credit."""
         return await orders(request).record_return(order_id, returned)
 
-    @app.post("/orders/{order_id}/retry", tags=["support"])
+    @app.post("/orders/{order_id}/retry", tags=["support"], responses=EVENT_RESPONSES)
     async def retry(order_id: str, request: Request, action: OptionalAction = None) -> SupportAck:
         """Run the step the order is parked at again, once its cause is fixed."""
         return await orders(request).retry(order_id, action or SupportAction())
 
-    @app.post("/orders/{order_id}/release", tags=["support"])
+    @app.post("/orders/{order_id}/release", tags=["support"], responses=EVENT_RESPONSES)
     async def release(order_id: str, request: Request, action: OptionalAction = None) -> SupportAck:
         """Let an order held for credit go on."""
         return await orders(request).release(order_id, action or SupportAction())
 
-    @app.post("/orders/{order_id}/cancel", tags=["support"])
+    @app.post("/orders/{order_id}/cancel", tags=["support"], responses=EVENT_RESPONSES)
     async def cancel(order_id: str, cancel: CancelRequest, request: Request) -> SupportAck:
         """Cancel before shipment; what was done is undone. 409 once it has shipped."""
         return await orders(request).cancel(order_id, cancel)
@@ -270,8 +451,8 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     @app.get("/reports/summary", tags=["reports"])
     async def summary_report(
         request: Request,
-        start: date | None = None,
-        end: date | None = None,
+        start: ReportDate | None = None,
+        end: ReportDate | None = None,
         sample: Annotated[int, Query(ge=1, le=MAX_SAMPLE)] = DEFAULT_SAMPLE,
     ) -> SummaryReport:
         """Orders by status, cycle time per stage, fallout, receivables ageing and DSO.

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
+import time
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -19,13 +22,58 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from adapters.faults import FaultProfileError
 from o2c_service.settings import Settings
 from o2c_workflows.models import OrderStatus
+from o2c_workflows.money import parse_amount
 
-app = typer.Typer(help="Order-to-Cash orchestration on Temporal.", no_args_is_help=True)
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors as one plain line on stderr, like every other error of `o2c`.
+
+    Click's convention stays (exit 2 for usage, 1 for refusals and unreachable
+    services); only Typer's boxed, multi-line rendering goes, so scripts and
+    people read the same single `error: ...` line whatever went wrong.
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        plain = (args, prog_name, complete_var, False, windows_expand_args)
+        if not standalone_mode:
+            return super().main(*plain, **extra)
+        try:
+            code = super().main(*plain, **extra)
+        except typer.TyperException as error:  # Click's usage errors (exit 2) and the like
+            message = " ".join(error.format_message().split())
+            if type(error).__name__ == "NoArgsIsHelpError":  # the help was the answer
+                if message:  # already shown when Typer renders help itself
+                    print(error.format_message(), file=sys.stderr)
+                sys.exit(error.exit_code)
+            ctx = getattr(error, "ctx", None)
+            if ctx is not None:
+                message += f" (see {ctx.command_path} --help)"
+            _error_line(message)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            _error_line("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    help="Order-to-Cash orchestration on Temporal.", no_args_is_help=True, cls=_OneLineErrors
+)
 orders_app = typer.Typer(
     help="Create, inspect and move orders (through the HTTP API).", no_args_is_help=True
 )
@@ -100,8 +148,20 @@ def api() -> None:
 # -- orders -------------------------------------------------------------------
 
 
+MAX_PAGE = 1000
+"""The most orders the API lists in one page."""
+API_TIMEOUT = httpx.Timeout(30, read=90)
+"""The API may wait for a worker to accept an event (10 s) and apply it (60 s) before it
+answers, with 202 at the latest: read longer than that, so the answer is not lost."""
+
+
+def _error_line(message: str) -> None:
+    """`error: ...` on stderr, never wrapped: one line whatever the terminal's width."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    _error_line(message)
     raise typer.Exit(1)
 
 
@@ -127,7 +187,8 @@ def _call(
 ) -> Any:
     base = api_url or Settings().api_url
     try:
-        response = httpx.request(method, f"{base}{path}", json=body, params=params, timeout=30)
+        response = httpx.request(method, f"{base}{path}", json=body, params=params,
+                                 timeout=API_TIMEOUT)  # fmt: skip
     except httpx.TransportError as error:
         _fail(f"cannot reach the o2c API at {base} ({error}); is `o2c dev` or `o2c api` running?")
     if response.is_error:
@@ -146,8 +207,10 @@ def _ack_table(
     ack: dict[str, Any], keys: tuple[str, ...] = ("order_id", "status", "message", "duplicate")
 ) -> Table:
     table = Table(show_header=False)
-    for key in keys:
-        table.add_row(key, str(ack[key]))
+    # An event still being applied (HTTP 202) answers only order_id, accepted and message.
+    for key in (*keys, "accepted"):
+        if key in ack:
+            table.add_row(key, str(ack[key]))
     return table
 
 
@@ -245,6 +308,40 @@ def show_order(order_id: str, output: OutputOption = Output.TABLE,
     out.print(*tables)
 
 
+FINISHED = frozenset({OrderStatus.CLOSED, OrderStatus.CANCELLED})
+WAIT_POLL_SECONDS = 0.2
+
+
+@orders_app.command("wait")
+def wait_for_order(
+    order_id: str,
+    status: Annotated[OrderStatus, typer.Option(help="The status to wait for, e.g. Booked.")],
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait before giving up (exit 1).")
+    ] = 60,
+    output: OutputOption = Output.TABLE,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Wait until an order reaches a status: orders book, invoice and close on their own.
+
+    Gives up at once if the order finished in another status, and after --timeout
+    seconds otherwise (say, the order is held: see `o2c orders show`).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        current = OrderStatus(_call(api_url, "GET", f"/orders/{order_id}")["status"])
+        if current is status:
+            break
+        if current in FINISHED:
+            _fail(f"order {order_id} is {current.value}; it will not become {status.value}")
+        if time.monotonic() >= deadline:
+            _fail(f"order {order_id} is still {current.value}, not {status.value}, "
+                  f"after {timeout:g} s")  # fmt: skip
+        time.sleep(WAIT_POLL_SECONDS)
+    reached = {"order_id": order_id, "status": current.value}
+    _emit(reached, output, _ack_table(reached, ("order_id", "status")))
+
+
 def _terms(order: dict[str, Any]) -> str:
     terms = order["payment_terms"]
     if order.get("payment_method"):
@@ -285,14 +382,37 @@ def list_orders(
     held: HeldOption = False,
     customer: CustomerOption = None,
     hold_reason: ReasonOption = None,
-    limit: int = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, help="Show at most this many orders, following pages.")
+    ] = 100,
+    page_token: Annotated[
+        str | None, typer.Option("--page-token", help="Start at this page (as printed).")
+    ] = None,
     output: OutputOption = Output.TABLE,
     api_url: ApiUrlOption = None,
 ) -> None:
-    """List orders by status, customer or hold reason (from Temporal's search, seconds behind)."""
-    params = {"limit": str(limit), **_selection(status, held, customer, hold_reason)}
-    items = _call(api_url, "GET", "/orders", params=params)
-    table = Table("order", "status", "held for", "customer", "workflow", "started")
+    """List orders by status, customer or hold reason (from Temporal's search, seconds behind).
+
+    Follows the API's pages until `--limit` orders are shown; when more match, it
+    says how many and prints the `--page-token` that lists the rest.
+    """
+    filters = _selection(status, held, customer, hold_reason)
+    items: list[dict[str, Any]] = []
+    total, token = 0, page_token
+    while True:
+        params = {"limit": str(min(limit - len(items), MAX_PAGE)), **filters}
+        if token is not None:
+            params["page_token"] = token
+        page = _call(api_url, "GET", "/orders", params=params)
+        items.extend(page["orders"])
+        total, token = page["total"], page["next_page_token"]
+        if token is None or len(items) >= limit:
+            break
+    if output is Output.JSON:
+        _emit({"orders": items, "next_page_token": token, "total": total}, output)
+        return
+    table = Table("order", "status", "held for", "customer", "workflow", "started",
+                  caption=f"{len(items)} shown of {total} matching")  # fmt: skip
     for item in items:
         table.add_row(
             item["order_id"],
@@ -303,6 +423,8 @@ def list_orders(
             item["started_at"] or "-",
         )
     _emit(items, output, table)
+    if token is not None:
+        err.print(f"more orders match: --page-token {token}", highlight=False, soft_wrap=True)
 
 
 def _support_action(
@@ -409,13 +531,11 @@ def ship_order(
 
 
 def _amount(text: str) -> Decimal:
+    """The API's own strict reading, so the CLI never sends what a person did not type."""
     try:
-        amount = Decimal(text)
-    except ArithmeticError:
+        return parse_amount(text)
+    except ValueError:
         raise typer.BadParameter(f"'{text}' is not an amount such as 120.50") from None
-    if not amount.is_finite():
-        raise typer.BadParameter(f"'{text}' is not an amount such as 120.50")
-    return amount
 
 
 @orders_app.command("pay")
@@ -478,7 +598,7 @@ def amend_order(
     body = {"changes": [_quantity(item) for item in line], "event_id": event_id}
     ack = _call(api_url, "POST", f"/orders/{order_id}/amendments", body)
     table = _ack_table(ack, ("order_id", "status", "message", "total_before", "total_after"))
-    for change in ack["changes"]:
+    for change in ack.get("changes", []):
         table.add_row("change", change)
     _emit(ack, output, table)
 

@@ -1,12 +1,15 @@
 """Order operations over Temporal, in the terms the API and CLI speak.
 
 Temporal's errors are translated here, once, into the few outcomes a caller
-can act on: not found, conflict, rejected (and why), Temporal unavailable.
+can act on: not found, conflict, rejected (and why), accepted but still
+applying, not taken (Temporal or the worker unavailable), and broken (a bug).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +25,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -58,9 +62,15 @@ from o2c_workflows.search_attributes import CUSTOMER_ID, HOLD_REASON, ORDER_STAT
 from o2c_workflows.state import OrderState
 
 RPC_TIMEOUT = timedelta(seconds=10)
+ACCEPT_WAIT = timedelta(seconds=10)
+"""How long an event may wait for the order to accept it (a worker to pick it up)."""
+EVENT_WAIT = timedelta(seconds=60)
+"""How long an accepted event is waited for before answering 202 (O2C_EVENT_WAIT_SECONDS)."""
 REFUND_WAIT = timedelta(seconds=30)
 """How long `refund_credit` waits for its workflow's outcome before answering 503."""
 REQUEST_HASH_MEMO = "request_sha256"
+_NO_ANSWER = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+"""Temporal did not answer: no outcome, neither success nor refusal."""
 
 
 class OrderError(Exception):
@@ -87,6 +97,31 @@ class TemporalUnavailable(OrderError):
     pass
 
 
+class EventNotTaken(TemporalUnavailable):
+    """No worker accepted the event in time (HTTP 503): nothing was applied."""
+
+
+class OrderBroken(OrderError):
+    """Temporal is up but cannot answer for the order: its workflow task or query fails,
+    or Temporal refused the request as malformed. A bug, not an outage (HTTP 500)."""
+
+
+class EventStillApplying(OrderError):
+    """The order accepted the event (durably) but has not finished applying it (HTTP 202)."""
+
+    def __init__(self, message: str, *, order_id: str) -> None:
+        super().__init__(message)
+        self.order_id = order_id
+
+
+class InvalidParameter(OrderError):
+    """A request parameter Temporal cannot use; `field` names it (HTTP 422)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class CreatedOrder(BaseModel):
     order_id: str
     status: OrderStatus
@@ -101,6 +136,14 @@ class OrderListItem(BaseModel):
     execution_status: str
     started_at: datetime | None
     closed_at: datetime | None
+
+
+class OrderPage(BaseModel):
+    """One page of a listing; send `next_page_token` back as `page_token` for the next."""
+
+    orders: list[OrderListItem]
+    next_page_token: str | None = Field(description="None on the last page.")
+    total: int = Field(description="Orders matching the filters, on every page together.")
 
 
 SupportVerb = Literal["retry", "release", "cancel"]
@@ -152,12 +195,17 @@ class OrderService:
         dunning: DunningPolicy | None = None,
         clock: Clock | None = None,
         local_activities: bool = False,
+        *,
+        accept_wait: timedelta = ACCEPT_WAIT,
+        event_wait: timedelta = EVENT_WAIT,
     ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._dunning = dunning or DunningPolicy()
         self._clock = clock or _utc_now
         self._local_activities = local_activities
+        self._accept_wait = accept_wait
+        self._event_wait = event_wait
 
     @property
     def client(self) -> Client:
@@ -170,13 +218,11 @@ class OrderService:
     async def create(self, order: OrderRequest) -> CreatedOrder:
         """Start the order, or find it if the caller sent it before.
 
-        The workflow id is the order id, so a retried POST cannot start a second
-        workflow: a running one is reused, a finished one is never reused.
+        The workflow id is the order id and a start never joins an existing run
+        (`FAIL`), so of any number of identical POSTs, even at once, exactly one
+        starts the order and is told `created`; the others find it.
         """
         async with self.translated(order.order_id):
-            existing = await self._existing(order)
-            if existing is not None:
-                return existing
             try:
                 await self._client.start_workflow(
                     OrderWorkflow.run,
@@ -185,7 +231,7 @@ class OrderService:
                     ),
                     id=order.order_id,
                     task_queue=self._task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     search_attributes=TypedSearchAttributes(
                         [
@@ -199,21 +245,16 @@ class OrderService:
                     rpc_timeout=RPC_TIMEOUT,
                 )
             except WorkflowAlreadyStartedError:
-                # Finished between our look and our start: it is the same order.
-                existing = await self._existing(order)
-                assert existing is not None
-                return existing
+                # Running or finished: the same order if the request is the same.
+                return await self._existing(order)
             return CreatedOrder(order_id=order.order_id, status=OrderStatus.ENTERED, created=True)
 
-    async def _existing(self, order: OrderRequest) -> CreatedOrder | None:
-        try:
-            description = await self._handle(order.order_id).describe(rpc_timeout=RPC_TIMEOUT)
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise
+    async def _existing(self, order: OrderRequest) -> CreatedOrder:
+        description = await self._handle(order.order_id).describe(rpc_timeout=RPC_TIMEOUT)
         memo = await description.memo()
-        if memo.get(REQUEST_HASH_MEMO) != request_hash(order):
+        if description.workflow_type != WORKFLOW_NAME or (
+            memo.get(REQUEST_HASH_MEMO) != request_hash(order)
+        ):
             raise OrderConflict(
                 f"order {order.order_id} already exists with different content; "
                 "send a new source_order_id for a new order"
@@ -238,8 +279,10 @@ class OrderService:
         customer_id: str | None = None,
         hold_reason: str | None = None,
         limit: int = 100,
-    ) -> list[OrderListItem]:
-        """Orders by business state, from Temporal visibility (eventually consistent).
+        page_token: str | None = None,
+    ) -> OrderPage:
+        """One page of orders by business state, from Temporal visibility (eventually
+        consistent), with the total that match and the token for the next page.
 
         `status` is an enum; `customer_id` and `hold_reason` are validated as
         Identifiers (no quotes) by the API and CLI, so nothing can break out of
@@ -253,36 +296,92 @@ class OrderService:
             clauses.append(f"{CUSTOMER_ID.name} = '{_quotable(customer_id)}'")
         if hold_reason is not None:
             clauses.append(f"{HOLD_REASON.name} = '{_quotable(hold_reason)}'")
-        items: list[OrderListItem] = []
+        query = " AND ".join(clauses)
+        token = _decode_page_token(page_token)
         async with self.translated(None):
-            async for execution in self._client.list_workflows(
-                " AND ".join(clauses), limit=limit, rpc_timeout=RPC_TIMEOUT
-            ):
-                found_status = execution.typed_search_attributes.get(ORDER_STATUS)
-                items.append(
-                    OrderListItem(
-                        order_id=execution.id,
-                        status=OrderStatus(found_status) if found_status else None,
-                        customer_id=execution.typed_search_attributes.get(CUSTOMER_ID),
-                        hold_reason=execution.typed_search_attributes.get(HOLD_REASON),
-                        execution_status=(execution.status or WorkflowExecutionStatus.RUNNING).name,
-                        started_at=execution.start_time,
-                        closed_at=execution.close_time,
-                    )
+            pages = self._client.list_workflows(
+                query, page_size=limit, next_page_token=token, rpc_timeout=RPC_TIMEOUT
+            )
+            try:
+                await pages.fetch_next_page()
+            except RPCError as error:
+                if token is not None and error.status == RPCStatusCode.INVALID_ARGUMENT:
+                    raise InvalidParameter("page_token", "page_token is not valid") from error
+                raise
+            counted = await self._client.count_workflows(query, rpc_timeout=RPC_TIMEOUT)
+        items: list[OrderListItem] = []
+        for execution in pages.current_page or []:
+            attributes = execution.typed_search_attributes
+            found_status = attributes.get(ORDER_STATUS)
+            items.append(
+                OrderListItem(
+                    order_id=execution.id,
+                    status=OrderStatus(found_status) if found_status else None,
+                    customer_id=attributes.get(CUSTOMER_ID),
+                    hold_reason=attributes.get(HOLD_REASON),
+                    execution_status=(execution.status or WorkflowExecutionStatus.RUNNING).name,
+                    started_at=execution.start_time,
+                    closed_at=execution.close_time,
                 )
-        return items
+            )
+        next_token = pages.next_page_token
+        return OrderPage(
+            orders=items,
+            next_page_token=base64.urlsafe_b64encode(next_token).decode() if next_token else None,
+            total=counted.count,
+        )
 
     async def confirm_shipment(self, order_id: str, event: ShipmentConfirmed) -> EventAck:
-        return await self._update(order_id, "confirm_shipment", event, EventAck)
+        def applied(state: OrderState) -> EventAck | None:
+            dispatch = state.dispatch(event.dedup_key)
+            if dispatch is None:
+                return None
+            return _duplicate(state, f"shipment {event.dedup_key} was already confirmed "
+                              f"({dispatch.carrier} {dispatch.tracking_number})")  # fmt: skip
+
+        return await self._update(order_id, "confirm_shipment", event, EventAck, applied)
 
     async def receive_payment(self, order_id: str, event: PaymentReceived) -> EventAck:
-        return await self._update(order_id, "receive_payment", event, EventAck)
+        def applied(state: OrderState) -> EventAck | None:
+            payment = state.payment(event.payment_id)
+            if payment is None:
+                return None
+            if payment.amount != event.amount:
+                raise EventRejected(
+                    f"payment {event.payment_id} was already received for {payment.amount}, "
+                    f"not {event.amount}",
+                    invalid=True,
+                )
+            return _duplicate(state, f"payment {event.payment_id} was already received "
+                              f"({payment.amount} {payment.currency})")  # fmt: skip
+
+        return await self._update(order_id, "receive_payment", event, EventAck, applied)
 
     async def amend(self, order_id: str, amendment: Amendment) -> AmendmentAck:
-        return await self._update(order_id, "amend", amendment, AmendmentAck)
+        def applied(state: OrderState) -> AmendmentAck | None:
+            if amendment.event_id is None or amendment.event_id not in state.amendments:
+                return None
+            return AmendmentAck(
+                **_duplicate(
+                    state, f"amendment {amendment.event_id} was already applied"
+                ).model_dump(),
+                changes=[],
+                total_before=state.total,
+                total_after=state.total,
+            )
+
+        return await self._update(
+            order_id, "amend", amendment, AmendmentAck, applied,
+            recognised=amendment.event_id is not None,
+        )  # fmt: skip
 
     async def record_return(self, order_id: str, returned: ReturnReceived) -> EventAck:
-        return await self._update(order_id, "record_return", returned, EventAck)
+        def applied(state: OrderState) -> EventAck | None:
+            if state.returned(returned.return_id) is None:
+                return None
+            return _duplicate(state, f"return {returned.return_id} was already recorded")
+
+        return await self._update(order_id, "record_return", returned, EventAck, applied)
 
     async def retry(self, order_id: str, action: SupportAction) -> SupportAck:
         return await self._update(order_id, "retry", action, SupportAck)
@@ -304,12 +403,14 @@ class OrderService:
         One order refusing (already moved on, say) does not stop the others;
         every order gets a line saying what happened to it.
         """
-        matching = await self.search(
-            status=selection.status,
-            customer_id=selection.customer_id,
-            hold_reason=selection.hold_reason,
-            limit=selection.limit,
-        )
+        matching = (
+            await self.search(
+                status=selection.status,
+                customer_id=selection.customer_id,
+                hold_reason=selection.hold_reason,
+                limit=selection.limit,
+            )
+        ).orders
         limit = asyncio.Semaphore(BULK_CONCURRENCY)
 
         async def one(order_id: str) -> BulkOutcome:
@@ -322,6 +423,8 @@ class OrderService:
                         assert isinstance(argument, SupportAction)
                         act = self.retry if action == "retry" else self.release
                         ack = await act(order_id, argument)
+                except EventStillApplying as accepted:
+                    return BulkOutcome(order_id=order_id, ok=True, message=str(accepted))
                 except OrderError as error:
                     return BulkOutcome(order_id=order_id, ok=False, message=str(error))
                 return BulkOutcome(
@@ -402,15 +505,96 @@ class OrderService:
             return result
 
     async def _update(
-        self, order_id: str, update: str, argument: BaseModel, result_type: type[R]
+        self,
+        order_id: str,
+        update: str,
+        argument: BaseModel,
+        result_type: type[R],
+        applied: Callable[[OrderState], R | None] | None = None,
+        *,
+        recognised: bool = True,
     ) -> R:
-        """Send an Update, so the answer says accepted or why not."""
+        """Send an Update, so the answer says applied, refused and why, or still applying.
+
+        An accepted Update is durable: once the order has accepted the event it
+        will be applied whatever happens to this request, so running longer than
+        `event_wait` is answered as accepted (202), not as a failure. `applied`
+        finds the event in a finished order's final state: a copy of an event it
+        applied is answered as a duplicate, as the open order would have.
+        `recognised` is False for an event without an id: a copy of it is not
+        recognised, so no answer may call sending it again safe.
+        """
+        handle = self._handle(order_id)
+        resend = (
+            "sending the same event again is safe: a copy is answered as a duplicate"
+            if recognised
+            else f"it has no event_id, so a copy would be applied again: check /orders/{order_id} "
+            "before sending it again"
+        )
+        try:
+            async with self.translated(order_id):
+                try:
+                    async with asyncio.timeout(self._accept_wait.total_seconds()):
+                        # By name: the SDK's typing does not accept async update methods here.
+                        pending = await handle.start_update(
+                            update,
+                            argument,
+                            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                            result_type=result_type,
+                            rpc_timeout=self._accept_wait,
+                        )
+                except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+                    if (broken := await self._broken(order_id)) is not None:
+                        raise broken from error
+                    raise EventNotTaken(
+                        f"order {order_id} did not take the event within "
+                        f"{self._accept_wait.total_seconds():g} s (is a worker running?): "
+                        "nothing was applied (it may still be, once a worker picks the order "
+                        f"up); {resend}"
+                    ) from error
+                except RPCError as error:
+                    if error.status != RPCStatusCode.NOT_FOUND or applied is None:
+                        raise
+                    # The order may have finished: a copy of an event it applied is no refusal.
+                    ack = await self._applied_to_finished(order_id, applied)
+                    if ack is None:
+                        raise
+                    return ack
+        except EventNotTaken:
+            raise
+        except TemporalUnavailable as error:
+            raise TemporalUnavailable(f"{error}; the event was not accepted; {resend}") from error
         async with self.translated(order_id):
-            # By name: the SDK's typing does not accept async update methods here.
-            result: R = await self._handle(order_id).execute_update(
-                update, argument, result_type=result_type, rpc_timeout=RPC_TIMEOUT
-            )
+            try:
+                async with asyncio.timeout(self._event_wait.total_seconds()):
+                    result: R = await pending.result(rpc_timeout=self._event_wait)
+            except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as error:
+                if isinstance(error, RPCError) and error.status not in _NO_ANSWER:
+                    raise
+                # Accepted is durable: the event will be applied, whoever waits for it.
+                raise EventStillApplying(
+                    f"order {order_id} accepted the event but has not finished applying it "
+                    f"within {self._event_wait.total_seconds():g} s; it will be applied: see "
+                    f"/orders/{order_id}",
+                    order_id=order_id,
+                ) from error
         return result
+
+    async def _applied_to_finished(
+        self, order_id: str, applied: Callable[[OrderState], R | None]
+    ) -> R | None:
+        """`applied` on the final state of a finished order; None when it cannot tell."""
+        try:
+            description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
+            if description.workflow_type != WORKFLOW_NAME or description.status in (
+                None,
+                WorkflowExecutionStatus.RUNNING,
+            ):
+                return None
+            state = await self._handle(order_id).query(OrderWorkflow.state, rpc_timeout=RPC_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError):
+            return None
+        return applied(state)
 
     def _handle(self, order_id: str) -> WorkflowHandle[OrderWorkflow, object]:
         return self._client.get_workflow_handle_for(OrderWorkflow.run, order_id)
@@ -421,23 +605,33 @@ class OrderService:
         try:
             yield
         except WorkflowUpdateFailedError as error:
-            cause = error.cause
-            if isinstance(cause, ApplicationError) and cause.type in (
+            failure = business_failure(error)
+            if failure is not None and failure.type in (
                 rejections.EVENT_NOT_ALLOWED,
                 rejections.INVALID_EVENT,
             ):
                 raise EventRejected(
-                    cause.message, invalid=cause.type == rejections.INVALID_EVENT
+                    failure.message, invalid=failure.type == rejections.INVALID_EVENT
+                ) from error
+            if order_id is not None and not await self._is_order(order_id):
+                raise OrderNotFound(f"order {order_id} not found") from error
+            if failure is not None:
+                raise EventRejected(
+                    f"{failure.type or 'failed'}: {failure.message}", invalid=False
                 ) from error
             raise EventRejected(
-                f"the event could not be applied: {cause}", invalid=False
+                f"the event could not be applied: {error.cause}", invalid=False
             ) from error
         except WorkflowUpdateRPCTimeoutOrCancelledError as error:
+            if order_id is not None and (broken := await self._broken(order_id)) is not None:
+                raise broken from error
             raise TemporalUnavailable(
                 f"order {order_id} did not answer in time: is a worker running?"
             ) from error
         except WorkflowQueryFailedError as error:
-            raise TemporalUnavailable(f"order {order_id} could not be read: {error}") from error
+            if order_id is not None and not await self._is_order(order_id):
+                raise OrderNotFound(f"order {order_id} not found") from error
+            raise OrderBroken(f"order {order_id} could not be read: {error}") from error
         except RPCError as error:
             raise await self._rpc_outcome(order_id, error) from error
         except RuntimeError as error:
@@ -451,14 +645,50 @@ class OrderService:
 
     async def _rpc_outcome(self, order_id: str | None, error: RPCError) -> OrderError:
         if error.status == RPCStatusCode.NOT_FOUND and order_id is not None:
+            if not await self._is_order(order_id):
+                return OrderNotFound(f"order {order_id} not found")
             if await self._is_closed(order_id):
                 return OrderConflict(f"order {order_id} is finished and takes no more events")
             return OrderNotFound(f"order {order_id} not found")
         if error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            if order_id is not None and (broken := await self._broken(order_id)) is not None:
+                return broken
             return TemporalUnavailable(
                 f"order {order_id} did not answer in time: is a worker running?"
             )
+        if error.status == RPCStatusCode.FAILED_PRECONDITION or (
+            "workflow task in failed state" in error.message.lower()
+        ):
+            return OrderBroken(
+                f"order {order_id} cannot answer: its workflow task is failing (a bug in the "
+                f"workflow or worker; see the worker log and the Temporal UI): {error.message}"
+            )
+        if error.status == RPCStatusCode.INVALID_ARGUMENT:
+            return OrderBroken(f"Temporal refused the request: {error.message}")
         return TemporalUnavailable(f"Temporal is unavailable: {error.message}")
+
+    async def _broken(self, order_id: str) -> OrderBroken | None:
+        """Why an order did not answer when Temporal is up and its workflow task keeps
+        failing (a bug, not an outage); None when that is not the reason."""
+        try:
+            description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
+        except RPCError:
+            return None
+        attempt = description.raw_description.pending_workflow_task.attempt
+        if attempt <= 1:
+            return None
+        return OrderBroken(
+            f"order {order_id} cannot answer: its workflow task is failing (attempt {attempt}; "
+            "a bug in the workflow or worker, see the worker log and the Temporal UI)"
+        )
+
+    async def _is_order(self, order_id: str) -> bool:
+        """False when no workflow has this id or it is not an `Order` (say, a refund)."""
+        try:
+            description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
+        except RPCError as error:
+            return error.status != RPCStatusCode.NOT_FOUND
+        return description.workflow_type == WORKFLOW_NAME
 
     async def _is_closed(self, order_id: str) -> bool:
         try:
@@ -466,3 +696,33 @@ class OrderService:
         except RPCError:
             return False
         return description.status not in (None, WorkflowExecutionStatus.RUNNING)
+
+
+def business_failure(error: BaseException) -> ApplicationError | None:
+    """The first ApplicationError down the failure's cause chain: its `type` is the
+    business code (an activity's failure wraps the adapter's refusal in an
+    ActivityError, whose own message says only that the activity failed)."""
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, ApplicationError):
+            return current
+        current = current.__cause__
+    return None
+
+
+def _duplicate(state: OrderState, message: str) -> EventAck:
+    return EventAck(
+        order_id=state.order_id,
+        status=state.status,
+        duplicate=True,
+        message=f"{message}; order is {state.status.value}, nothing done again",
+    )
+
+
+def _decode_page_token(token: str | None) -> bytes | None:
+    if token is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError) as error:
+        raise InvalidParameter("page_token", "page_token is not valid") from error

@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
@@ -137,6 +138,34 @@ class InvalidReportRequest(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+EARLIEST_DATE = date(1971, 1, 1)
+LATEST_DATE = date(9998, 12, 31)
+"""Report dates are bounded so that every date computed from them (the default start
+30 days back, the day after `end`) stays a valid date and visibility timestamp."""
+
+
+def _iso_date(value: Any) -> Any:
+    """Only `YYYY-MM-DD`: pydantic would also read `0` or `1700000000` as a timestamp."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError("must be a date written YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as error:
+        raise ValueError("must be a date written YYYY-MM-DD") from error
+
+
+def _in_range(value: date) -> date:
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValueError(f"must be from {EARLIEST_DATE} to {LATEST_DATE}")
+    return value
+
+
+ReportDate = Annotated[date, BeforeValidator(_iso_date), AfterValidator(_in_range)]
+"""A report's start or end: an ISO date from EARLIEST_DATE to LATEST_DATE."""
 
 
 def resolve_period(today: date, start: date | None, end: date | None) -> tuple[date, date]:
@@ -486,7 +515,9 @@ class ReportService:
         by listing held orders, then each is counted.
         """
         held_clause = f"{ORDER_STATUS.name} = '{OrderStatus.ON_HOLD.value}'"
-        held = await self._orders.search(status=OrderStatus.ON_HOLD, limit=HELD_LISTING_LIMIT)
+        held = (
+            await self._orders.search(status=OrderStatus.ON_HOLD, limit=HELD_LISTING_LIMIT)
+        ).orders
         reasons = sorted(
             {item.hold_reason for item in held if item.hold_reason and _plain(item.hold_reason)}
         )

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     local_activities: bool = False
     """Start new orders with their adapter calls as local activities (O2C_LOCAL_ACTIVITIES)."""
 
+    event_accept_seconds: float = 10
+    """How long the API waits for a worker to accept an event before it answers 503,
+    nothing applied (O2C_EVENT_ACCEPT_SECONDS)."""
+
+    event_wait_seconds: float = 60
+    """How long the API waits for an accepted event to be applied before it answers 202
+    (O2C_EVENT_WAIT_SECONDS)."""
+
     faults: str | None = None
     """A fault-injection profile for the local adapters: inline JSON or a file path."""
 

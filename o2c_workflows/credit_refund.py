@@ -15,9 +15,9 @@ from the refund id, so the same request sent twice refunds once.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Self, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from o2c_workflows import calls
     from o2c_workflows.failure_policy import StepFailure
     from o2c_workflows.models import Identifier, ShortText, Strict
-    from o2c_workflows.money import Amount, CurrencyCode, fits_currency
+    from o2c_workflows.money import Amount, CurrencyCode, PlainAmount, at_currency_scale
 
 WORKFLOW_NAME = "CreditRefund"
 WORKFLOW_ID_PREFIX = "credit-refund/"
@@ -73,15 +73,11 @@ class CreditRefundRequest(Strict):
     payment_id: Identifier = Field(
         examples=["BANK-7781"], description="The payment to pay back to."
     )
-    amount: Amount = Field(gt=0)
-    currency: CurrencyCode
+    currency: CurrencyCode  # before `amount`, which is validated at its scale
+    amount: PlainAmount = Field(gt=0)
     reason: ShortText = "refund of customer credit on request"
 
-    @model_validator(mode="after")
-    def _fits_currency(self) -> Self:
-        if not fits_currency(self.amount, self.currency):
-            raise ValueError(f"{self.amount} has more decimal places than {self.currency} allows")
-        return self
+    _at_currency_scale = field_validator("amount")(at_currency_scale)
 
 
 class CreditRefundInput(BaseModel):
@@ -124,7 +120,7 @@ its retry budget ran out)."""
 
 
 def summary(request: CreditRefundRequest) -> str:
-    """One line for the Temporal UI's workflow list."""
+    """One line for the refund's page in the Temporal UI (User Metadata: summary)."""
     return (
         f"refund {request.amount} {request.currency} of credit on {request.account_id} "
         f"to {request.payment_id}"

@@ -12,7 +12,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, field_validator
 
 from o2c_workflows.models import Identifier, OrderStatus, ShortText, Sku, Strict
-from o2c_workflows.money import Amount, CurrencyCode
+from o2c_workflows.money import CurrencyCode, PlainAmount, at_currency_scale
 
 
 class ShippedLine(Strict):
@@ -53,13 +53,15 @@ class PaymentReceived(Strict):
     """Money arrived for the order (gateway event, remittance, support entry)."""
 
     payment_id: Identifier = Field(examples=["PAY-778"])
-    amount: Amount = Field(gt=0)
-    currency: CurrencyCode
+    currency: CurrencyCode  # before `amount`, which is validated at its scale
+    amount: PlainAmount = Field(gt=0)
     reference: ShortText | None = None
     invoice_id: ShortText | None = Field(
         default=None,
         description="The invoice it pays; leave out to pay the oldest due invoices first.",
     )
+
+    _at_currency_scale = field_validator("amount")(at_currency_scale)
 
 
 class LineChange(Strict):
@@ -67,7 +69,7 @@ class LineChange(Strict):
 
     sku: Sku
     quantity: int = Field(ge=0, le=1_000_000)
-    unit_price: Amount | None = Field(default=None, ge=0, le=Decimal("1000000000"))
+    unit_price: PlainAmount | None = Field(default=None, le=Decimal("1000000000"))
 
 
 class Amendment(Strict):

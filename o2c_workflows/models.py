@@ -13,11 +13,13 @@ from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from o2c_workflows.money import (
     MAX_AMOUNT_DIGITS,
     Amount,
     CurrencyCode,
+    PlainAmount,
     exponent,
     fits_currency,
     normalise,
@@ -119,18 +121,37 @@ class CardPayment(Strict):
 class OrderLine(Strict):
     sku: Sku
     quantity: int = Field(gt=0, le=1_000_000)
-    unit_price: Amount = Field(ge=0, le=Decimal("1000000000"))
+    unit_price: PlainAmount = Field(le=Decimal("1000000000"))
 
     def amount(self) -> Decimal:
         """Quantity times price: exact, because the price is already at currency scale."""
         return self.quantity * self.unit_price
 
 
+ORDER_REQUEST_EXAMPLE: JsonDict = {
+    "source_system": "webshop",
+    "source_order_id": "SO-DOCS-1",
+    "customer_id": "CUST-ACME",
+    "currency": "EUR",
+    "lines": [
+        {"sku": "SKU-WIDGET", "quantity": 2, "unit_price": "12.50"},
+        {"sku": "SKU-GADGET", "quantity": 1, "unit_price": "99.99"},
+    ],
+    "payment_terms": {"kind": "net", "net_days": 30},
+}
+"""What the API docs pre-fill: the seeded demo customer and items, and an order id no
+README walkthrough uses, so that sending it as is books an order on a fresh `o2c dev`."""
+
+
 class OrderRequest(Strict):
     """What an external system sends to create an order."""
 
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra={"examples": [ORDER_REQUEST_EXAMPLE]}
+    )
+
     source_system: Identifier = Field(examples=["webshop"])
-    source_order_id: Identifier = Field(examples=["SO-1001"])
+    source_order_id: Identifier = Field(examples=["SO-DOCS-1"])
     customer_id: Identifier = Field(examples=["CUST-ACME"])
     currency: CurrencyCode
     lines: list[OrderLine] = Field(min_length=1, max_length=500)

@@ -6,10 +6,11 @@ many decimal places an amount in it may have. Nothing here ever touches a float.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, WithJsonSchema
 
 # ISO 4217 active codes by minor-unit exponent. Two decimals is the common case,
 # so only the exceptions are listed by exponent.
@@ -57,7 +58,64 @@ Amount = Annotated[
     Decimal,
     Field(max_digits=MAX_AMOUNT_DIGITS, allow_inf_nan=False, examples=["19.99"]),
 ]
-"""A money amount. Serialised as a JSON string so no decimal digit is lost."""
+"""A money amount the service computed. Serialised as a JSON string so no decimal digit is lost."""
+
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+AMOUNT_FORMAT = "a plain decimal such as 12.50 (ASCII digits and one '.', nothing else)"
+
+
+def parse_amount(value: Any) -> Decimal:
+    """An amount a caller sent, read strictly: `"12.50"`, `"12.5"` or `"12"`, and nothing else.
+
+    `Decimal()` alone would take `-0`, `1_000`, `1e1`, `" 1.00"` and non-ASCII
+    digits; a person reading the order later would not recognise what was typed.
+    JSON integers (and `Decimal`s built in code) are exact and pass; a JSON number
+    with a fraction arrives as a binary float, whose digits are not the sender's,
+    so it is refused rather than guessed at.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"must be {AMOUNT_FORMAT}, not a boolean")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"must be {AMOUNT_FORMAT}, not negative")
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite() or (value.is_signed() and not value.is_zero()):
+            raise ValueError(f"must be {AMOUNT_FORMAT}, not {value}")
+        return value.copy_abs()
+    if isinstance(value, float):
+        raise ValueError(
+            f'must be {AMOUNT_FORMAT} in a JSON string ("12.50"): a JSON number with a '
+            "fraction is read as a binary float and may not keep its digits"
+        )
+    if not isinstance(value, str):
+        raise ValueError(f"must be {AMOUNT_FORMAT}")
+    if _PLAIN_DECIMAL.fullmatch(value) is None:
+        shown = value if len(value) <= 40 else f"{value[:40]}..."
+        raise ValueError(f"must be {AMOUNT_FORMAT}, not {shown!r}")
+    return Decimal(value)
+
+
+PlainAmount = Annotated[
+    Decimal,
+    BeforeValidator(parse_amount),
+    Field(max_digits=MAX_AMOUNT_DIGITS, allow_inf_nan=False),
+    # What the API takes, for /docs and clients generated from it (not a JSON float).
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": f"^{_PLAIN_DECIMAL.pattern}$"},
+                {"type": "integer", "minimum": 0},
+            ],
+            "examples": ["19.99"],
+        },
+        mode="validation",
+    ),
+]
+"""A non-negative amount as a caller sends it (prices, payments, refunds): see `parse_amount`.
+
+The models that carry a currency store it at the currency's scale (`normalise`)."""
 
 
 def fits_amount_digits(amount: Decimal, currency: str) -> bool:
@@ -101,3 +159,14 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
 def from_minor_units(minor: int, currency: str) -> Decimal:
     """`1234` EUR -> `Decimal('12.34')`."""
     return Decimal(minor).scaleb(-exponent(currency)).quantize(quantum(currency))
+
+
+def at_currency_scale(amount: Decimal, info: ValidationInfo) -> Decimal:
+    """A field validator: `amount` with exactly its currency's decimals (`12.5` EUR -> `12.50`).
+
+    For a model whose `currency` field is declared before the amount, so that the
+    error (too many decimals) lands on the amount's field; a currency that failed
+    validation is reported on its own field.
+    """
+    currency = info.data.get("currency")
+    return amount if currency is None else normalise(amount, currency)

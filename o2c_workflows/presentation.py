@@ -17,7 +17,10 @@ def money(amount: Decimal, currency: str) -> str:
 
 
 def static_summary(order: OrderRequest) -> str:
-    """One line for the UI's workflow list."""
+    """One line for the order's page in the Temporal UI (User Metadata: summary).
+
+    Temporal UI 2.x shows it there only, not in the workflow list.
+    """
     return f"Order {order.order_id} for {order.customer_id}: {money(order.total(), order.currency)}"
 
 

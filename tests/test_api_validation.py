@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -52,6 +53,10 @@ def error_locations(response: httpx.Response) -> list[tuple[Any, ...]]:
         (with_change(("lines", 0, "quantity"), "four"), ("body", "lines", 0, "quantity")),
         (with_change(("lines", 1, "unit_price"), "-1.00"), ("body", "lines", 1, "unit_price")),
         (with_change(("lines", 1, "unit_price"), "1.999"), ("body", "lines")),
+        (with_change(("lines", 1, "unit_price"), "-0"), ("body", "lines", 1, "unit_price")),
+        (with_change(("lines", 1, "unit_price"), "1_000"), ("body", "lines", 1, "unit_price")),
+        (with_change(("lines", 1, "unit_price"), "1e1"), ("body", "lines", 1, "unit_price")),
+        (with_change(("lines", 1, "unit_price"), 99.99), ("body", "lines", 1, "unit_price")),
         (with_change(("currency",), "EURO"), ("body", "currency")),
         (with_change(("currency",), "XXY"), ("body", "currency")),
         (with_change(("customer_id",), "C" * 65), ("body", "customer_id")),
@@ -62,6 +67,7 @@ def error_locations(response: httpx.Response) -> list[tuple[Any, ...]]:
     ],
     ids=[
         "no-lines", "zero-quantity", "quantity-not-a-number", "negative-price", "sub-cent-price",
+        "minus-zero-price", "underscore-price", "exponent-price", "json-float-price",
         "currency-shape", "unknown-currency", "long-customer-id", "colon-in-id", "net-0-days",
         "unknown-field",
     ],
@@ -89,6 +95,16 @@ async def test_malformed_json_is_422(api_without_temporal: httpx.AsyncClient) ->
         ("payments", {"payment_id": "P1", "amount": "0", "currency": "EUR"}, ("body", "amount")),
         ("payments", {"payment_id": "P1", "amount": 1.5, "currency": "EUR", "x": 1}, ("body", "x")),
         ("payments", {"payment_id": "P1", "amount": "NaN", "currency": "EUR"}, ("body", "amount")),
+        (
+            "payments",
+            {"payment_id": "P1", "amount": "10.001", "currency": "EUR"},
+            ("body", "amount"),
+        ),
+        (
+            "payments",
+            {"payment_id": "P1", "amount": " 1.00", "currency": "EUR"},
+            ("body", "amount"),
+        ),
         ("cancel", {}, ("body", "reason")),
         ("cancel", {"reason": ""}, ("body", "reason")),
         ("retry", {"note": "x" * 200}, ("body", "note")),
@@ -99,6 +115,8 @@ async def test_malformed_json_is_422(api_without_temporal: httpx.AsyncClient) ->
         "zero-amount",
         "unknown-field",
         "nan-amount",
+        "sub-cent-amount",
+        "padded-amount",
         "cancel-without-reason",
         "empty-reason",
         "long-note",
@@ -167,3 +185,79 @@ async def test_health_and_docs_are_served(api_without_temporal: httpx.AsyncClien
     spec = (await api_without_temporal.get("/openapi.json")).json()
     assert {"/orders", "/orders/{order_id}", "/orders/{order_id}/shipments",
             "/orders/{order_id}/payments", "/healthz"} <= set(spec["paths"])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"end": "9999-12-31"}, "end"),
+        ({"start": "0001-01-01"}, "start"),
+        ({"start": "0"}, "start"),
+        ({"start": "1700000000"}, "start"),
+        ({"end": "2026-1-5"}, "end"),
+        ({"start": "1970-12-31"}, "start"),
+    ],
+    ids=["end-overflows", "start-year-1", "start-zero", "start-timestamp", "not-iso", "too-early"],
+)
+async def test_report_dates_outside_the_range_name_the_parameter(
+    api_without_temporal: httpx.AsyncClient, params: dict[str, str], field: str
+) -> None:
+    response = await api_without_temporal.get("/reports/summary", params=params)
+    assert ("query", field) in error_locations(response)
+    [error] = response.json()["detail"]
+    assert "YYYY-MM-DD" in error["msg"] or "1971-01-01 to 9998-12-31" in error["msg"]
+
+
+async def test_a_body_over_one_megabyte_is_413(api_without_temporal: httpx.AsyncClient) -> None:
+    huge = b'{"note": "' + b"x" * 10_000_000 + b'"}'
+    response = await api_without_temporal.post(
+        "/orders", content=huge, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert "1000000 bytes" in response.json()["detail"]
+
+    async def streamed() -> AsyncIterator[bytes]:
+        yield b'{"note": "'
+        for _ in range(20):
+            yield b"x" * 100_000
+        yield b'"}'
+
+    # No Content-Length: the body is counted as it arrives.
+    response = await api_without_temporal.post(
+        "/orders", content=streamed(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert "1000000 bytes" in response.json()["detail"]
+
+
+async def test_validation_errors_echo_only_the_offending_value_cut_short(
+    api_without_temporal: httpx.AsyncClient,
+) -> None:
+    order = with_change(("customer_id",), "C" * 500_000)
+    response = await api_without_temporal.post("/orders", json=order)
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "customer_id"]
+    assert len(error["input"]) <= 103
+    assert len(response.content) < 1000
+
+    without_lines = with_change(("lines",), [{"sku": "SKU-WIDGET", "quantity": 1}])
+    without_lines["payment_terms"] = {"kind": "net", "net_days": 30, "padding": "p" * 500_000}
+    response = await api_without_temporal.post("/orders", json=without_lines)
+    assert ("body", "lines", 0, "unit_price") in error_locations(response)
+    assert len(response.content) < 2000
+
+
+async def test_the_docs_load_their_assets_from_the_api_itself(
+    api_without_temporal: httpx.AsyncClient,
+) -> None:
+    for page in ("/docs", "/redoc"):
+        html = (await api_without_temporal.get(page)).text
+        urls = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]+)['"]""", html)
+        urls += re.findall(r"""url:\s*['"]([^'"]+)['"]""", html)
+        assert urls, html
+        for url in urls:
+            assert url.startswith("/"), f"{page} loads {url} from elsewhere"
+            asset = await api_without_temporal.get(url)
+            assert asset.status_code == 200, url
+            assert len(asset.content) > 100, url
+        assert "://" not in html.replace("http://www.w3.org", ""), html

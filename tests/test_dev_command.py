@@ -41,6 +41,7 @@ def is_alive(pid: int) -> bool:
 class DevProcess:
     def __init__(self, process: asyncio.subprocess.Process, env: dict[str, str]) -> None:
         self.process = process
+        self.env = env
         self.api = env["O2C_API_URL"]
         self.ui = env["O2C_TEMPORAL_UI_URL"]
         self.banner = ""

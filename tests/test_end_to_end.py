@@ -33,7 +33,7 @@ async def listed(stack: Stack, order_id: str, **params: str) -> list[dict[str, A
     while True:
         response = await stack.http.get("/orders", params=params)
         assert response.status_code == 200, response.text
-        found = [item for item in response.json() if item["order_id"] == order_id]
+        found = [item for item in response.json()["orders"] if item["order_id"] == order_id]
         if found or asyncio.get_running_loop().time() > deadline:
             return found
         await asyncio.sleep(POLL_INTERVAL)
@@ -95,7 +95,7 @@ async def test_an_order_goes_from_post_to_closed_over_http(stack: Stack) -> None
     assert await listed(stack, order_id, status="Closed", customer_id="CUST-ACME")
     # Visibility has caught up with Closed, so the order is no longer listed as Booked.
     booked = await http.get("/orders", params={"status": "Booked"})
-    assert order_id not in [item["order_id"] for item in booked.json()]
+    assert order_id not in [item["order_id"] for item in booked.json()["orders"]]
 
 
 async def test_the_same_source_order_with_other_content_is_a_conflict(stack: Stack) -> None:

@@ -72,7 +72,7 @@ async def held_orders(stack: Stack, customer_id: str, count: int) -> list[dict[s
         listed = await stack.http.get(
             "/orders", params={"status": "OnHold", "customer_id": customer_id}
         )
-        items: list[dict[str, Any]] = listed.json()
+        items: list[dict[str, Any]] = listed.json()["orders"]
         if len(items) >= count:
             return items
         assert asyncio.get_running_loop().time() < deadline, items

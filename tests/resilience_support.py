@@ -132,8 +132,11 @@ class Processes:
 
     # -- workers ---------------------------------------------------------------------
 
-    def start_worker(self, faults: str | None = None) -> WorkerProcess:
-        """`python -m o2c_service worker` on this test's server, database and task queue."""
+    def start_worker(
+        self, faults: str | None = None, settings: dict[str, str] | None = None
+    ) -> WorkerProcess:
+        """`python -m o2c_service worker` on this test's server, database and task queue,
+        with more O2C_* `settings` if given."""
         log = self.settings.data_dir / f"worker-{len(self.workers) + 1}.log"
         env = os.environ | {
             "O2C_TEMPORAL_ADDRESS": self.settings.temporal_address,
@@ -141,6 +144,7 @@ class Processes:
             "O2C_DATABASE_URL": self.settings.database_url,
         }
         env.pop("O2C_FAULTS", None)
+        env |= settings or {}
         if faults is not None:
             env["O2C_FAULTS"] = faults
         with log.open("ab") as log_file:

@@ -2,22 +2,34 @@
 
 Each race is made deterministic with a gate on a stub activity (`Gate`): the
 test holds the first event inside its activity, sends the second, and only
-then lets the first go on. No sleeps.
+then lets the first go on. No sleeps. They run on the dev server: nothing here
+needs time to skip, and an activity held open on the time-skipping server
+leaves it unable to skip time for the tests after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
+import pytest_asyncio
 from temporalio.client import WorkflowUpdateStage
+from temporalio.testing import WorkflowEnvironment
 
 from o2c_workflows.messages import EventAck
 from o2c_workflows.models import OrderStatus
-from tests.order_harness import SHIPMENT, TOTAL, Harness, payment
+from tests.order_harness import SHIPMENT, TOTAL, Harness, payment, running_harness
+from tests.stub_activities import StubActivities
 
 ANSWER_WITHIN = 30.0
 """Seconds an update may take here before the test calls it lost (it takes milliseconds)."""
+
+
+@pytest_asyncio.fixture
+async def harness(dev_env: WorkflowEnvironment, stubs: StubActivities) -> AsyncIterator[Harness]:
+    async with running_harness(dev_env, stubs, local_activities=False) as harness:
+        yield harness
 
 
 async def test_a_payment_racing_the_final_settlement_is_credited_before_the_order_closes(

@@ -1,8 +1,11 @@
-"""Recorded order histories replay on the current workflow code.
+"""Recorded histories replay on the current workflow code.
 
-A change to `OrderWorkflow` that would break orders already running (a
-reordered activity, a new timer, a removed upsert) fails here before it ships.
-The corpus is recorded by `python -m tests.record_histories`.
+A change to `OrderWorkflow` or `CreditRefundWorkflow` that would break
+workflows already running (a reordered activity, a new timer, a removed upsert)
+fails here before it ships. Every file in tests/histories (and the histories
+recorded on earlier code, in its subfolders) is replayed with the workflow class
+its history names; the corpus is recorded by
+`python -m tests.record_histories` (see its SCENARIOS).
 """
 
 from __future__ import annotations
@@ -12,37 +15,63 @@ import json
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from o2c_workflows import credit_refund
 from o2c_workflows.credit_refund import CreditRefundWorkflow
+from o2c_workflows.order.base import WORKFLOW_NAME as ORDER_WORKFLOW
 from o2c_workflows.order.workflow import OrderWorkflow
+from tests.record_histories import SCENARIOS
 
-HISTORIES = {
-    path.stem: path.read_text()
-    for path in sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = Path(__file__).parent / "histories"
+FILES = sorted(HISTORIES.glob("*.json"))
+EARLIER = sorted((HISTORIES / "earlier-code").glob("*.json"))
+"""The same scenarios as recorded on the code before idempotency keys were scoped per
+execution: orders begun then must replay (and go on) on the code of today."""
+
+WORKFLOWS: dict[str, type] = {
+    ORDER_WORKFLOW: OrderWorkflow,
+    credit_refund.WORKFLOW_NAME: CreditRefundWorkflow,
 }
+"""The workflow class for each workflow type a history may start with."""
 
 
-def recorded(name: str) -> WorkflowHistory:
+def load(path: Path) -> WorkflowHistory:
     """The history under its original workflow id, which an order checks is its order id."""
-    text = HISTORIES[name]
+    text = path.read_text()
     started = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]
     argument = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
     order = argument.get("order")
-    workflow_id = f"{order['source_system']}:{order['source_order_id']}" if order else name
+    workflow_id = f"{order['source_system']}:{order['source_order_id']}" if order else path.stem
     return WorkflowHistory.from_json(workflow_id, text)
 
 
-def test_the_corpus_is_there() -> None:
-    assert set(HISTORIES) >= {"happy", "partial-late", "held-cancelled"}
+def workflow_type(history: WorkflowHistory) -> str:
+    first = history.events[0]
+    assert first.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+    return first.workflow_execution_started_event_attributes.workflow_type.name
 
 
-@pytest.mark.parametrize("name", sorted(HISTORIES))
-async def test_a_recorded_order_replays_without_nondeterminism(name: str) -> None:
-    replayer = Replayer(
-        workflows=[OrderWorkflow, CreditRefundWorkflow], data_converter=pydantic_data_converter
-    )
-    result = await replayer.replay_workflow(recorded(name), raise_on_replay_failure=False)
+def test_the_corpus_holds_every_scenario() -> None:
+    expected = {stem for scenario in SCENARIOS for stem in scenario.files}
+    present = {path.stem for path in FILES}
+    assert len(FILES) >= len(expected)
+    assert expected <= present, f"not recorded: {sorted(expected - present)}"
+
+
+def test_the_corpus_covers_both_workflows() -> None:
+    assert {workflow_type(load(path)) for path in FILES} == set(WORKFLOWS)
+
+
+@pytest.mark.parametrize(
+    "path", FILES + EARLIER, ids=[str(path.relative_to(HISTORIES)) for path in FILES + EARLIER]
+)
+async def test_a_recorded_history_replays_without_nondeterminism(path: Path) -> None:
+    history = load(path)
+    workflow = WORKFLOWS[workflow_type(history)]
+    replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

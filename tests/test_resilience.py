@@ -20,6 +20,7 @@ import pytest_asyncio
 
 from o2c_service.orders import OrderService
 from o2c_workflows.models import OrderStatus
+from tests.recovery import recovery_after_kill
 from tests.resilience_support import (
     Batch,
     Processes,
@@ -171,3 +172,18 @@ async def test_every_system_flaky_and_unsure_and_every_order_closes_once(
     log = worker.log.read_text(errors="replace")
     assert "failed (error_rate" in log, "no system error was injected"
     assert "its answer was lost" in log, "no unknown outcome was injected"
+
+
+RESTART_BATCH = 40
+"""Orders waiting when the worker is killed; `python -m tests.recovery` measures 100."""
+
+
+async def test_a_worker_restarted_with_orders_in_flight_replays_them_without_task_timeouts(
+    processes: Processes,
+) -> None:
+    """The new worker rebuilds every order from an empty cache. Sized for the machine, it
+    replays a few at a time, each within its task timeout, instead of all at once."""
+    recovery = await recovery_after_kill(processes, RESTART_BATCH)
+
+    assert recovery.orders == RESTART_BATCH  # each answered a query and took its shipment
+    assert not recovery.task_timeouts, "\n".join(recovery.lines())

@@ -260,6 +260,83 @@ class OrderState(BaseModel):
     def returned(self, return_id: str) -> ReturnState | None:
         return next((r for r in self.returns if r.return_id == return_id), None)
 
+    # -- transitions: the workflow records what its steps did through these, and the
+    # property tests drive the same methods, so the rules are tested, not a copy.
+
+    @classmethod
+    def entered(cls, order: OrderRequest) -> OrderState:
+        """A new order: every line ordered, nothing reserved, shipped or invoiced yet."""
+        return cls(
+            order_id=order.order_id,
+            status=OrderStatus.ENTERED,
+            order=order,
+            lines=[
+                LineState(sku=line.sku, unit_price=line.unit_price, ordered=line.quantity)
+                for line in order.lines
+            ],
+            total=order.total(),
+        )
+
+    def record_dispatch(
+        self, event_id: str, carrier: str, tracking_number: str,
+        lines: list[QuantityLine], at: datetime,
+    ) -> DispatchState:  # fmt: skip
+        """Goods left: a dispatch numbered in order, each line's shipped quantity counted."""
+        dispatch = DispatchState(
+            number=len(self.dispatches) + 1,
+            event_id=event_id,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            lines=lines,
+            confirmed_at=at,
+        )
+        self.dispatches.append(dispatch)
+        for quantity in lines:
+            self._line(quantity.sku).shipped += quantity.quantity
+        return dispatch
+
+    def record_invoice(
+        self, dispatch: DispatchState, invoice_id: str, amount: Decimal, issued_at: datetime,
+        due_date: date, balance: Decimal | None = None,
+    ) -> InvoiceState:  # fmt: skip
+        """The dispatch was invoiced for `amount` (billing's figures), due per the terms."""
+        terms, currency = self.order.payment_terms, self.order.currency
+        invoice = InvoiceState(
+            invoice_id=invoice_id,
+            dispatch=dispatch.number,
+            lines=dispatch.lines,
+            amount=amount,
+            balance=amount if balance is None else balance,
+            issued_at=issued_at,
+            due_date=due_date,
+            schedule=terms.schedule(issued_at.date(), amount, currency),
+        )
+        self.invoices.append(invoice)
+        dispatch.invoice_id = invoice_id
+        for quantity in dispatch.lines:
+            self._line(quantity.sku).invoiced += quantity.quantity
+        return invoice
+
+    def record_application(
+        self, payment: PaymentState, application: Application, invoice_balance: Decimal
+    ) -> None:
+        """Billing applied part of `payment` to an invoice, leaving `invoice_balance`."""
+        invoice = self.invoice(application.invoice_id)
+        assert invoice is not None, application.invoice_id
+        invoice.balance = invoice_balance
+        payment.applications.append(application)
+
+    def amend(self, lines: list[LineState], total: Decimal, amendment_id: str) -> None:
+        """An amendment took effect: the lines as planned, the total after it."""
+        self.lines = lines
+        self.total = total
+        self.amendments.append(amendment_id)
+
+    def _line(self, sku: str) -> LineState:
+        line = self.line(sku)
+        assert line is not None, f"order {self.order_id} has no line {sku}"
+        return line
+
     def as_of(self, today: date) -> OrderState:
         """A copy with every invoice's days past due counted to `today`."""
         state = self.model_copy(deep=True)

@@ -7,6 +7,7 @@ says exactly which statuses the order went through.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -48,7 +49,17 @@ async def status_transitions(handle: WorkflowHandle[Any, Any]) -> list[OrderStat
 async def wait_for_status(
     handle: WorkflowHandle[Any, Any], status: OrderStatus, within: float = DEFAULT_TIMEOUT
 ) -> None:
-    """Return once the order reports `status`; fail after `within` seconds.
+    """Return once the order reports `status`; fail after `within` seconds."""
+    await wait_for_state(handle, lambda state: state.status is status, str(status), within)
+
+
+async def wait_for_state(
+    handle: WorkflowHandle[Any, Any],
+    holds: Callable[[OrderState], bool],
+    what: str,
+    within: float = DEFAULT_TIMEOUT,
+) -> OrderState:
+    """Return the order's state once `holds` is true of it; fail after `within` seconds.
 
     Asks the order itself (its `state` query) every few milliseconds: the
     time-skipping server has no long poll on history to wait on instead.
@@ -56,15 +67,13 @@ async def wait_for_status(
     deadline = asyncio.get_running_loop().time() + within
     while True:
         state = await handle.query("state", result_type=OrderState)
-        if state.status is status:
-            return
+        if holds(state):
+            return state
         if state.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
-            raise AssertionError(
-                f"order {handle.id} ended {state.status} without reaching {status}"
-            )
+            raise AssertionError(f"order {handle.id} ended {state.status} without {what}")
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(
-                f"order {handle.id} is {state.status}, not {status}, after {within}s"
+                f"order {handle.id} is {state.status}, not {what}, after {within}s"
             )
         await asyncio.sleep(POLL_INTERVAL)
 

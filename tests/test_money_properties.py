@@ -163,22 +163,12 @@ def amendments_to(draw: st.DrawFn, state: OrderState, *, any_spelling: bool) -> 
 
 
 def new_state(order: OrderRequest) -> OrderState:
-    """`OrderWorkflow.__init__`."""
-    return OrderState(
-        order_id=order.order_id,
-        status=OrderStatus.BOOKED,
-        order=order,
-        lines=[
-            LineState(
-                sku=line.sku,
-                unit_price=line.unit_price,
-                ordered=line.quantity,
-                reserved=line.quantity,
-            )
-            for line in order.lines
-        ],
-        total=order.total(),
-    )
+    """The order as the workflow enters it (`OrderState.entered`), then booked."""
+    state = OrderState.entered(order)
+    state.status = OrderStatus.BOOKED
+    for line in state.lines:
+        line.reserved = line.ordered
+    return state
 
 
 def line_of(state: OrderState, sku: str) -> LineState:
@@ -188,31 +178,19 @@ def line_of(state: OrderState, sku: str) -> LineState:
 
 
 def amend(state: OrderState, amendment: Amendment) -> bool:
-    """`OrderWorkflow._amend`: apply the plan, or change nothing when it is rejected."""
+    """Plan the amendment and apply it as the workflow does, or change nothing when the
+    plan is refused."""
     try:
         plan = amendments.plan(state, amendment)
     except ApplicationError:
         return False
-    state.lines = plan.lines
-    state.total = plan.total_after
+    state.amend(plan.lines, plan.total_after, f"amendment-{len(state.amendments) + 1}")
     return True
 
 
 def ship(state: OrderState, lines: list[QuantityLine], at: datetime) -> DispatchState:
-    """`OrderWorkflow._confirm_shipment`: record the dispatch, count what shipped."""
-    number = len(state.dispatches) + 1
-    dispatch = DispatchState(
-        number=number,
-        event_id=f"TRK-{number}",
-        carrier="DHL",
-        tracking_number=f"TRK-{number}",
-        lines=lines,
-        confirmed_at=at,
-    )
-    state.dispatches.append(dispatch)
-    for quantity in lines:
-        line_of(state, quantity.sku).shipped += quantity.quantity
-    return dispatch
+    tracking = f"TRK-{len(state.dispatches) + 1}"
+    return state.record_dispatch(tracking, "DHL", tracking, lines, at)
 
 
 def invoice(state: OrderState, dispatch: DispatchState, at: datetime) -> InvoiceState:
@@ -221,21 +199,8 @@ def invoice(state: OrderState, dispatch: DispatchState, at: datetime) -> Invoice
     amount = sum((line_of(state, q.sku).amount(q.quantity) for q in dispatch.lines), Decimal(0))
     # Billing keeps minor units (adapters/local/billing.py) and answers with them.
     amount = from_minor_units(to_minor_units(amount, currency), currency)
-    created = InvoiceState(
-        invoice_id=f"INV-{dispatch.number}",
-        dispatch=dispatch.number,
-        lines=dispatch.lines,
-        amount=amount,
-        balance=amount,
-        issued_at=at,
-        due_date=order.payment_terms.due_date(today),
-        schedule=order.payment_terms.schedule(today, amount, currency),
-    )
-    state.invoices.append(created)
-    dispatch.invoice_id = created.invoice_id
-    for quantity in dispatch.lines:
-        line_of(state, quantity.sku).invoiced += quantity.quantity
-    return created
+    due = order.payment_terms.due_date(today)
+    return state.record_invoice(dispatch, f"INV-{dispatch.number}", amount, at, due)
 
 
 def draw_dispatch(data: st.DataObject, state: OrderState) -> list[QuantityLine]:
@@ -321,9 +286,9 @@ def apply_cash(state: OrderState) -> None:
         for application in applications:
             target = state.invoice(application.invoice_id)
             assert target is not None
-            target.balance -= application.amount
-            assert target.balance >= 0, f"{target.invoice_id} balance went below zero"
-            payment.applications.append(application)
+            balance = target.balance - application.amount  # what billing answers
+            assert balance >= 0, f"{target.invoice_id} balance went below zero"
+            state.record_application(payment, application, balance)
         payment.to_customer_credit += credit
         check_ledger(state)
     raise AssertionError("cash application never settled")

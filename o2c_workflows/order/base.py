@@ -103,3 +103,7 @@ class OrderBase:
     _lifecycle: asyncio.Task[None] | None
     _cancelled_in_temporal: bool
     _dunning_tasks: dict[str, asyncio.Task[None]]
+
+    def _key(self, step: str) -> str:
+        """Idempotency key for a side effect: the same order execution and step, the same key."""
+        return f"{self._state.key_scope or self._state.order_id}:{step}"

@@ -137,10 +137,7 @@ class CashCollection(DunningTimers):
                 ),
                 options.BILLING,
             )
-            invoice = self._state.invoice(application.invoice_id)
-            assert invoice is not None
-            invoice.balance = result.invoice_balance
-            payment.applications.append(application)
+            self._state.record_application(payment, application, result.invoice_balance)
         if to_credit:
             await self._credit_customer(payment, to_credit)
         self._show_payment_due()

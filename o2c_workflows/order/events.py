@@ -50,7 +50,6 @@ from o2c_workflows.order.fulfilment import Fulfilment
 from o2c_workflows.state import (
     CompensationStatus,
     CreditNoteState,
-    DispatchState,
     InvoiceState,
     PaymentState,
     QuantityLine,
@@ -99,20 +98,9 @@ class Events(Fulfilment):
             )
         finally:
             del self._in_flight.applying[Applying.SHIPMENT]
-        self._state.dispatches.append(
-            DispatchState(
-                number=len(self._state.dispatches) + 1,
-                event_id=event.dedup_key,
-                carrier=event.carrier,
-                tracking_number=event.tracking_number,
-                lines=lines,
-                confirmed_at=workflow.now(),
-            )
+        self._state.record_dispatch(
+            event.dedup_key, event.carrier, event.tracking_number, lines, workflow.now()
         )
-        for quantity in lines:
-            line = self._state.line(quantity.sku)
-            assert line is not None
-            line.shipped += quantity.quantity
         shipped = _quantities(lines)
         self._update_status(f"{event.carrier} {event.tracking_number}: {shipped}")
         return self._ack(f"shipment confirmed: {shipped}", duplicate=False)
@@ -186,9 +174,7 @@ class Events(Fulfilment):
             )
         finally:
             del self._in_flight.applying[Applying.AMENDMENT]
-        state.lines = plan.lines
-        state.total = plan.total_after
-        state.amendments.append(amendment.event_id or f"amendment-{number}")
+        state.amend(plan.lines, plan.total_after, amendment.event_id or f"amendment-{number}")
         self._update_status("amended: " + "; ".join(plan.changes))
         return self._amendment_ack("amendment applied", plan.changes, duplicate=False,
                                    before=plan.total_before)  # fmt: skip

@@ -34,7 +34,6 @@ from o2c_workflows.state import (
     BookingState,
     DispatchState,
     HoldKind,
-    InvoiceState,
     QuantityLine,
     ShipmentState,
 )
@@ -187,22 +186,10 @@ class Fulfilment(CashCollection):
         invoice = await self._step(
             "create_invoice", OrderActivities.create_invoice, request, options.BILLING
         )
-        state = InvoiceState(
-            invoice_id=invoice.invoice_id,
-            dispatch=dispatch.number,
-            lines=dispatch.lines,
-            amount=invoice.amount,
+        state = self._state.record_invoice(
+            dispatch, invoice.invoice_id, invoice.amount, workflow.now(), invoice.due_date,
             balance=invoice.balance,
-            issued_at=workflow.now(),
-            due_date=invoice.due_date,
-            schedule=order.payment_terms.schedule(today, invoice.amount, order.currency),
-        )
-        self._state.invoices.append(state)
-        dispatch.invoice_id = invoice.invoice_id
-        for quantity in dispatch.lines:
-            line = self._state.line(quantity.sku)
-            assert line is not None
-            line.invoiced += quantity.quantity
+        )  # fmt: skip
         self._show_payment_due()
         self._update_status(f"invoice {invoice.invoice_id} raised for shipment {dispatch.number}")
         if order.payment_method is not None:

@@ -38,10 +38,6 @@ T = TypeVar("T")
 
 
 class Timeline(OrderBase):
-    def _key(self, step: str) -> str:
-        """Idempotency key for a side effect: the same order execution and step, the same key."""
-        return f"{self._state.key_scope or self._state.order_id}:{step}"
-
     def _stock_lines(self) -> list[StockLine]:
         return [StockLine(sku=line.sku, quantity=line.ordered) for line in self._state.lines]
 

@@ -44,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from o2c_workflows.order.events import Events
     from o2c_workflows.state import (
-        LineState,
         OrderState,
         OrderSummary,
     )
@@ -59,16 +58,7 @@ class OrderWorkflow(Events):
         order = start.order
         self._dunning = start.dunning
         self._local_activities = start.local_activities
-        self._state = start.carried or OrderState(
-            order_id=order.order_id,
-            status=OrderStatus.ENTERED,
-            order=order,
-            lines=[
-                LineState(sku=line.sku, unit_price=line.unit_price, ordered=line.quantity)
-                for line in order.lines
-            ],
-            total=order.total(),
-        )
+        self._state = start.carried or OrderState.entered(order)
         if start.carried is not None:
             self._state.runs += 1
         self._undo_steps = self._undo_steps_from_state()

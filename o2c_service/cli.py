@@ -703,7 +703,7 @@ def main() -> None:
     app()
 
 
-# -- bench (o2c_service/bench.py) --------------------------------------------------
+# -- bench (o2c_bench/run.py) -----------------------------------------------------
 
 
 @app.command()
@@ -740,8 +740,8 @@ def bench(
     ] = None,
 ) -> None:
     """Measure throughput, latency, history size and memory per order against a floor workflow."""
-    from o2c_service.bench import BenchError, BenchOptions, run
-    from o2c_service.bench_report import report_table
+    from o2c_bench.report import report_table
+    from o2c_bench.run import BenchError, BenchOptions, run
 
     if sqlite is not None and address is not None:
         _fail("--sqlite starts a dev server on that file; --address uses another server: not both")

@@ -1,7 +1,7 @@
 """`o2c bench`: what one order costs on Temporal, measured against the cheapest workflow.
 
 One run starts a dev server (in memory, on a SQLite file, or uses an existing
-server), a worker in a process of its own (`o2c_service.bench_worker`: the
+server), a worker in a process of its own (`o2c_bench.worker`: the
 production worker plus the floor workflow), warms both up, then
 
 1. the floor: N one-activity workflows, `--concurrency` at a time -> workflows/s;
@@ -58,7 +58,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
-from o2c_service.bench_env import (
+from o2c_bench.env import (
     BENCH_CUSTOMER,
     BenchError,
     CpuSample,
@@ -69,8 +69,8 @@ from o2c_service.bench_env import (
     temporal_server,
     worker_process,
 )
-from o2c_service.bench_floor import FloorWorkflow, floor_task_queue
-from o2c_service.bench_report import (
+from o2c_bench.floor import FloorWorkflow, floor_task_queue
+from o2c_bench.report import (
     BenchReport,
     FloorFigures,
     HistoryFigures,

@@ -1,6 +1,6 @@
 """The worker process `o2c bench` starts: the production order worker, plus the floor.
 
-`python -m o2c_service.bench_worker` runs exactly what `o2c worker` runs
+`python -m o2c_bench.worker` runs exactly what `o2c worker` runs
 (`runners.run_worker`, configured by the same O2C_* variables) and, beside it,
 a second small worker for the floor workflow on its own task queue
 (`<O2C_TASK_QUEUE>-floor`), so the order worker is not changed in any way for
@@ -15,7 +15,7 @@ import logging
 
 from temporalio.worker import Worker
 
-from o2c_service.bench_floor import FloorWorkflow, floor_activity, floor_task_queue
+from o2c_bench.floor import FloorWorkflow, floor_activity, floor_task_queue
 from o2c_service.runners import run_worker, stop_on_signals
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect

@@ -1,6 +1,6 @@
 """What `o2c bench` runs and reads: the Temporal server, the worker process, /proc.
 
-The worker runs in a process of its own (`python -m o2c_service.bench_worker`)
+The worker runs in a process of its own (`python -m o2c_bench.worker`)
 so that its memory and CPU time can be read from /proc apart from the load
 generator's; a dev server started by the bench is a child of this process,
 found (and read) the same way.
@@ -28,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 from adapters.local import open_local_adapters
 from adapters.local.tables import CustomerRow, to_minor
 from adapters.models import CustomerStatus
-from o2c_service.bench_report import CpuPerItem, ProcessMemory
+from o2c_bench.report import CpuPerItem, ProcessMemory
 from o2c_service.dev import _die_with_parent
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
@@ -214,7 +214,7 @@ def prepare_database(database_url: str) -> None:
 
 
 class WorkerProcess:
-    """`python -m o2c_service.bench_worker` in a process of its own, watched while it runs."""
+    """`python -m o2c_bench.worker` in a process of its own, watched while it runs."""
 
     def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
         self.process = process
@@ -269,7 +269,7 @@ async def worker_process(
     env.pop("O2C_FAULTS", None)  # the bench measures the happy path
     with log.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "o2c_service.bench_worker",
+            sys.executable, "-m", "o2c_bench.worker",
             env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )  # fmt: skip
     worker = WorkerProcess(process, log)

@@ -20,33 +20,29 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from adapters.errors import BusinessError, RateLimited, SystemFailure
-from adapters.models import (
-    AmendReservation,
+from adapters.billing.models import (
     ApplyPayment,
-    Authorisation,
-    AuthoriseCard,
     BillingAccount,
-    CancelShipment,
-    CaptureCard,
     CreditBalance,
     CreditNote,
     CreditNoteRequest,
-    Customer,
     CustomerCreditEntry,
-    CustomerHold,
-    CustomerStatus,
     DunningNotice,
     DunningRecord,
     Invoice,
     InvoiceRequest,
     OpenBalance,
-    Payment,
     PaymentApplication,
-    PaymentRecordRequest,
-    Refund,
-    RefundPayment,
     RefundTarget,
+    VoidInvoice,
+)
+from adapters.billing.protocol import BillingAdapter
+from adapters.crm.models import Customer, CustomerHold, CustomerStatus
+from adapters.crm.protocol import CrmAdapter
+from adapters.errors import BusinessError, RateLimited, SystemFailure
+from adapters.logistics.models import (
+    AmendReservation,
+    CancelShipment,
     ReleaseReservation,
     Reservation,
     ReserveStock,
@@ -54,10 +50,19 @@ from adapters.models import (
     Shipment,
     ShipmentConfirmation,
     ShipmentRequest,
-    VoidAuthorisation,
-    VoidInvoice,
 )
-from adapters.protocols import BillingAdapter, CrmAdapter, LogisticsAdapter, PaymentsAdapter
+from adapters.logistics.protocol import LogisticsAdapter
+from adapters.payments.models import (
+    Authorisation,
+    AuthoriseCard,
+    CaptureCard,
+    Payment,
+    PaymentRecordRequest,
+    Refund,
+    RefundPayment,
+    VoidAuthorisation,
+)
+from adapters.payments.protocol import PaymentsAdapter
 
 T = TypeVar("T")
 

@@ -23,7 +23,7 @@ A rule matches a call when all of these hold:
 
 - `system`: `crm`, `billing`, `logistics`, `payments`, or `*` (default) for any;
 - `operation`: the adapter method name, e.g. `create_invoice`, or `*` (default).
-  Only methods of that system's protocol in `adapters.protocols` are accepted;
+  Only methods of that system's protocol in `adapters.<system>.protocol` are accepted;
 - `customer_id` (optional): the call carries this customer id, as an argument
   named `customer_id`, a `Customer`, or a request with a `customer_id` field.
   A call that carries no customer id does not match (`create_invoice`, for one,
@@ -73,6 +73,8 @@ from pydantic import (
     model_validator,
 )
 
+from adapters.billing.protocol import BillingAdapter
+from adapters.crm.protocol import CrmAdapter
 from adapters.errors import (
     BusinessError,
     RateLimited,
@@ -81,7 +83,8 @@ from adapters.errors import (
     SystemUnavailable,
     UnknownOutcome,
 )
-from adapters.protocols import BillingAdapter, CrmAdapter, LogisticsAdapter, PaymentsAdapter
+from adapters.logistics.protocol import LogisticsAdapter
+from adapters.payments.protocol import PaymentsAdapter
 
 if TYPE_CHECKING:
     from adapters.local import LocalAdapters

@@ -25,9 +25,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from adapters.crm.models import CustomerStatus
 from adapters.local import open_local_adapters
 from adapters.local.tables import CustomerRow, to_minor
-from adapters.models import CustomerStatus
 from o2c_bench.report import CpuPerItem, ProcessMemory
 from o2c_service.dev import _die_with_parent
 from o2c_service.settings import Settings

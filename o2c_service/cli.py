@@ -27,9 +27,9 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from adapters.faults import FaultProfileError
+from o2c_domain.money import parse_amount
 from o2c_service.settings import Settings
 from o2c_workflows.models import OrderStatus
-from o2c_workflows.money import parse_amount
 
 
 class _OneLineErrors(TyperGroup):

@@ -24,13 +24,13 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 
+from adapters.billing.models import Invoice, InvoiceStatus
+from adapters.billing.protocol import BillingAdapter
 from adapters.errors import SystemFailure
 from adapters.local import LocalAdapters, open_local_adapters
-from adapters.models import Invoice, InvoiceStatus
-from adapters.protocols import BillingAdapter
+from o2c_domain.money import MINOR_UNIT_EXPONENT, quantum
 from o2c_service.orders import RPC_TIMEOUT, OrderError, OrderService
 from o2c_workflows.models import OrderStatus
-from o2c_workflows.money import MINOR_UNIT_EXPONENT, quantum
 from o2c_workflows.order.base import COMPENSATION_FAILED, WORKFLOW_NAME
 from o2c_workflows.search_attributes import HOLD_REASON, ORDER_STATUS
 from o2c_workflows.state import TimelineEntry

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from o2c_domain.money import MAX_AMOUNT_DIGITS, exponent, fits_currency, normalise
 from o2c_workflows import rejections
 from o2c_workflows.messages import Amendment
-from o2c_workflows.money import MAX_AMOUNT_DIGITS, exponent, fits_currency, normalise
 from o2c_workflows.state import LineState, OrderState
 
 

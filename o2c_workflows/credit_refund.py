@@ -26,11 +26,12 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     from activities import options
     from activities.order_activities import OrderActivities
-    from adapters.models import CreditBalance, CustomerCreditEntry, RefundPayment, RefundTarget
+    from adapters.billing.models import CreditBalance, CustomerCreditEntry, RefundTarget
+    from adapters.payments.models import RefundPayment
+    from o2c_domain.money import Amount, CurrencyCode, PlainAmount, at_currency_scale
     from o2c_workflows import calls
     from o2c_workflows.failure_policy import StepFailure
     from o2c_workflows.models import Identifier, ShortText, Strict
-    from o2c_workflows.money import Amount, CurrencyCode, PlainAmount, at_currency_scale
 
 WORKFLOW_NAME = "CreditRefund"
 WORKFLOW_ID_PREFIX = "credit-refund/"

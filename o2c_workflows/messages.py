@@ -11,8 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator
 
+from o2c_domain.money import CurrencyCode, PlainAmount, at_currency_scale
 from o2c_workflows.models import Identifier, OrderStatus, ShortText, Sku, Strict
-from o2c_workflows.money import CurrencyCode, PlainAmount, at_currency_scale
 
 
 class ShippedLine(Strict):

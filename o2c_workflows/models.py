@@ -15,7 +15,7 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.config import JsonDict
 
-from o2c_workflows.money import (
+from o2c_domain.money import (
     MAX_AMOUNT_DIGITS,
     Amount,
     CurrencyCode,

@@ -13,9 +13,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from o2c_domain.money import Amount
 from o2c_workflows.dunning import days_past_due
 from o2c_workflows.models import Instalment, OrderRequest, OrderStatus
-from o2c_workflows.money import Amount
 
 
 class LineState(BaseModel):

@@ -28,6 +28,7 @@ from sqlmodel import col, select
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client
 
+from adapters.billing.models import InvoiceStatus
 from adapters.local import open_local_adapters
 from adapters.local.tables import (
     PaymentRow,
@@ -36,7 +37,7 @@ from adapters.local.tables import (
     ShipmentRow,
     to_minor,
 )
-from adapters.models import InvoiceStatus, ReservationStatus, ShipmentStatus
+from adapters.logistics.models import ReservationStatus, ShipmentStatus
 from o2c_service.dev import server_log, start_dev_server, stop_server, wait_for_server
 from o2c_service.orders import EventRejected, OrderError, OrderService
 from o2c_service.settings import Settings

@@ -17,32 +17,25 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.order_activities import CustomerCheck, Undo, UndoResult
-from adapters.models import (
-    AmendReservation,
+from adapters.billing.models import (
     ApplyPayment,
-    Authorisation,
-    AuthorisationStatus,
-    AuthoriseCard,
     BillingAccount,
-    CaptureCard,
     CreditBalance,
     CreditNote,
     CreditNoteRequest,
-    Customer,
     CustomerCreditEntry,
-    CustomerHold,
     DunningNotice,
     DunningRecord,
     Invoice,
     InvoiceRequest,
     InvoiceStatus,
     OpenBalance,
-    Payment,
     PaymentApplication,
-    PaymentRecordRequest,
-    Refund,
-    RefundPayment,
     RefundTarget,
+)
+from adapters.crm.models import Customer, CustomerHold
+from adapters.logistics.models import (
+    AmendReservation,
     Reservation,
     ReserveStock,
     ReturnReceipt,
@@ -50,6 +43,16 @@ from adapters.models import (
     ShipmentConfirmation,
     ShipmentRequest,
     ShipmentStatus,
+)
+from adapters.payments.models import (
+    Authorisation,
+    AuthorisationStatus,
+    AuthoriseCard,
+    CaptureCard,
+    Payment,
+    PaymentRecordRequest,
+    Refund,
+    RefundPayment,
 )
 
 

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from o2c_domain.money import exponent, parse_amount
 from o2c_workflows.credit_refund import CreditRefundRequest
 from o2c_workflows.messages import Amendment, PaymentReceived
 from o2c_workflows.models import OrderRequest
-from o2c_workflows.money import exponent, parse_amount
 
 PROPERTY = settings(derandomize=True, database=None, deadline=None, max_examples=300)
 CURRENCIES = ("JPY", "EUR", "KWD")  # 0, 2 and 3 decimals

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from adapters.billing.models import InvoiceLine, InvoiceRequest
+from adapters.crm.models import Customer
 from adapters.errors import (
     BusinessError,
     RateLimited,
@@ -33,13 +35,7 @@ from adapters.faults import (
     with_faults,
 )
 from adapters.local import LocalAdapters
-from adapters.models import (
-    Customer,
-    InvoiceLine,
-    InvoiceRequest,
-    ReserveStock,
-    StockLine,
-)
+from adapters.logistics.models import ReserveStock, StockLine
 
 # --- fakes ---------------------------------------------------------------------------------
 

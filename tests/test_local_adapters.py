@@ -18,6 +18,20 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlmodel import func, select
 
+from adapters.billing.models import (
+    ApplyPayment,
+    BillingAccount,
+    CreditNoteRequest,
+    CustomerCreditEntry,
+    DunningNotice,
+    Invoice,
+    InvoiceLine,
+    InvoiceRequest,
+    InvoiceStatus,
+    OpenBalance,
+    VoidInvoice,
+)
+from adapters.crm.models import CustomerHold, CustomerStatus
 from adapters.errors import BusinessError
 from adapters.local import LocalAdapters, LocalDatabase, open_local_adapters, seed_demo_data
 from adapters.local.tables import (
@@ -43,28 +57,9 @@ from adapters.local.tables import (
     ShipmentReturnRow,
     ShipmentRow,
 )
-from adapters.models import (
+from adapters.logistics.models import (
     AmendReservation,
-    ApplyPayment,
-    Authorisation,
-    AuthorisationStatus,
-    AuthoriseCard,
-    BillingAccount,
     CancelShipment,
-    CaptureCard,
-    CreditNoteRequest,
-    CustomerCreditEntry,
-    CustomerHold,
-    CustomerStatus,
-    DunningNotice,
-    Invoice,
-    InvoiceLine,
-    InvoiceRequest,
-    InvoiceStatus,
-    OpenBalance,
-    Payment,
-    PaymentRecordRequest,
-    RefundPayment,
     ReleaseReservation,
     Reservation,
     ReservationStatus,
@@ -75,8 +70,16 @@ from adapters.models import (
     ShipmentRequest,
     ShipmentStatus,
     StockLine,
+)
+from adapters.payments.models import (
+    Authorisation,
+    AuthorisationStatus,
+    AuthoriseCard,
+    CaptureCard,
+    Payment,
+    PaymentRecordRequest,
+    RefundPayment,
     VoidAuthorisation,
-    VoidInvoice,
 )
 
 T = TypeVar("T")

@@ -23,6 +23,16 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 from temporalio.exceptions import ApplicationError
 
+from o2c_domain.money import (
+    MAX_AMOUNT_DIGITS,
+    Amount,
+    exponent,
+    fits_currency,
+    from_minor_units,
+    normalise,
+    quantum,
+    to_minor_units,
+)
 from o2c_workflows import amendments, returns
 from o2c_workflows.cash_application import allocate, outstanding, still_to_invoice
 from o2c_workflows.messages import Amendment, LineChange, ReturnReceived, ShippedLine
@@ -33,16 +43,6 @@ from o2c_workflows.models import (
     OrderStatus,
     PaymentTerms,
     PaymentTermsKind,
-)
-from o2c_workflows.money import (
-    MAX_AMOUNT_DIGITS,
-    Amount,
-    exponent,
-    fits_currency,
-    from_minor_units,
-    normalise,
-    quantum,
-    to_minor_units,
 )
 from o2c_workflows.state import (
     Application,

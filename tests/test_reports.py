@@ -23,15 +23,9 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.billing.models import Invoice, InvoiceLine, InvoiceRequest, InvoiceStatus
 from adapters.local.tables import CustomerRow
-from adapters.models import (
-    Invoice,
-    InvoiceLine,
-    InvoiceRequest,
-    InvoiceStatus,
-    ShipmentConfirmation,
-    StockLine,
-)
+from adapters.logistics.models import ShipmentConfirmation, StockLine
 from o2c_service.reports import (
     AgeingBucket,
     InvalidReportRequest,

@@ -10,15 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from adapters.local.billing import LocalBilling
-from adapters.local.crm import LocalCrm
+from adapters.billing.local import LocalBilling
+from adapters.crm.local import LocalCrm
 from adapters.local.database import LocalDatabase
-from adapters.local.logistics import LocalLogistics
-from adapters.local.payments import LocalPayments
 from adapters.local.seed import seed_demo_data
+from adapters.logistics.local import LocalLogistics
+from adapters.payments.local import LocalPayments
 
 if TYPE_CHECKING:
-    from adapters.protocols import BillingAdapter, CrmAdapter, LogisticsAdapter, PaymentsAdapter
+    from adapters.billing.protocol import BillingAdapter
+    from adapters.crm.protocol import CrmAdapter
+    from adapters.logistics.protocol import LogisticsAdapter
+    from adapters.payments.protocol import PaymentsAdapter
 
     # mypy proves here that each local adapter satisfies its protocol.
     _CONFORMS: tuple[

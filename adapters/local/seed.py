@@ -10,9 +10,9 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
+from adapters.crm.models import CustomerStatus
 from adapters.local.database import LocalDatabase
 from adapters.local.tables import CustomerRow, ItemRow, LocalTable, to_minor
-from adapters.models import CustomerStatus
 
 PLENTY = 1_000_000
 

@@ -24,8 +24,8 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from adapters.errors import BusinessError
-from adapters.models import ReservationStatus
-from o2c_workflows.money import MINOR_UNIT_EXPONENT, from_minor_units, to_minor_units
+from adapters.logistics.models import ReservationStatus
+from o2c_domain.money import MINOR_UNIT_EXPONENT, from_minor_units, to_minor_units
 
 
 class LocalTable(SQLModel, registry=registry()):

@@ -12,12 +12,8 @@ from temporalio import workflow
 
 from activities import options
 from activities.order_activities import OrderActivities
-from adapters.models import (
-    ApplyPayment,
-    AuthoriseCard,
-    CaptureCard,
-    CustomerCreditEntry,
-)
+from adapters.billing.models import ApplyPayment, CustomerCreditEntry
+from adapters.payments.models import AuthoriseCard, CaptureCard
 from o2c_workflows import (
     cash_application,
 )

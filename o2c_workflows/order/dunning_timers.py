@@ -13,10 +13,8 @@ from temporalio import workflow
 
 from activities import options
 from activities.order_activities import OrderActivities
-from adapters.models import (
-    CustomerHold,
-    DunningNotice,
-)
+from adapters.billing.models import DunningNotice
+from adapters.crm.models import CustomerHold
 from o2c_workflows.dunning import days_past_due, fires_at
 from o2c_workflows.order.compensation import Compensation
 from o2c_workflows.search_attributes import (

@@ -13,16 +13,14 @@ from temporalio import workflow
 
 from activities import options
 from activities.order_activities import OrderActivities
-from adapters.models import (
+from adapters.billing.models import CreditNoteRequest, CustomerCreditEntry
+from adapters.logistics.models import (
     AmendReservation,
-    CreditNoteRequest,
-    CustomerCreditEntry,
-    PaymentRecordRequest,
-    RefundPayment,
     ReturnReceipt,
     ShipmentConfirmation,
     StockLine,
 )
+from adapters.payments.models import PaymentRecordRequest, RefundPayment
 from o2c_workflows import (
     rejections,
 )

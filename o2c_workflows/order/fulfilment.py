@@ -11,13 +11,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities import options
 from activities.order_activities import CustomerCheck, OrderActivities
-from adapters.models import (
-    Customer,
-    InvoiceLine,
-    InvoiceRequest,
-    ReserveStock,
-    ShipmentRequest,
-)
+from adapters.billing.models import InvoiceLine, InvoiceRequest
+from adapters.crm.models import Customer
+from adapters.logistics.models import ReserveStock, ShipmentRequest
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.base import (
     PATCH_EXECUTION_KEYS,

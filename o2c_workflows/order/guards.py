@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from o2c_domain.money import fits_amount_digits, fits_currency
 from o2c_workflows import (
     amendments,
     rejections,
@@ -21,7 +22,6 @@ from o2c_workflows.messages import (
     ShipmentConfirmed,
 )
 from o2c_workflows.models import OrderStatus
-from o2c_workflows.money import fits_amount_digits, fits_currency
 from o2c_workflows.order.base import FINISHED, Applying, InFlight, Resolution
 from o2c_workflows.state import (
     HoldKind,

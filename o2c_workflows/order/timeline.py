@@ -10,9 +10,7 @@ from typing import TypeVar
 
 from temporalio import workflow
 
-from adapters.models import (
-    StockLine,
-)
+from adapters.logistics.models import StockLine
 from o2c_workflows import (
     presentation,
 )

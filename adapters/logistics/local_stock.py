@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from adapters.errors import BusinessError
 from adapters.local.tables import ItemRow
-from adapters.models import StockLine
+from adapters.logistics.models import StockLine
 
 
 class Line(Protocol):

@@ -6,7 +6,7 @@ replayed or racing request can neither apply a payment twice nor take a
 balance below zero. A void is one conditional UPDATE that only matches an
 invoice no payment has touched, and an application's UPDATE never matches a void
 invoice, so a void and a payment racing for one invoice cannot both succeed.
-Credit notes and customer credit are in `adapters.local.credit`.
+Credit notes and customer credit are in `adapters.billing.local_credit`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,26 @@ from decimal import Decimal
 from sqlalchemy import case, func, update
 from sqlmodel import Session, col, select
 
+from adapters.billing.local_credit import LocalCredit
+from adapters.billing.models import (
+    ApplyPayment,
+    BillingAccount,
+    CreditBalance,
+    CreditNote,
+    CreditNoteRequest,
+    CustomerCreditEntry,
+    DunningNotice,
+    DunningRecord,
+    Invoice,
+    InvoiceRequest,
+    InvoiceStatus,
+    OpenBalance,
+    PaymentApplication,
+    VoidInvoice,
+)
+from adapters.crm.models import Customer
 from adapters.errors import BusinessError
-from adapters.local.credit import LocalCredit
+from adapters.keys import IdempotencyKey
 from adapters.local.database import LocalDatabase
 from adapters.local.tables import (
     BillingAccountRow,
@@ -34,24 +52,6 @@ from adapters.local.tables import (
     new_id,
     to_minor,
     utc_now,
-)
-from adapters.models import (
-    ApplyPayment,
-    BillingAccount,
-    CreditBalance,
-    CreditNote,
-    CreditNoteRequest,
-    Customer,
-    CustomerCreditEntry,
-    DunningNotice,
-    DunningRecord,
-    IdempotencyKey,
-    Invoice,
-    InvoiceRequest,
-    InvoiceStatus,
-    OpenBalance,
-    PaymentApplication,
-    VoidInvoice,
 )
 
 

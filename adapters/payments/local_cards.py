@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from adapters.errors import BusinessError
+from adapters.keys import IdempotencyKey
 from adapters.local.database import LocalDatabase
 from adapters.local.tables import (
     CardAuthorisationRow,
@@ -34,12 +35,11 @@ from adapters.local.tables import (
     to_minor,
     utc_now,
 )
-from adapters.models import (
+from adapters.payments.models import (
     Authorisation,
     AuthorisationStatus,
     AuthoriseCard,
     CaptureCard,
-    IdempotencyKey,
     VoidAuthorisation,
 )
 

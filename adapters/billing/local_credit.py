@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, func, select
 
+from adapters.billing.models import (
+    CreditBalance,
+    CreditNote,
+    CreditNoteRequest,
+    CustomerCreditEntry,
+    InvoiceStatus,
+)
 from adapters.errors import BusinessError
+from adapters.keys import IdempotencyKey
 from adapters.local.database import LocalDatabase
 from adapters.local.tables import (
     BillingAccountRow,
@@ -29,15 +37,7 @@ from adapters.local.tables import (
     new_id,
     to_minor,
 )
-from adapters.models import (
-    CreditBalance,
-    CreditNote,
-    CreditNoteRequest,
-    CustomerCreditEntry,
-    IdempotencyKey,
-    InvoiceStatus,
-)
-from o2c_workflows.money import MAX_AMOUNT_DIGITS, fits_amount_digits
+from o2c_domain.money import MAX_AMOUNT_DIGITS, fits_amount_digits
 
 
 def _credit_note(row: CreditNoteRow) -> CreditNote:

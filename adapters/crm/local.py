@@ -13,10 +13,10 @@ import asyncio
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from adapters.crm.models import Customer, CustomerHold, CustomerStatus
 from adapters.errors import BusinessError
 from adapters.local.database import LocalDatabase
 from adapters.local.tables import CustomerHoldRow, CustomerRow, from_minor, new_id
-from adapters.models import Customer, CustomerHold, CustomerStatus
 
 
 def _customer(row: CustomerRow) -> Customer:

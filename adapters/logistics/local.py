@@ -1,7 +1,7 @@
 """Logistics: stock reservations, shipments, dispatches and returns, in the local database.
 
-Stock moves only through `adapters.local.stock`; rows are read back and locked
-through `adapters.local.warehouse`. Every keyed change (reservation, dispatch,
+Stock moves only through `adapters.logistics.local_stock`; rows are read back and locked
+through `adapters.logistics.local_warehouse`. Every keyed change (reservation, dispatch,
 amendment, return) inserts the row that claims its idempotency key before it
 checks anything another request could have changed, so a replay that waited for
 the first finds it instead of being refused; a refused request rolls back, key
@@ -25,8 +25,8 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from adapters.errors import BusinessError
+from adapters.keys import IdempotencyKey
 from adapters.local.database import LocalDatabase
-from adapters.local.stock import move_stock, per_sku, stock_lines
 from adapters.local.tables import (
     ReservationAmendmentLineRow,
     ReservationAmendmentRow,
@@ -41,7 +41,8 @@ from adapters.local.tables import (
     new_id,
     utc_now,
 )
-from adapters.local.warehouse import (
+from adapters.logistics.local_stock import move_stock, per_sku, stock_lines
+from adapters.logistics.local_warehouse import (
     amended_by_key,
     cancelled_error,
     dispatch_count,
@@ -63,10 +64,9 @@ from adapters.local.warehouse import (
     to_reservation,
     to_shipment,
 )
-from adapters.models import (
+from adapters.logistics.models import (
     AmendReservation,
     CancelShipment,
-    IdempotencyKey,
     ReleaseReservation,
     Reservation,
     ReservationStatus,

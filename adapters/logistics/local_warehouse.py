@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, func, select
 
 from adapters.errors import BusinessError
-from adapters.local.stock import per_sku, stock_lines
+from adapters.keys import IdempotencyKey
 from adapters.local.tables import (
     ReservationAmendmentLineRow,
     ReservationAmendmentRow,
@@ -24,8 +24,8 @@ from adapters.local.tables import (
     ShipmentReturnRow,
     ShipmentRow,
 )
-from adapters.models import (
-    IdempotencyKey,
+from adapters.logistics.local_stock import per_sku, stock_lines
+from adapters.logistics.models import (
     Reservation,
     ReservationStatus,
     Shipment,

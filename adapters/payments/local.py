@@ -6,7 +6,7 @@ same id arriving with another amount, currency or order is a contradiction a
 person must look at, not a second payment. A refund claims its own unique key
 and is checked against the payment's earlier refunds under a lock on the
 payment row, so racing refunds can never give back more than was received.
-Card authorisations and captures are in `adapters.local.cards`.
+Card authorisations and captures are in `adapters.payments.local_cards`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import asyncio
 from sqlmodel import Session, col, func, or_, select
 
 from adapters.errors import BusinessError
-from adapters.local.cards import LocalCards
+from adapters.keys import IdempotencyKey
 from adapters.local.database import LocalDatabase
 from adapters.local.tables import PaymentRow, RefundRow, as_utc, from_minor, new_id, to_minor
-from adapters.models import (
+from adapters.payments.local_cards import LocalCards
+from adapters.payments.models import (
     Authorisation,
     AuthoriseCard,
     CaptureCard,
-    IdempotencyKey,
     Payment,
     PaymentRecordRequest,
     Refund,

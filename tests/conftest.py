@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.temporal_env", "tests.fixtures_db", "tests.stack", "tests.order_harness"]
+pytest_plugins = [
+    "tests.support.temporal_env",
+    "tests.support.fixtures_db",
+    "tests.support.stack",
+    "tests.support.order_harness",
+]

@@ -18,7 +18,7 @@ from temporalio.common import SearchAttributeIndexedValueType as IVT
 
 from o2c_workflows.search_attributes import ALL
 
-COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.temporal.yml"
+COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.temporal.yml"
 
 POSTGRES = "postgresql"
 SCHEMA_JOB = "temporal-schema"

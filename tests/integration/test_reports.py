@@ -46,10 +46,10 @@ from o2c_service.runners import serve_api
 from o2c_service.settings import Settings
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.state import TimelineEntry
-from tests.history import DEFAULT_TIMEOUT, POLL_INTERVAL
-from tests.stack import Stack, free_port
-from tests.test_cli import o2c
-from tests.test_support_flows import create, new_item
+from tests.integration.test_cli import o2c
+from tests.integration.test_support_flows import create, new_item
+from tests.support.history import DEFAULT_TIMEOUT, POLL_INTERVAL
+from tests.support.stack import Stack, free_port
 
 # -- percentiles and hours ----------------------------------------------------
 

@@ -18,8 +18,8 @@ from o2c_workflows.order.base import OrderInput
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
 from o2c_workflows.state import OrderSummary
-from tests.history import status_transitions, wait_for_status
-from tests.order_harness import (
+from tests.support.history import status_transitions, wait_for_status
+from tests.support.order_harness import (
     LIFECYCLE,
     SHIPMENT,
     TOTAL,

@@ -1,6 +1,6 @@
 """How fast a worker restarted after SIGKILL serves its orders again.
 
-`python -m tests.recovery [--orders 100] [--sdk-defaults] [--away 12]` starts a
+`python -m tests.support.recovery [--orders 100] [--sdk-defaults] [--away 12]` starts a
 dev server (SQLite, as `o2c dev` runs it) and an `o2c worker`, parks N orders at
 Invoiced (two shipments, two invoices, dunning timers running), SIGKILLs the
 worker, and `--away` seconds later the bank pays every order (as Signals, which
@@ -36,7 +36,7 @@ from o2c_service.orders import OrderError, OrderService
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed, ShippedLine
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
-from tests.resilience_support import (
+from tests.support.resilience_support import (
     CARRIER,
     Processes,
     batch_orders,

@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
-from tests.test_dev_command import o2c_dev
+from tests.integration.test_dev_command import o2c_dev
 
-README = Path(__file__).parents[1] / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 SET_UP = frozenset({"scripts/dev", "scripts/test"})
 NOT_RUN = re.compile(r"^<!-- not run: (?P<reason>.+) -->$")
 DEFAULT_API = "http://127.0.0.1:8000"

@@ -5,7 +5,7 @@ workflows already running (a reordered activity, a new timer, a removed upsert)
 fails here before it ships. Every file in tests/histories (and the histories
 recorded on earlier code, in its subfolders) is replayed with the workflow class
 its history names; the corpus is recorded by
-`python -m tests.record_histories` (see its SCENARIOS).
+`python -m tests.support.record_histories` (see its SCENARIOS).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from o2c_workflows import credit_refund
 from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order.base import WORKFLOW_NAME as ORDER_WORKFLOW
 from o2c_workflows.order.workflow import OrderWorkflow
-from tests.record_histories import SCENARIOS
+from tests.support.record_histories import SCENARIOS
 
-HISTORIES = Path(__file__).parent / "histories"
+HISTORIES = Path(__file__).parents[1] / "histories"
 FILES = sorted(HISTORIES.glob("*.json"))
 EARLIER = sorted((HISTORIES / "earlier-code").glob("*.json"))
 """The same scenarios as recorded on the code before idempotency keys were scoped per

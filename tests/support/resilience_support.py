@@ -45,8 +45,8 @@ from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.state import OrderState
-from tests.history import status_transitions
-from tests.stack import free_port
+from tests.support.history import status_transitions
+from tests.support.stack import free_port
 
 BATCH_DEADLINE = 180.0
 """Seconds a whole batch may take, outage included, before the test fails."""

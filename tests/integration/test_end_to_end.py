@@ -7,8 +7,8 @@ import uuid
 from typing import Any
 
 from o2c_workflows.models import OrderStatus
-from tests.history import DEFAULT_TIMEOUT, POLL_INTERVAL, status_transitions
-from tests.stack import Stack
+from tests.support.history import DEFAULT_TIMEOUT, POLL_INTERVAL, status_transitions
+from tests.support.stack import Stack
 
 LIFECYCLE = ["Entered", "Booked", "Shipped", "Invoiced", "Paid", "Closed"]
 

@@ -20,9 +20,9 @@ from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import HOLD_REASON
 from o2c_workflows.state import CompensationStatus, HoldKind
-from tests.history import status_transitions, wait_for_state, wait_for_status
-from tests.order_harness import SHIPMENT, TOTAL, Harness, keys_of, make_order, payment
-from tests.stub_activities import business_error, system_error
+from tests.support.history import status_transitions, wait_for_state, wait_for_status
+from tests.support.order_harness import SHIPMENT, TOTAL, Harness, keys_of, make_order, payment
+from tests.support.stub_activities import business_error, system_error
 
 RETRY = SupportAction(note="fixed the data")
 

@@ -53,9 +53,9 @@ from o2c_service.temporal import build_worker
 from o2c_workflows import presentation
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.search_attributes import ALL
-from tests.history import DEFAULT_TIMEOUT, wait_for_status
-from tests.stack import free_port
-from tests.temporal_env import binary
+from tests.support.history import DEFAULT_TIMEOUT, wait_for_status
+from tests.support.stack import free_port
+from tests.support.temporal_env import binary
 
 try:
     from playwright.async_api import Browser, Page, async_playwright, expect

@@ -23,9 +23,9 @@ from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed, ShippedLi
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
-from tests.history import wait_for_status
-from tests.stub_activities import StubActivities
-from tests.temporal_env import binary
+from tests.support.history import wait_for_status
+from tests.support.stub_activities import StubActivities
+from tests.support.temporal_env import binary
 
 SUGGEST_AFTER_EVENTS = 60
 SKUS = [f"SKU-{n}" for n in range(8)]

@@ -1,4 +1,4 @@
-"""Record the replay corpus: `python -m tests.record_histories [SCENARIO ...]` writes
+"""Record the replay corpus: `python -m tests.support.record_histories [SCENARIO ...]` writes
 tests/histories/*.json.
 
 Each file is the full history of one workflow run of a scenario, driven against
@@ -59,12 +59,19 @@ from o2c_workflows.models import CardPayment, OrderLine, OrderRequest, OrderStat
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
 from o2c_workflows.state import HoldKind, OrderSummary
-from tests.history import wait_for_status
-from tests.order_harness import SHIPMENT, TOTAL, Harness, make_order, payment, running_harness
-from tests.stub_activities import StubActivities, business_error
-from tests.temporal_env import binary
+from tests.support.history import wait_for_status
+from tests.support.order_harness import (
+    SHIPMENT,
+    TOTAL,
+    Harness,
+    make_order,
+    payment,
+    running_harness,
+)
+from tests.support.stub_activities import StubActivities, business_error
+from tests.support.temporal_env import binary
 
-HISTORIES = Path(__file__).parent / "histories"
+HISTORIES = Path(__file__).parents[1] / "histories"
 
 Recorded = list[tuple[str, WorkflowHistory]]
 """File stem and history of each workflow run a scenario recorded."""

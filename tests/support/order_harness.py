@@ -21,8 +21,8 @@ from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.state import OrderState, OrderSummary
-from tests.history import wait_for_status
-from tests.stub_activities import StubActivities
+from tests.support.history import wait_for_status
+from tests.support.stub_activities import StubActivities
 
 LIFECYCLE = [
     OrderStatus.ENTERED,

@@ -19,8 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from o2c_workflows.messages import EventAck
 from o2c_workflows.models import OrderStatus
-from tests.order_harness import SHIPMENT, TOTAL, Harness, payment, running_harness
-from tests.stub_activities import StubActivities
+from tests.support.order_harness import SHIPMENT, TOTAL, Harness, payment, running_harness
+from tests.support.stub_activities import StubActivities
 
 ANSWER_WITHIN = 30.0
 """Seconds an update may take here before the test calls it lost (it takes milliseconds)."""

@@ -24,7 +24,7 @@ from o2c_service.settings import Settings
 from o2c_service.temporal import build_worker
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.state import OrderState
-from tests.history import DEFAULT_TIMEOUT, POLL_INTERVAL
+from tests.support.history import DEFAULT_TIMEOUT, POLL_INTERVAL
 
 
 def free_port() -> int:

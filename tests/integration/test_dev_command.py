@@ -16,8 +16,8 @@ import pytest
 
 from o2c_service.dev import ensure_ports_free
 from o2c_service.settings import Settings
-from tests.stack import free_port
-from tests.test_end_to_end import demo_order
+from tests.integration.test_end_to_end import demo_order
+from tests.support.stack import free_port
 
 STARTUP_TIMEOUT = 60
 

@@ -14,7 +14,7 @@ from o2c_workflows.state import (
     LineState,
     OrderState,
 )
-from tests.order_harness import make_order
+from tests.support.order_harness import make_order
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from o2c_workflows.models import OrderStatus
-from tests.stack import Stack, free_port
-from tests.test_end_to_end import demo_order
+from tests.integration.test_end_to_end import demo_order
+from tests.support.stack import Stack, free_port
 
 O2C = [sys.executable, "-m", "o2c_service"]
 

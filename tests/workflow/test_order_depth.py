@@ -33,8 +33,8 @@ from o2c_workflows.models import (
 )
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import DUNNING_LEVEL, PAYMENT_DUE
-from tests.history import wait_for_status
-from tests.order_harness import SHIPMENT, TOTAL, Harness, make_order, payment
+from tests.support.history import wait_for_status
+from tests.support.order_harness import SHIPMENT, TOTAL, Harness, make_order, payment
 
 THREE_LINES = [
     OrderLine(sku="SKU-WIDGET", quantity=4, unit_price=Decimal("10.00")),

@@ -16,9 +16,9 @@ from sqlmodel import select
 
 from adapters.local.tables import CustomerRow, ItemRow
 from o2c_workflows.models import OrderStatus
-from tests.history import DEFAULT_TIMEOUT, POLL_INTERVAL
-from tests.stack import Stack
-from tests.test_cli import o2c
+from tests.integration.test_cli import o2c
+from tests.support.history import DEFAULT_TIMEOUT, POLL_INTERVAL
+from tests.support.stack import Stack
 
 
 def new_customer(stack: Stack, credit_limit_minor: int = 5_000_000) -> str:

@@ -3,7 +3,7 @@
 Each test starts its own Temporal dev server (a subprocess on a SQLite file in
 tmp_path), its own `o2c worker` subprocess(es) on a task queue of its own, and a
 database of its own for the local systems. It drives a batch of orders the way
-the 3PL and the bank would (`tests.resilience_support.Batch`) while it breaks
+the 3PL and the bank would (`tests.support.resilience_support.Batch`) while it breaks
 something: it kills the worker, restarts the server, or makes every system
 flaky. Every order must reach Closed, and the local systems must show each
 reservation, shipment, invoice, payment and payment application exactly once.
@@ -20,8 +20,8 @@ import pytest_asyncio
 
 from o2c_service.orders import OrderService
 from o2c_workflows.models import OrderStatus
-from tests.recovery import recovery_after_kill
-from tests.resilience_support import (
+from tests.support.recovery import recovery_after_kill
+from tests.support.resilience_support import (
     Batch,
     Processes,
     activity_running,
@@ -175,7 +175,7 @@ async def test_every_system_flaky_and_unsure_and_every_order_closes_once(
 
 
 RESTART_BATCH = 40
-"""Orders waiting when the worker is killed; `python -m tests.recovery` measures 100."""
+"""Orders waiting when the worker is killed; `python -m tests.support.recovery` measures 100."""
 
 
 async def test_a_worker_restarted_with_orders_in_flight_replays_them_without_task_timeouts(

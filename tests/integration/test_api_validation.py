@@ -13,8 +13,8 @@ import pytest_asyncio
 
 from o2c_service.runners import serve_api
 from o2c_service.settings import Settings
-from tests.stack import free_port
-from tests.test_end_to_end import demo_order
+from tests.integration.test_end_to_end import demo_order
+from tests.support.stack import free_port
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -22,9 +22,9 @@ from o2c_workflows import credit_refund
 from o2c_workflows.credit_refund import CreditRefundInput, CreditRefundRequest
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.base import WORKFLOW_NAME
-from tests.history import DEFAULT_TIMEOUT, POLL_INTERVAL
-from tests.stack import Stack, free_port
-from tests.test_end_to_end import demo_order
+from tests.integration.test_end_to_end import demo_order
+from tests.support.history import DEFAULT_TIMEOUT, POLL_INTERVAL
+from tests.support.stack import Stack, free_port
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:

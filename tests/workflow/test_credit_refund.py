@@ -33,11 +33,11 @@ from o2c_workflows.credit_refund import (
 )
 from o2c_workflows.failure_policy import StepFailure
 from o2c_workflows.models import OrderRequest, OrderStatus
-from tests.order_harness import make_order
-from tests.stack import Stack
-from tests.stub_activities import StubActivities, business_error, system_error
-from tests.test_cli import o2c
-from tests.test_support_flows import create, new_customer, new_item, order
+from tests.integration.test_cli import o2c
+from tests.integration.test_support_flows import create, new_customer, new_item, order
+from tests.support.order_harness import make_order
+from tests.support.stack import Stack
+from tests.support.stub_activities import StubActivities, business_error, system_error
 
 
 @dataclass

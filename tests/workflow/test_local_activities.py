@@ -16,9 +16,9 @@ from temporalio.api.enums.v1 import EventType
 from o2c_workflows.messages import CancelRequest, ShipmentConfirmed, ShippedLine, SupportAction
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.state import CompensationStatus
-from tests.history import status_transitions, wait_for_status
-from tests.order_harness import LIFECYCLE, SHIPMENT, TOTAL, Harness, make_order, payment
-from tests.stub_activities import business_error
+from tests.support.history import status_transitions, wait_for_status
+from tests.support.order_harness import LIFECYCLE, SHIPMENT, TOTAL, Harness, make_order, payment
+from tests.support.stub_activities import business_error
 
 
 async def test_the_lifecycle_runs_on_local_activities(local_harness: Harness) -> None:

@@ -1,0 +1,1 @@
+"""Each system protocol and its implementations (local adapters, fault injection)."""

@@ -1,0 +1,1 @@
+"""What the tests share: Temporal servers, the stack, stub activities, harnesses, recorders."""

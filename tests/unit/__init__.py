@@ -1,0 +1,1 @@
+"""Pure rules, no server: money, amounts, presentation."""

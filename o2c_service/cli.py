@@ -29,6 +29,7 @@ from typer.core import TyperGroup
 from adapters.faults import FaultProfileError
 from o2c_domain.money import parse_amount
 from o2c_service.settings import Settings
+from o2c_workflows.messages import ReturnResolution
 from o2c_workflows.models import OrderStatus
 
 
@@ -603,19 +604,14 @@ def amend_order(
     _emit(ack, output, table)
 
 
-class Resolution(StrEnum):
-    REFUND = "refund"
-    CREDIT = "credit"
-
-
 @orders_app.command("return")
 def return_goods(
     order_id: str,
     return_id: Annotated[str, typer.Option(help="The return (RMA) id.")],
     line: Annotated[list[str], typer.Option("--line", help="SKU=QTY returned.")],
     resolution: Annotated[
-        Resolution, typer.Option(help="Refund the money, or keep it as customer credit.")
-    ] = Resolution.REFUND,
+        ReturnResolution, typer.Option(help="Refund the money, or keep it as customer credit.")
+    ] = ReturnResolution.REFUND,
     reason: Annotated[str | None, typer.Option(help="Why it came back.")] = None,
     output: OutputOption = Output.TABLE,
     api_url: ApiUrlOption = None,

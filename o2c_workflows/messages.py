@@ -11,16 +11,12 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator
 
+from o2c_domain.lines import Sku, SkuQuantity
 from o2c_domain.money import CurrencyCode, PlainAmount, at_currency_scale
-from o2c_workflows.models import Identifier, OrderStatus, ShortText, Sku, Strict
+from o2c_workflows.models import Identifier, OrderStatus, ShortText, Strict
 
 
-class ShippedLine(Strict):
-    sku: Sku
-    quantity: int = Field(gt=0, le=1_000_000)
-
-
-def _one_line_per_sku(lines: list[ShippedLine] | None) -> list[ShippedLine] | None:
+def _one_line_per_sku(lines: list[SkuQuantity] | None) -> list[SkuQuantity] | None:
     skus = [line.sku for line in lines or []]
     if len(set(skus)) != len(skus):
         raise ValueError(
@@ -37,7 +33,7 @@ class ShipmentConfirmed(Strict):
     event_id: ShortText | None = Field(
         default=None, description="De-duplication key; defaults to the tracking number."
     )
-    lines: list[ShippedLine] | None = Field(
+    lines: list[SkuQuantity] | None = Field(
         default=None,
         description="What left in this shipment; leave out for everything not yet shipped.",
     )
@@ -89,7 +85,7 @@ class ReturnReceived(Strict):
     """Goods came back after shipment."""
 
     return_id: Identifier = Field(examples=["RMA-12"])
-    lines: list[ShippedLine] = Field(min_length=1)
+    lines: list[SkuQuantity] = Field(min_length=1)
     resolution: ReturnResolution = ReturnResolution.REFUND
 
     _unique = field_validator("lines")(_one_line_per_sku)

@@ -15,6 +15,7 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.config import JsonDict
 
+from o2c_domain.lines import Sku
 from o2c_domain.money import (
     MAX_AMOUNT_DIGITS,
     Amount,
@@ -39,7 +40,6 @@ Identifier = Annotated[
 ]
 """An id from a caller's system. No ':' so that an order id can be split again."""
 
-Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 ShortText = Annotated[str, Field(min_length=1, max_length=128)]
 
 

@@ -7,14 +7,15 @@ into one credit note per invoice.
 
 from __future__ import annotations
 
+from o2c_domain.lines import SkuQuantity
 from o2c_workflows import rejections
 from o2c_workflows.messages import ReturnReceived
-from o2c_workflows.state import OrderState, QuantityLine
+from o2c_workflows.state import OrderState
 
 
-def credit_plan(state: OrderState, returned: ReturnReceived) -> dict[str, list[QuantityLine]]:
+def credit_plan(state: OrderState, returned: ReturnReceived) -> dict[str, list[SkuQuantity]]:
     """Invoice id -> the returned quantities to credit on it."""
-    plan: dict[str, list[QuantityLine]] = {}
+    plan: dict[str, list[SkuQuantity]] = {}
     for item in returned.lines:
         line = state.line(item.sku)
         if line is None:
@@ -38,7 +39,7 @@ def credit_plan(state: OrderState, returned: ReturnReceived) -> dict[str, list[Q
             take = min(left, charged - credited)
             if take > 0:
                 plan.setdefault(invoice.invoice_id, []).append(
-                    QuantityLine(sku=item.sku, quantity=take)
+                    SkuQuantity(sku=item.sku, quantity=take)
                 )
                 left -= take
             if left == 0:

@@ -13,6 +13,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from adapters.billing.models import InvoiceStatus
+from o2c_domain.lines import SkuQuantity
 from o2c_domain.money import Amount
 from o2c_workflows.dunning import days_past_due
 from o2c_workflows.models import Instalment, OrderRequest, OrderStatus
@@ -56,11 +58,6 @@ class ShipmentState(BaseModel):
     requested_at: datetime
 
 
-class QuantityLine(BaseModel):
-    sku: str
-    quantity: int
-
-
 class DispatchState(BaseModel):
     """One confirmed shipment: what left, with whom, and the invoice raised for it."""
 
@@ -68,20 +65,15 @@ class DispatchState(BaseModel):
     event_id: str
     carrier: str
     tracking_number: str
-    lines: list[QuantityLine]
+    lines: list[SkuQuantity]
     confirmed_at: datetime
     invoice_id: str | None = None
-
-
-class InvoiceStatus(StrEnum):
-    OPEN = "open"
-    PAID = "paid"
 
 
 class InvoiceState(BaseModel):
     invoice_id: str
     dispatch: int
-    lines: list[QuantityLine]
+    lines: list[SkuQuantity]
     amount: Amount
     balance: Amount
     issued_at: datetime
@@ -139,7 +131,7 @@ class CreditNoteState(BaseModel):
     credit_note_id: str
     return_id: str
     invoice_id: str
-    lines: list[QuantityLine]
+    lines: list[SkuQuantity]
     amount: Amount
     applied_to_invoice: Amount
     to_customer_credit: Amount
@@ -148,7 +140,7 @@ class CreditNoteState(BaseModel):
 
 class ReturnState(BaseModel):
     return_id: str
-    lines: list[QuantityLine]
+    lines: list[SkuQuantity]
     resolution: str
     received_at: datetime
     credit_notes: list[str]
@@ -279,7 +271,7 @@ class OrderState(BaseModel):
 
     def record_dispatch(
         self, event_id: str, carrier: str, tracking_number: str,
-        lines: list[QuantityLine], at: datetime,
+        lines: list[SkuQuantity], at: datetime,
     ) -> DispatchState:  # fmt: skip
         """Goods left: a dispatch numbered in order, each line's shipped quantity counted."""
         dispatch = DispatchState(

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from adapters.errors import BusinessError
 from adapters.local.tables import ItemRow
-from adapters.logistics.models import StockLine
+from o2c_domain.lines import SkuQuantity
 
 
 class Line(Protocol):
@@ -40,8 +40,8 @@ def per_sku(lines: Lines) -> dict[str, int]:
     return wanted
 
 
-def stock_lines(lines: Lines) -> list[StockLine]:
-    return [StockLine(sku=line.sku, quantity=line.quantity) for line in lines]
+def stock_lines(lines: Lines) -> list[SkuQuantity]:
+    return [SkuQuantity(sku=line.sku, quantity=line.quantity) for line in lines]
 
 
 def move_stock(session: Session, change: dict[str, int]) -> None:

@@ -25,13 +25,8 @@ from adapters.local.tables import (
     ShipmentRow,
 )
 from adapters.logistics.local_stock import per_sku, stock_lines
-from adapters.logistics.models import (
-    Reservation,
-    ReservationStatus,
-    Shipment,
-    ShipmentStatus,
-    StockLine,
-)
+from adapters.logistics.models import Reservation, ReservationStatus, Shipment, ShipmentStatus
+from o2c_domain.lines import SkuQuantity
 
 
 def reservation_lines(session: Session, reservation_id: str) -> list[ReservationLineRow]:
@@ -133,7 +128,7 @@ def to_shipment(session: Session, row: ShipmentRow, upto: int | None = None) -> 
         carrier=carrier,
         tracking_number=tracking,
         lines=stock_lines(requested),
-        shipped=[StockLine(sku=sku, quantity=shipped[sku]) for sku in order if shipped.get(sku)],
+        shipped=[SkuQuantity(sku=sku, quantity=shipped[sku]) for sku in order if shipped.get(sku)],
     )
 
 

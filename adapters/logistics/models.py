@@ -7,17 +7,13 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from adapters.keys import IdempotencyKey
-
-
-class StockLine(BaseModel):
-    sku: str
-    quantity: int = Field(gt=0)
+from o2c_domain.lines import SkuQuantity
 
 
 class ReserveStock(BaseModel):
     idempotency_key: IdempotencyKey
     order_id: str
-    lines: list[StockLine] = Field(min_length=1)
+    lines: list[SkuQuantity] = Field(min_length=1)
 
 
 class ReservationStatus(StrEnum):
@@ -28,7 +24,7 @@ class ReservationStatus(StrEnum):
 class Reservation(BaseModel):
     reservation_id: str
     order_id: str
-    lines: list[StockLine]
+    lines: list[SkuQuantity]
     status: ReservationStatus = ReservationStatus.RESERVED
 
 
@@ -44,7 +40,7 @@ class ShipmentRequest(BaseModel):
     order_id: str
     reservation_id: str
     ship_to: str
-    lines: list[StockLine] = Field(min_length=1)
+    lines: list[SkuQuantity] = Field(min_length=1)
 
 
 class ShipmentStatus(StrEnum):
@@ -62,9 +58,9 @@ class Shipment(BaseModel):
     carrier: str | None = None
     """Of the latest dispatch."""
     tracking_number: str | None = None
-    lines: list[StockLine] = Field(default_factory=list)
+    lines: list[SkuQuantity] = Field(default_factory=list)
     """What was requested."""
-    shipped: list[StockLine] = Field(default_factory=list)
+    shipped: list[SkuQuantity] = Field(default_factory=list)
     """What has left so far, summed over dispatches."""
 
 
@@ -78,7 +74,7 @@ class ShipmentConfirmation(BaseModel):
     shipment_id: str
     carrier: str
     tracking_number: str
-    lines: list[StockLine] = Field(min_length=1)
+    lines: list[SkuQuantity] = Field(min_length=1)
 
 
 class AmendReservation(BaseModel):
@@ -92,7 +88,7 @@ class AmendReservation(BaseModel):
     idempotency_key: IdempotencyKey
     reservation_id: str
     shipment_id: str | None
-    lines: list[StockLine] = Field(min_length=1)
+    lines: list[SkuQuantity] = Field(min_length=1)
 
 
 class ReturnReceipt(BaseModel):
@@ -101,7 +97,7 @@ class ReturnReceipt(BaseModel):
     idempotency_key: IdempotencyKey
     order_id: str
     shipment_id: str
-    lines: list[StockLine] = Field(min_length=1)
+    lines: list[SkuQuantity] = Field(min_length=1)
 
 
 class CancelShipment(BaseModel):

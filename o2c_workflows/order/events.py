@@ -14,13 +14,9 @@ from temporalio import workflow
 from activities import options
 from activities.order_activities import OrderActivities
 from adapters.billing.models import CreditNoteRequest, CustomerCreditEntry
-from adapters.logistics.models import (
-    AmendReservation,
-    ReturnReceipt,
-    ShipmentConfirmation,
-    StockLine,
-)
+from adapters.logistics.models import AmendReservation, ReturnReceipt, ShipmentConfirmation
 from adapters.payments.models import PaymentRecordRequest, RefundPayment
+from o2c_domain.lines import SkuQuantity
 from o2c_workflows import (
     rejections,
 )
@@ -50,7 +46,6 @@ from o2c_workflows.state import (
     CreditNoteState,
     InvoiceState,
     PaymentState,
-    QuantityLine,
     ReturnState,
 )
 
@@ -90,7 +85,7 @@ class Events(Fulfilment):
                     shipment_id=shipment.shipment_id,
                     carrier=event.carrier,
                     tracking_number=event.tracking_number,
-                    lines=[StockLine(sku=q.sku, quantity=q.quantity) for q in lines],
+                    lines=lines,
                 ),
                 options.LOGISTICS,
             )
@@ -166,7 +161,7 @@ class Events(Fulfilment):
                     idempotency_key=self._key(f"amend:{amendment.event_id or number}"),
                     reservation_id=booking.reservation_id,
                     shipment_id=state.shipment.shipment_id if state.shipment else None,
-                    lines=[StockLine(sku=line.sku, quantity=line.ordered) for line in plan.lines],
+                    lines=[SkuQuantity(sku=line.sku, quantity=line.ordered) for line in plan.lines],
                 ),
                 options.LOGISTICS,
             )
@@ -210,7 +205,7 @@ class Events(Fulfilment):
                     idempotency_key=key,
                     order_id=state.order_id,
                     shipment_id=shipment.shipment_id,
-                    lines=[StockLine(sku=q.sku, quantity=q.quantity) for q in returned.lines],
+                    lines=returned.lines,
                 ),
                 options.LOGISTICS,
             )
@@ -227,7 +222,7 @@ class Events(Fulfilment):
         state.returns.append(
             ReturnState(
                 return_id=returned.return_id,
-                lines=[QuantityLine(sku=q.sku, quantity=q.quantity) for q in returned.lines],
+                lines=returned.lines,
                 resolution=returned.resolution.value,
                 received_at=workflow.now(),
                 credit_notes=[note.credit_note_id for note in notes],
@@ -248,7 +243,7 @@ class Events(Fulfilment):
         return f"credited {credited}, refunded {refunded}"
 
     async def _credit_return(
-        self, returned: ReturnReceived, invoice_id: str, lines: list[QuantityLine], key: str
+        self, returned: ReturnReceived, invoice_id: str, lines: list[SkuQuantity], key: str
     ) -> CreditNoteState:
         """One credit note on one invoice; what the customer had paid is refunded or kept."""
         state, booking = self._state, self._state.booking
@@ -368,5 +363,5 @@ class Events(Fulfilment):
         await workflow.wait_condition(lambda: self._in_flight.applying.get(kind) != event_id)
 
 
-def _quantities(lines: list[QuantityLine]) -> str:
+def _quantities(lines: list[SkuQuantity]) -> str:
     return ", ".join(f"{q.quantity} {q.sku}" for q in lines)

@@ -14,6 +14,7 @@ from activities.order_activities import CustomerCheck, OrderActivities
 from adapters.billing.models import InvoiceLine, InvoiceRequest
 from adapters.crm.models import Customer
 from adapters.logistics.models import ReserveStock, ShipmentRequest
+from o2c_domain.lines import SkuQuantity
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.base import (
     PATCH_EXECUTION_KEYS,
@@ -26,13 +27,7 @@ from o2c_workflows.search_attributes import (
     CUSTOMER_ID,
     ORDER_STATUS,
 )
-from o2c_workflows.state import (
-    BookingState,
-    DispatchState,
-    HoldKind,
-    QuantityLine,
-    ShipmentState,
-)
+from o2c_workflows.state import BookingState, DispatchState, HoldKind, ShipmentState
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -192,7 +187,7 @@ class Fulfilment(CashCollection):
             await self._capture(state)
         self._start_dunning(state)
 
-    def _invoice_line(self, quantity: QuantityLine) -> InvoiceLine:
+    def _invoice_line(self, quantity: SkuQuantity) -> InvoiceLine:
         line = self._state.line(quantity.sku)
         assert line is not None
         return InvoiceLine(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from o2c_domain.lines import SkuQuantity
 from o2c_domain.money import fits_amount_digits, fits_currency
 from o2c_workflows import (
     amendments,
@@ -23,11 +24,7 @@ from o2c_workflows.messages import (
 )
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.base import FINISHED, Applying, InFlight, Resolution
-from o2c_workflows.state import (
-    HoldKind,
-    OrderState,
-    QuantityLine,
-)
+from o2c_workflows.state import HoldKind, OrderState
 
 
 def is_duplicate_shipment(state: OrderState, busy: InFlight, event: ShipmentConfirmed) -> bool:
@@ -38,9 +35,7 @@ def is_duplicate_shipment(state: OrderState, busy: InFlight, event: ShipmentConf
     )
 
 
-def shipped_lines(
-    state: OrderState, busy: InFlight, event: ShipmentConfirmed
-) -> list[QuantityLine]:
+def shipped_lines(state: OrderState, busy: InFlight, event: ShipmentConfirmed) -> list[SkuQuantity]:
     """What this shipment ships, checked against what is left to ship."""
     order_id = state.order_id
     if busy.stopping or state.status in FINISHED:
@@ -55,7 +50,7 @@ def shipped_lines(
     if state.fully_shipped:
         rejections.not_allowed(f"every line of order {order_id} has already shipped")
     if event.lines is None:
-        return [QuantityLine(sku=line.sku, quantity=line.to_ship)
+        return [SkuQuantity(sku=line.sku, quantity=line.to_ship)
                 for line in state.lines if line.to_ship > 0]  # fmt: skip
     seen: set[str] = set()
     for item in event.lines:
@@ -70,7 +65,7 @@ def shipped_lines(
                 f"{item.sku}: {item.quantity} shipped, but only {line.to_ship} of "
                 f"{line.ordered} are left to ship"
             )
-    return [QuantityLine(sku=item.sku, quantity=item.quantity) for item in event.lines]
+    return list(event.lines)
 
 
 def is_duplicate_payment(state: OrderState, busy: InFlight, event: PaymentReceived) -> bool:
@@ -150,7 +145,7 @@ def is_duplicate_return(state: OrderState, busy: InFlight, returned: ReturnRecei
 
 def check_return(
     state: OrderState, busy: InFlight, returned: ReturnReceived
-) -> dict[str, list[QuantityLine]]:
+) -> dict[str, list[SkuQuantity]]:
     if busy.stopping or state.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
         rejections.not_allowed(f"order {state.order_id} is {state.status.value}")
     if Applying.RETURN in busy.applying:

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from temporalio import workflow
 
-from adapters.logistics.models import StockLine
+from o2c_domain.lines import SkuQuantity
 from o2c_workflows import (
     presentation,
 )
@@ -36,8 +36,8 @@ T = TypeVar("T")
 
 
 class Timeline(OrderBase):
-    def _stock_lines(self) -> list[StockLine]:
-        return [StockLine(sku=line.sku, quantity=line.ordered) for line in self._state.lines]
+    def _stock_lines(self) -> list[SkuQuantity]:
+        return [SkuQuantity(sku=line.sku, quantity=line.ordered) for line in self._state.lines]
 
     def _rolled_up_status(self) -> OrderStatus:
         """The order's status from its lines and invoices."""

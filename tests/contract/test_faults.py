@@ -35,7 +35,8 @@ from adapters.faults import (
     with_faults,
 )
 from adapters.local import LocalAdapters
-from adapters.logistics.models import ReserveStock, StockLine
+from adapters.logistics.models import ReserveStock
+from o2c_domain.lines import SkuQuantity
 
 # --- fakes ---------------------------------------------------------------------------------
 
@@ -70,7 +71,7 @@ def reservation(key: str, *skus: str) -> ReserveStock:
     return ReserveStock(
         idempotency_key=key,
         order_id="shop:1",
-        lines=[StockLine(sku=sku, quantity=1) for sku in skus],
+        lines=[SkuQuantity(sku=sku, quantity=1) for sku in skus],
     )
 
 

@@ -69,7 +69,6 @@ from adapters.logistics.models import (
     ShipmentConfirmation,
     ShipmentRequest,
     ShipmentStatus,
-    StockLine,
 )
 from adapters.payments.models import (
     Authorisation,
@@ -81,6 +80,7 @@ from adapters.payments.models import (
     RefundPayment,
     VoidAuthorisation,
 )
+from o2c_domain.lines import SkuQuantity
 
 T = TypeVar("T")
 RACERS = 8
@@ -129,7 +129,7 @@ def reserve(key: str, *lines: tuple[str, int], order_id: str = "shop:1") -> Rese
     return ReserveStock(
         idempotency_key=key,
         order_id=order_id,
-        lines=[StockLine(sku=sku, quantity=quantity) for sku, quantity in lines],
+        lines=[SkuQuantity(sku=sku, quantity=quantity) for sku, quantity in lines],
     )
 
 
@@ -232,13 +232,13 @@ def confirmation(
     shipment: Shipment, key: str, tracking: str = "JD0146", *lines: tuple[str, int]
 ) -> ShipmentConfirmation:
     """One dispatch of `lines`, or of everything the shipment requested."""
-    leaving = [StockLine(sku=sku, quantity=quantity) for sku, quantity in lines] or shipment.lines
+    leaving = [SkuQuantity(sku=sku, quantity=quantity) for sku, quantity in lines] or shipment.lines
     return ShipmentConfirmation(
         idempotency_key=key,
         shipment_id=shipment.shipment_id,
         carrier="DHL",
         tracking_number=tracking,
-        lines=leaving or [StockLine(sku="SKU-WIDGET", quantity=1)],
+        lines=leaving or [SkuQuantity(sku="SKU-WIDGET", quantity=1)],
     )
 
 
@@ -527,7 +527,7 @@ async def test_a_shipment_needs_a_known_reservation(local_adapters: LocalAdapter
     ghost = Reservation(
         reservation_id="RES-nope",
         order_id="shop:1",
-        lines=[StockLine(sku="SKU-WIDGET", quantity=1)],
+        lines=[SkuQuantity(sku="SKU-WIDGET", quantity=1)],
     )
     await business_error(
         local_adapters.logistics.request_shipment(shipment_request(ghost)), "reservation_not_found"
@@ -1087,8 +1087,8 @@ async def shipment_of(
     return reservation, await logistics.request_shipment(shipment_request(reservation))
 
 
-def stock(*lines: tuple[str, int]) -> list[StockLine]:
-    return [StockLine(sku=sku, quantity=quantity) for sku, quantity in lines]
+def stock(*lines: tuple[str, int]) -> list[SkuQuantity]:
+    return [SkuQuantity(sku=sku, quantity=quantity) for sku, quantity in lines]
 
 
 async def test_partial_dispatches_sum_to_confirmed(local_adapters: LocalAdapters) -> None:

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 from adapters.billing.models import Invoice, InvoiceLine, InvoiceRequest, InvoiceStatus
 from adapters.local.tables import CustomerRow
-from adapters.logistics.models import ShipmentConfirmation, StockLine
+from adapters.logistics.models import ShipmentConfirmation
+from o2c_domain.lines import SkuQuantity
 from o2c_service.reports import (
     AgeingBucket,
     InvalidReportRequest,
@@ -433,7 +434,7 @@ async def cancel_after_it_left_unannounced(stack: Stack, order_id: str) -> None:
             shipment_id=booked.shipment.shipment_id,
             carrier="DHL",
             tracking_number="T-UNANNOUNCED",
-            lines=[StockLine(sku=line.sku, quantity=line.ordered) for line in booked.lines],
+            lines=[SkuQuantity(sku=line.sku, quantity=line.ordered) for line in booked.lines],
         )
     )
     cancelled = await stack.http.post(f"/orders/{order_id}/cancel", json={"reason": "withdrawn"})

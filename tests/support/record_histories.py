@@ -43,6 +43,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from o2c_domain.lines import SkuQuantity
 from o2c_service.orders import EventRejected, OrderService, TemporalUnavailable
 from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundWorkflow, workflow_id
 from o2c_workflows.messages import (
@@ -52,7 +53,6 @@ from o2c_workflows.messages import (
     ReturnReceived,
     ReturnResolution,
     ShipmentConfirmed,
-    ShippedLine,
     SupportAction,
 )
 from o2c_workflows.models import CardPayment, OrderLine, OrderRequest, OrderStatus
@@ -89,7 +89,7 @@ def ship(tracking: str, *lines: tuple[str, int]) -> ShipmentConfirmed:
     return ShipmentConfirmed(
         carrier="DHL",
         tracking_number=tracking,
-        lines=[ShippedLine(sku=sku, quantity=quantity) for sku, quantity in lines],
+        lines=[SkuQuantity(sku=sku, quantity=quantity) for sku, quantity in lines],
     )
 
 
@@ -327,7 +327,7 @@ def returned(resolution: ReturnResolution) -> Callable[[Servers], Awaitable[Reco
                 handle.id,
                 ReturnReceived(
                     return_id="RMA-7",
-                    lines=[ShippedLine(sku="SKU-GADGET", quantity=1)],
+                    lines=[SkuQuantity(sku="SKU-GADGET", quantity=1)],
                     resolution=resolution,
                 ),
             )

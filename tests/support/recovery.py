@@ -32,8 +32,9 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType, TaskQueueKind, TimeoutType
 from temporalio.client import Client
 
+from o2c_domain.lines import SkuQuantity
 from o2c_service.orders import OrderError, OrderService
-from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed, ShippedLine
+from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from tests.support.resilience_support import (
@@ -121,7 +122,7 @@ async def park(service: OrderService, orders: list[OrderRequest]) -> None:
                 shipment = ShipmentConfirmed(
                     carrier=CARRIER,
                     tracking_number=f"{tracking_number(order)}-{number}",
-                    lines=[ShippedLine(sku=line.sku, quantity=line.quantity)],
+                    lines=[SkuQuantity(sku=line.sku, quantity=line.quantity)],
                 )
                 await service.confirm_shipment(order.order_id, shipment)
             await reached(order, OrderStatus.INVOICED)

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 from temporalio.exceptions import ApplicationError
 
+from o2c_domain.lines import SkuQuantity
 from o2c_domain.money import (
     MAX_AMOUNT_DIGITS,
     Amount,
@@ -35,7 +36,7 @@ from o2c_domain.money import (
 )
 from o2c_workflows import amendments, returns
 from o2c_workflows.cash_application import allocate, outstanding, still_to_invoice
-from o2c_workflows.messages import Amendment, LineChange, ReturnReceived, ShippedLine
+from o2c_workflows.messages import Amendment, LineChange, ReturnReceived
 from o2c_workflows.models import (
     Instalment,
     OrderLine,
@@ -52,7 +53,6 @@ from o2c_workflows.state import (
     LineState,
     OrderState,
     PaymentState,
-    QuantityLine,
     ReturnState,
 )
 
@@ -188,7 +188,7 @@ def amend(state: OrderState, amendment: Amendment) -> bool:
     return True
 
 
-def ship(state: OrderState, lines: list[QuantityLine], at: datetime) -> DispatchState:
+def ship(state: OrderState, lines: list[SkuQuantity], at: datetime) -> DispatchState:
     tracking = f"TRK-{len(state.dispatches) + 1}"
     return state.record_dispatch(tracking, "DHL", tracking, lines, at)
 
@@ -203,17 +203,17 @@ def invoice(state: OrderState, dispatch: DispatchState, at: datetime) -> Invoice
     return state.record_invoice(dispatch, f"INV-{dispatch.number}", amount, at, due)
 
 
-def draw_dispatch(data: st.DataObject, state: OrderState) -> list[QuantityLine]:
+def draw_dispatch(data: st.DataObject, state: OrderState) -> list[SkuQuantity]:
     """What one shipment takes: everything left, or some lines, never more than is left."""
     left = [line for line in state.lines if line.to_ship > 0]
     if data.draw(st.integers(0, 3), label="everything left?") == 0:
-        return [QuantityLine(sku=line.sku, quantity=line.to_ship) for line in left]
+        return [SkuQuantity(sku=line.sku, quantity=line.to_ship) for line in left]
     chosen = data.draw(
         st.lists(st.sampled_from(left), min_size=1, unique_by=lambda line: line.sku),
         label="lines shipped",
     )
     return [
-        QuantityLine(sku=line.sku, quantity=data.draw(st.integers(1, line.to_ship)))
+        SkuQuantity(sku=line.sku, quantity=data.draw(st.integers(1, line.to_ship)))
         for line in chosen
     ]
 
@@ -423,7 +423,7 @@ def on_account(state: OrderState) -> Decimal:
 
 
 def check_credit_plan(
-    state: OrderState, returned: ReturnReceived, plan: dict[str, list[QuantityLine]]
+    state: OrderState, returned: ReturnReceived, plan: dict[str, list[SkuQuantity]]
 ) -> None:
     """Property 6: never more units of a SKU on an invoice than it charged less what earlier
     credit notes credited; the plan credits exactly what came back, newest invoice first."""
@@ -469,7 +469,7 @@ def check_credit_plan(
 
 
 def record_return(
-    state: OrderState, returned: ReturnReceived, plan: dict[str, list[QuantityLine]]
+    state: OrderState, returned: ReturnReceived, plan: dict[str, list[SkuQuantity]]
 ) -> None:
     """`OrderWorkflow._record_return`: one credit note per invoice, lines count the return."""
     currency = state.order.currency
@@ -498,7 +498,7 @@ def record_return(
     state.returns.append(
         ReturnState(
             return_id=returned.return_id,
-            lines=[QuantityLine(sku=q.sku, quantity=q.quantity) for q in returned.lines],
+            lines=returned.lines,
             resolution=returned.resolution.value,
             received_at=START,
             credit_notes=notes,
@@ -689,7 +689,7 @@ def test_returns_never_credit_a_unit_twice(order: OrderRequest, data: st.DataObj
         skus = data.draw(st.lists(st.sampled_from(sorted(left)), min_size=1, unique=True))
         returned = ReturnReceived(
             return_id=f"RMA-{number}",
-            lines=[ShippedLine(sku=s, quantity=data.draw(st.integers(1, left[s]))) for s in skus],
+            lines=[SkuQuantity(sku=s, quantity=data.draw(st.integers(1, left[s]))) for s in skus],
         )
         plan = returns.credit_plan(state, returned)
         check_credit_plan(state, returned, plan)
@@ -707,7 +707,7 @@ def test_a_return_naming_a_sku_twice_is_refused_or_credited_once(
     state = shipped_and_invoiced(data, order)
     left = returnable(state)
     skus = data.draw(st.lists(st.sampled_from(sorted(left)), min_size=2, max_size=4))
-    lines = [ShippedLine(sku=s, quantity=data.draw(st.integers(1, left[s]))) for s in skus]
+    lines = [SkuQuantity(sku=s, quantity=data.draw(st.integers(1, left[s]))) for s in skus]
     try:
         returned = ReturnReceived(return_id="RMA-1", lines=lines)
         plan = returns.credit_plan(state, returned)

@@ -13,7 +13,8 @@ from decimal import Decimal
 
 from temporalio.api.enums.v1 import EventType
 
-from o2c_workflows.messages import CancelRequest, ShipmentConfirmed, ShippedLine, SupportAction
+from o2c_domain.lines import SkuQuantity
+from o2c_workflows.messages import CancelRequest, ShipmentConfirmed, SupportAction
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.state import CompensationStatus
 from tests.support.history import status_transitions, wait_for_status
@@ -56,7 +57,7 @@ async def test_cancelling_compensates(local_harness: Harness) -> None:
 async def test_partial_shipments_are_invoiced_each(local_harness: Harness) -> None:
     handle = await local_harness.booked()
     first = ShipmentConfirmed(
-        carrier="DHL", tracking_number="T-1", lines=[ShippedLine(sku="SKU-WIDGET", quantity=3)]
+        carrier="DHL", tracking_number="T-1", lines=[SkuQuantity(sku="SKU-WIDGET", quantity=3)]
     )
     await local_harness.orders.confirm_shipment(handle.id, first)
     await local_harness.orders.confirm_shipment(

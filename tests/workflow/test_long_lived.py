@@ -18,8 +18,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from o2c_domain.lines import SkuQuantity
 from o2c_service.orders import EventRejected, OrderService, TemporalUnavailable
-from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed, ShippedLine
+from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
@@ -70,7 +71,7 @@ async def test_an_order_with_many_shipments_continues_as_new_and_loses_nothing(
             for half in (1, 2):
                 event = ShipmentConfirmed(
                     carrier="DHL", tracking_number=f"T-{number}-{half}",
-                    lines=[ShippedLine(sku=sku, quantity=1)],
+                    lines=[SkuQuantity(sku=sku, quantity=1)],
                 )  # fmt: skip
                 await until_accepted(orders, order.order_id, event)
         # Payments fired all at once, as signals, while the order keeps switching runs.

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowHandle
 
+from o2c_domain.lines import SkuQuantity
 from o2c_service.orders import EventRejected
 from o2c_workflows.messages import (
     Amendment,
@@ -21,7 +22,6 @@ from o2c_workflows.messages import (
     ReturnReceived,
     ReturnResolution,
     ShipmentConfirmed,
-    ShippedLine,
 )
 from o2c_workflows.models import (
     CardPayment,
@@ -51,7 +51,7 @@ def ship(tracking: str, *lines: tuple[str, int]) -> ShipmentConfirmed:
     return ShipmentConfirmed(
         carrier="DHL",
         tracking_number=tracking,
-        lines=[ShippedLine(sku=sku, quantity=quantity) for sku, quantity in lines],
+        lines=[SkuQuantity(sku=sku, quantity=quantity) for sku, quantity in lines],
     )
 
 
@@ -223,7 +223,7 @@ async def test_an_amendment_before_shipment_says_what_it_changed(harness: Harnes
 async def test_a_return_of_unpaid_goods_lowers_the_invoice(harness: Harness) -> None:
     handle = await harness.invoiced()
     ack = await harness.orders.record_return(
-        handle.id, ReturnReceived(return_id="RMA-1", lines=[ShippedLine(sku="SKU-WIDGET",
+        handle.id, ReturnReceived(return_id="RMA-1", lines=[SkuQuantity(sku="SKU-WIDGET",
                                                                         quantity=1)])
     )  # fmt: skip
     assert ack.message == "return RMA-1: credited 19.99, refunded 0"
@@ -245,7 +245,7 @@ async def test_a_return_of_paid_goods_is_refunded_or_kept_as_credit(
 
     ack = await harness.orders.record_return(
         handle.id,
-        ReturnReceived(return_id="RMA-7", lines=[ShippedLine(sku="SKU-GADGET", quantity=1)],
+        ReturnReceived(return_id="RMA-7", lines=[SkuQuantity(sku="SKU-GADGET", quantity=1)],
                        resolution=resolution),
     )  # fmt: skip
 
@@ -256,7 +256,7 @@ async def test_a_return_of_paid_goods_is_refunded_or_kept_as_credit(
     with pytest.raises(EventRejected, match="only 1 invoiced and not yet returned"):
         await harness.orders.record_return(
             handle.id, ReturnReceived(return_id="RMA-8",
-                                      lines=[ShippedLine(sku="SKU-GADGET", quantity=2)])
+                                      lines=[SkuQuantity(sku="SKU-GADGET", quantity=2)])
         )  # fmt: skip
 
 

@@ -31,13 +31,11 @@ with workflow.unsafe.imports_passed_through():
     from o2c_domain.money import Amount, CurrencyCode, PlainAmount, at_currency_scale
     from o2c_workflows import calls
     from o2c_workflows.failure_policy import StepFailure
+    from o2c_workflows.keys import RefundKeys
     from o2c_workflows.models import Identifier, ShortText, Strict
 
 WORKFLOW_NAME = "CreditRefund"
 WORKFLOW_ID_PREFIX = "credit-refund/"
-KEY_PREFIX = "credit-refund:"
-"""Idempotency keys keep the prefix refunds had before their workflow ids changed, so a
-refund started under an old id and repeated under the new one still refunds once."""
 
 PATCH_TARGET_CHECKED = "refund-target-checked"
 """Refunds check the payment paid into the account before using any credit."""
@@ -161,7 +159,7 @@ class CreditRefundWorkflow:
             )
 
     async def _refund(self, request: CreditRefundRequest) -> CreditRefundResult:
-        key = f"{KEY_PREFIX}{request.refund_id}"
+        key = RefundKeys(request.refund_id)
         if workflow.patched(PATCH_TARGET_CHECKED):
             try:
                 await self._call(
@@ -177,7 +175,7 @@ class CreditRefundWorkflow:
                 OrderActivities.post_customer_credit,
                 self._credit_entry(
                     request,
-                    f"{key}:use",
+                    key.use(),
                     -request.amount,
                     f"refund {request.refund_id} to {request.payment_id}: {request.reason}",
                 ),
@@ -192,7 +190,7 @@ class CreditRefundWorkflow:
             refund = await self._call(
                 OrderActivities.refund,
                 RefundPayment(
-                    idempotency_key=f"{key}:refund",
+                    idempotency_key=key.refund(),
                     payment_id=request.payment_id,
                     amount=request.amount,
                     reason=f"refund {request.refund_id} of customer credit: {request.reason}",
@@ -218,14 +216,14 @@ class CreditRefundWorkflow:
         )
 
     async def _restore_credit(
-        self, request: CreditRefundRequest, key: str, failure: StepFailure
+        self, request: CreditRefundRequest, key: RefundKeys, failure: StepFailure
     ) -> CreditBalance:
         """Compensation: post the used credit back, retried until done (its own key)."""
         return await self._call(
             OrderActivities.post_customer_credit,
             self._credit_entry(
                 request,
-                f"{key}:restore",
+                key.restore(),
                 request.amount,
                 f"refund {request.refund_id} failed ({failure.code}): credit restored",
             ),

@@ -12,6 +12,7 @@ from temporalio.types import MethodAsyncSingleParam
 
 from activities.order_activities import OrderActivities, Undo, UndoResult
 from o2c_workflows.dunning import DunningPolicy
+from o2c_workflows.keys import OrderKeys
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.state import OrderState
 
@@ -104,6 +105,7 @@ class OrderBase:
     _cancelled_in_temporal: bool
     _dunning_tasks: dict[str, asyncio.Task[None]]
 
-    def _key(self, step: str) -> str:
-        """Idempotency key for a side effect: the same order execution and step, the same key."""
-        return f"{self._state.key_scope or self._state.order_id}:{step}"
+    @property
+    def _keys(self) -> OrderKeys:
+        """This order execution's idempotency keys (`o2c_workflows.keys`)."""
+        return OrderKeys(self._state.key_scope or self._state.order_id)

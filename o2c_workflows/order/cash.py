@@ -39,7 +39,7 @@ class CashCollection(DunningTimers):
         method = self._state.order.payment_method
         assert method is not None
         request = AuthoriseCard(
-            idempotency_key=self._key(f"authorise:{len(self._state.card_authorisations)}"),
+            idempotency_key=self._keys.authorise(len(self._state.card_authorisations)),
             order_id=self._state.order_id,
             card_token=method.card_token,
             amount=amount,
@@ -62,7 +62,7 @@ class CashCollection(DunningTimers):
         attempt = 0
         while True:
             request = CaptureCard(
-                idempotency_key=self._key(f"capture:{invoice.invoice_id}:{attempt}"),
+                idempotency_key=self._keys.capture(invoice.invoice_id, attempt),
                 authorisation_id=booking.authorisation_id,
                 payment_id=f"{invoice.invoice_id}-card-{attempt}",
                 amount=invoice.amount,
@@ -124,9 +124,7 @@ class CashCollection(DunningTimers):
                 "apply_payment",
                 OrderActivities.apply_payment,
                 ApplyPayment(
-                    idempotency_key=self._key(
-                        f"apply:{payment.payment_id}:{application.invoice_id}"
-                    ),
+                    idempotency_key=self._keys.apply(payment.payment_id, application.invoice_id),
                     invoice_id=application.invoice_id,
                     payment_id=payment.payment_id,
                     amount=application.amount,
@@ -146,7 +144,7 @@ class CashCollection(DunningTimers):
             "post_customer_credit",
             OrderActivities.post_customer_credit,
             CustomerCreditEntry(
-                idempotency_key=self._key(f"credit:{payment.payment_id}"),
+                idempotency_key=self._keys.credit(payment.payment_id),
                 account_id=booking.billing_account_id,
                 currency=payment.currency,
                 amount=amount,

@@ -13,6 +13,7 @@ from temporalio import workflow
 
 from activities import options
 from activities.order_activities import OrderActivities, Undo
+from o2c_workflows import keys
 from o2c_workflows.failure_policy import ACTIVITY_FAILURES, StepFailure
 from o2c_workflows.order.base import (
     COMPENSATION_FAILED,
@@ -91,7 +92,7 @@ class Compensation(Steps):
             try:
                 result = await self._call(
                     undo.activity,
-                    Undo(forward_key=undo.forward_key, undo_key=f"{undo.forward_key}:undo",
+                    Undo(forward_key=undo.forward_key, undo_key=keys.undo(undo.forward_key),
                          reason=reason),
                     options.COMPENSATION,
                 )  # fmt: skip
@@ -121,15 +122,15 @@ class Compensation(Steps):
             for key in self._state.card_authorisations
         ]
         steps.append(
-            UndoStep("reserve_stock", OrderActivities.release_reservation, self._key("reserve"))
+            UndoStep("reserve_stock", OrderActivities.release_reservation, self._keys.reserve())
         )
         if self._state.shipment is not None:
             steps.append(
-                UndoStep("request_shipment", OrderActivities.cancel_shipment, self._key("ship"))
+                UndoStep("request_shipment", OrderActivities.cancel_shipment, self._keys.ship())
             )
         steps += [
             UndoStep(f"payment {p.payment_id}", OrderActivities.refund_payment,
-                      f"payment:{p.payment_id}")
+                      keys.payment(p.payment_id))
             for p in self._state.payments
         ]  # fmt: skip
         return steps

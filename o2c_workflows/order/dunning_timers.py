@@ -15,6 +15,7 @@ from activities import options
 from activities.order_activities import OrderActivities
 from adapters.billing.models import DunningNotice
 from adapters.crm.models import CustomerHold
+from o2c_workflows import keys
 from o2c_workflows.dunning import days_past_due, fires_at
 from o2c_workflows.order.compensation import Compensation
 from o2c_workflows.search_attributes import (
@@ -63,12 +64,13 @@ class DunningTimers(Compensation):
         self, invoice: InvoiceState, level: str, escalate: bool, due: date
     ) -> None:
         late = days_past_due(due, workflow.now().date())
+        notice_key = keys.dunning(invoice.invoice_id, due, level)
         self._in_flight.loop_calls += 1
         try:
             await self._call(
                 OrderActivities.send_dunning_notice,
                 DunningNotice(
-                    idempotency_key=f"{invoice.invoice_id}:dunning:{due}:{level}",
+                    idempotency_key=notice_key,
                     invoice_id=invoice.invoice_id,
                     level=level,
                     days_past_due=late,
@@ -79,7 +81,7 @@ class DunningTimers(Compensation):
                 await self._call(
                     OrderActivities.place_customer_on_hold,
                     CustomerHold(
-                        idempotency_key=f"{invoice.invoice_id}:dunning:{due}:{level}:hold",
+                        idempotency_key=keys.customer_hold(notice_key),
                         customer_id=self._state.order.customer_id,
                         reason=f"invoice {invoice.invoice_id} {late} days past due",
                     ),

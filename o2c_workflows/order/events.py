@@ -18,6 +18,7 @@ from adapters.logistics.models import AmendReservation, ReturnReceipt, ShipmentC
 from adapters.payments.models import PaymentRecordRequest, RefundPayment
 from o2c_domain.lines import SkuQuantity
 from o2c_workflows import (
+    keys,
     rejections,
 )
 from o2c_workflows.failure_policy import ACTIVITY_FAILURES, StepFailure
@@ -81,7 +82,7 @@ class Events(Fulfilment):
             await self._call(
                 OrderActivities.confirm_shipment,
                 ShipmentConfirmation(
-                    idempotency_key=self._key(f"dispatch:{event.dedup_key}"),
+                    idempotency_key=self._keys.dispatch(event.dedup_key),
                     shipment_id=shipment.shipment_id,
                     carrier=event.carrier,
                     tracking_number=event.tracking_number,
@@ -113,7 +114,7 @@ class Events(Fulfilment):
                 )
         guards.check_payment(self._state, self._in_flight, event)
         request = PaymentRecordRequest(
-            idempotency_key=f"payment:{event.payment_id}",
+            idempotency_key=keys.payment(event.payment_id),
             payment_id=event.payment_id,
             order_id=self._state.order_id,
             amount=event.amount,
@@ -158,7 +159,7 @@ class Events(Fulfilment):
             await self._call(
                 OrderActivities.amend_reservation,
                 AmendReservation(
-                    idempotency_key=self._key(f"amend:{amendment.event_id or number}"),
+                    idempotency_key=self._keys.amend(amendment.event_id or str(number)),
                     reservation_id=booking.reservation_id,
                     shipment_id=state.shipment.shipment_id if state.shipment else None,
                     lines=[SkuQuantity(sku=line.sku, quantity=line.ordered) for line in plan.lines],
@@ -196,7 +197,7 @@ class Events(Fulfilment):
         plan = guards.check_return(self._state, self._in_flight, returned)
         state, booking, shipment = self._state, self._state.booking, self._state.shipment
         assert booking is not None and shipment is not None
-        key = self._key(f"return:{returned.return_id}")
+        key = self._keys.return_(returned.return_id)
         self._in_flight.applying[Applying.RETURN] = returned.return_id
         try:
             await self._call(
@@ -253,7 +254,7 @@ class Events(Fulfilment):
         note = await self._call(
             OrderActivities.create_credit_note,
             CreditNoteRequest(
-                idempotency_key=f"{key}:{invoice_id}",
+                idempotency_key=keys.credit_note(key, invoice_id),
                 order_id=state.order_id,
                 account_id=booking.billing_account_id,
                 invoice_id=invoice_id,
@@ -276,7 +277,7 @@ class Events(Fulfilment):
         state.credit_notes.append(record)
         if returned.resolution is ReturnResolution.REFUND and note.to_customer_credit > 0:
             record.refunded = await self._refund(
-                invoice, note.to_customer_credit, f"{key}:{invoice_id}"
+                invoice, note.to_customer_credit, keys.credit_note(key, invoice_id)
             )
         return record
 
@@ -298,7 +299,7 @@ class Events(Fulfilment):
             await self._call(
                 OrderActivities.refund,
                 RefundPayment(
-                    idempotency_key=f"{key}:refund:{payment.payment_id}",
+                    idempotency_key=keys.refund(key, payment.payment_id),
                     payment_id=payment.payment_id,
                     amount=take,
                     reason=f"return on invoice {invoice.invoice_id}",
@@ -308,7 +309,7 @@ class Events(Fulfilment):
             await self._call(
                 OrderActivities.post_customer_credit,
                 CustomerCreditEntry(
-                    idempotency_key=f"{key}:refund:{payment.payment_id}:credit",
+                    idempotency_key=keys.refund_credit(keys.refund(key, payment.payment_id)),
                     account_id=booking.billing_account_id,
                     currency=payment.currency,
                     amount=-take,

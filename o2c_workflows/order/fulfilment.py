@@ -80,7 +80,7 @@ class Fulfilment(CashCollection):
         else:
             authorisation_id = await self._authorise_card(self._state.total)
         reserve = ReserveStock(
-            idempotency_key=self._key("reserve"), order_id=order.order_id, lines=self._stock_lines()
+            idempotency_key=self._keys.reserve(), order_id=order.order_id, lines=self._stock_lines()
         )
         self._undo_steps.append(
             UndoStep("reserve_stock", OrderActivities.release_reservation, reserve.idempotency_key)
@@ -128,7 +128,7 @@ class Fulfilment(CashCollection):
     async def _request_shipment(self) -> None:
         assert self._state.booking is not None
         request = ShipmentRequest(
-            idempotency_key=self._key("ship"),
+            idempotency_key=self._keys.ship(),
             order_id=self._state.order_id,
             reservation_id=self._state.booking.reservation_id,
             ship_to=self._state.booking.customer_name,
@@ -162,7 +162,7 @@ class Fulfilment(CashCollection):
         today = workflow.now().date()
         lines = [self._invoice_line(q) for q in dispatch.lines]
         request = InvoiceRequest(
-            idempotency_key=self._key(f"invoice:{dispatch.number}"),
+            idempotency_key=self._keys.invoice(dispatch.number),
             order_id=order.order_id,
             account_id=booking.billing_account_id,
             currency=order.currency,

@@ -26,7 +26,6 @@ from temporalio.worker import Worker
 from adapters.local.tables import RefundRow
 from o2c_service.orders import EventRejected, OrderConflict, OrderService
 from o2c_workflows.credit_refund import (
-    KEY_PREFIX,
     CreditRefundRequest,
     CreditRefundWorkflow,
     workflow_id,
@@ -101,7 +100,7 @@ async def test_a_refund_within_the_credit_lowers_it_and_pays_once(refunds: Refun
     )
     assert result.credit_balance == Decimal("30.00") == refunds.stubs.customer_credit
     assert refunds.stubs.refunds == [("PAY-1", Decimal("20.00"))]
-    key = f"{KEY_PREFIX}{request.refund_id}"
+    key = f"credit-refund:{request.refund_id}"  # the format refunds have always had
     assert f"{key}:use" in refunds.stubs.keys and f"{key}:refund" in refunds.stubs.keys
 
 
@@ -188,7 +187,7 @@ async def test_a_refund_that_fails_for_good_restores_the_credit(
     assert await refusal_code(refunds.env, request.refund_id) == code
     assert refunds.stubs.refunds == []
     assert refunds.stubs.customer_credit == Decimal("50.00")
-    key = f"{KEY_PREFIX}{request.refund_id}"
+    key = f"credit-refund:{request.refund_id}"  # the format refunds have always had
     assert [k for k in refunds.stubs.keys if k.startswith(key)] == [f"{key}:use", f"{key}:restore"]
 
 

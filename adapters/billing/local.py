@@ -50,6 +50,7 @@ from adapters.local.tables import (
     as_utc,
     from_minor,
     new_id,
+    priced_line_rows,
     to_minor,
     utc_now,
 )
@@ -222,16 +223,8 @@ class LocalBilling:
             session.add(row)
             session.flush()  # claims the idempotency key before the lines are written
             session.add_all(
-                InvoiceLineRow(
-                    invoice_id=row.invoice_id,
-                    line_no=number,
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    unit_price_minor=unit_price,
-                    amount_minor=amount,
-                )
-                for number, (line, (unit_price, amount)) in enumerate(
-                    zip(request.lines, prices, strict=True), start=1
+                priced_line_rows(
+                    InvoiceLineRow, {"invoice_id": row.invoice_id}, request.lines, prices
                 )
             )
             return _invoice(row)

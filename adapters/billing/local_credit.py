@@ -35,6 +35,7 @@ from adapters.local.tables import (
     PaymentApplicationRow,
     from_minor,
     new_id,
+    priced_line_rows,
     to_minor,
 )
 from o2c_domain.money import MAX_AMOUNT_DIGITS, fits_amount_digits
@@ -303,16 +304,11 @@ class LocalCredit:
                     note.credit_note_id,
                 )
             session.add_all(
-                CreditNoteLineRow(
-                    credit_note_id=note.credit_note_id,
-                    line_no=number,
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    unit_price_minor=unit_price,
-                    amount_minor=amount,
-                )
-                for number, (line, (unit_price, amount)) in enumerate(
-                    zip(request.lines, prices, strict=True), start=1
+                priced_line_rows(
+                    CreditNoteLineRow,
+                    {"credit_note_id": note.credit_note_id},
+                    request.lines,
+                    prices,
                 )
             )
             session.flush()

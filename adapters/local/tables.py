@@ -15,14 +15,17 @@ created before them gains them through `create_schema` without altering a table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import TypeVar
 from uuid import uuid4
 
 from sqlalchemy import BigInteger, DateTime, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from adapters.billing.models import InvoiceLine
 from adapters.errors import BusinessError
 from adapters.logistics.models import ReservationStatus
 from o2c_domain.money import MINOR_UNIT_EXPONENT, from_minor_units, to_minor_units
@@ -321,6 +324,25 @@ class CreditNoteLineRow(LocalTable, table=True):
     quantity: int
     unit_price_minor: int = _money()
     amount_minor: int = _money()
+
+
+PricedLineRow = TypeVar("PricedLineRow", InvoiceLineRow, CreditNoteLineRow)
+
+
+def priced_line_rows(
+    row_type: type[PricedLineRow],
+    parent: dict[str, str],
+    lines: Sequence[InvoiceLine],
+    prices: Sequence[tuple[int, int]],
+) -> list[PricedLineRow]:
+    """The numbered line rows of an invoice or a credit note: `prices` holds each line's
+    unit price and amount in minor units; `parent` the row's key (`invoice_id=...`)."""
+    return [
+        row_type(**parent, line_no=number, sku=line.sku, quantity=line.quantity,
+                 unit_price_minor=unit_price, amount_minor=amount)
+        for number, (line, (unit_price, amount)) in enumerate(zip(lines, prices, strict=True),
+                                                              start=1)
+    ]  # fmt: skip
 
 
 class CustomerCreditRow(LocalTable, table=True):

@@ -41,9 +41,10 @@ from adapters.local.tables import (
     new_id,
     utc_now,
 )
-from adapters.logistics.local_stock import move_stock, per_sku, stock_lines
+from adapters.logistics.local_stock import move_stock, per_sku
 from adapters.logistics.local_warehouse import (
     amended_by_key,
+    as_reservation,
     cancelled_error,
     dispatch_count,
     dispatched_by_key,
@@ -178,12 +179,7 @@ class LocalLogistics:
                 )
                 for number, line in enumerate(request.lines, start=1)
             )
-            return Reservation(
-                reservation_id=row.reservation_id,
-                order_id=row.order_id,
-                lines=stock_lines(request.lines),
-                status=ReservationStatus.RESERVED,
-            )
+            return as_reservation(row, request.lines, ReservationStatus.RESERVED)
 
         return self._db.run_once(find, create)
 
@@ -392,12 +388,7 @@ class LocalLogistics:
                 if status is ShipmentStatus.CONFIRMED and shipment.confirmed_at is None:
                     shipment.confirmed_at = utc_now()
             session.flush()
-            return Reservation(
-                reservation_id=reservation.reservation_id,
-                order_id=reservation.order_id,
-                lines=stock_lines(request.lines),
-                status=ReservationStatus.RESERVED,
-            )
+            return as_reservation(reservation, request.lines, ReservationStatus.RESERVED)
 
         return self._db.run_once(find, create)
 

@@ -24,7 +24,7 @@ from adapters.local.tables import (
     ShipmentReturnRow,
     ShipmentRow,
 )
-from adapters.logistics.local_stock import per_sku, stock_lines
+from adapters.logistics.local_stock import Lines, per_sku, stock_lines
 from adapters.logistics.models import Reservation, ReservationStatus, Shipment, ShipmentStatus
 from o2c_domain.lines import SkuQuantity
 
@@ -132,13 +132,20 @@ def to_shipment(session: Session, row: ShipmentRow, upto: int | None = None) -> 
     )
 
 
-def to_reservation(session: Session, row: ReservationRow) -> Reservation:
+def as_reservation(
+    row: ReservationRow, lines: Lines, status: ReservationStatus | None = None
+) -> Reservation:
+    """The reservation `row` with `lines` (by default in the row's own status)."""
     return Reservation(
         reservation_id=row.reservation_id,
         order_id=row.order_id,
-        lines=stock_lines(reservation_lines(session, row.reservation_id)),
-        status=ReservationStatus(row.status),
+        lines=stock_lines(lines),
+        status=status or ReservationStatus(row.status),
     )
+
+
+def to_reservation(session: Session, row: ReservationRow) -> Reservation:
+    return as_reservation(row, reservation_lines(session, row.reservation_id))
 
 
 def reservation_by_key(session: Session, key: IdempotencyKey) -> Reservation | None:
@@ -176,12 +183,7 @@ def amended_by_key(session: Session, key: IdempotencyKey) -> Reservation | None:
         .where(col(line.amendment_id) == amendment.amendment_id)
         .order_by(col(line.line_no))
     )
-    return Reservation(
-        reservation_id=reservation.reservation_id,
-        order_id=reservation.order_id,
-        lines=stock_lines(lines),
-        status=ReservationStatus.RESERVED,
-    )
+    return as_reservation(reservation, lines, ReservationStatus.RESERVED)
 
 
 def returned_by_key(session: Session, key: IdempotencyKey) -> Shipment | None:

@@ -308,7 +308,7 @@ async def test_listing_pages_through_every_order_with_a_total(stack: Stack) -> N
     ids = [await booked_order(stack.http) for _ in range(3)]
 
     async def all_listed() -> bool:
-        params = {"customer_id": customer, "limit": 1000}
+        params: dict[str, str | int] = {"customer_id": customer, "limit": 1000}
         page = (await stack.http.get("/orders", params=params)).json()
         return set(ids) <= {item["order_id"] for item in page["orders"]}
 

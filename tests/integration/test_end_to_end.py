@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from o2c_workflows.models import OrderStatus
+from o2c_workflows.order.workflow import OrderWorkflow
 from tests.support.history import DEFAULT_TIMEOUT, POLL_INTERVAL, status_transitions
 from tests.support.stack import Stack
 
@@ -77,10 +79,12 @@ async def test_an_order_goes_from_post_to_closed_over_http(stack: Stack) -> None
     statuses = [entry.status.value for entry in closed.timeline]
     assert [s for i, s in enumerate(statuses) if i == 0 or statuses[i - 1] != s] == LIFECYCLE
 
-    handle = stack.env.client.get_workflow_handle(order_id)
+    handle = stack.env.client.get_workflow_handle_for(OrderWorkflow.run, order_id)
     assert [status.value for status in await status_transitions(handle)] == LIFECYCLE
     invoices = await stack.adapters.billing.list_invoices(order_id)
-    assert [(invoice.amount, invoice.balance) for invoice in invoices] == [(invoice.amount, 0)]
+    assert [(invoice.amount, invoice.balance) for invoice in invoices] == [
+        (invoice.amount, Decimal(0))
+    ]
     applications = await stack.adapters.billing.list_applications(invoices[0].invoice_id)
     assert [(a.payment_id, str(a.amount)) for a in applications] == [("PAY-1", "149.99")]
 

@@ -472,8 +472,8 @@ async def test_the_report_counts_orders_times_stages_and_ages_receivables(stack:
     await legacy_invoice(stack, customer, Decimal(3000), days_past_due=95)
 
     expected_status = dict(before["orders_by_status"])
-    for status, added in (("Closed", 2), ("Invoiced", 1), ("OnHold", 1), ("Cancelled", 1)):
-        expected_status[status] += added
+    for status, more in (("Closed", 2), ("Invoiced", 1), ("OnHold", 1), ("Cancelled", 1)):
+        expected_status[status] += more
     held_before = before["fallout"]["on_hold_by_reason"].get("out_of_stock", 0)
     compensation_failed_before = before["fallout"]["compensation_failed"]
 

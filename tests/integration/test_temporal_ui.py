@@ -52,6 +52,7 @@ from o2c_service.settings import Settings
 from o2c_service.temporal import build_worker
 from o2c_workflows import presentation
 from o2c_workflows.models import OrderRequest, OrderStatus
+from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
 from tests.support.history import DEFAULT_TIMEOUT, wait_for_status
 from tests.support.stack import free_port
@@ -175,7 +176,7 @@ async def booked(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Book
             order = acme_order()
             created = await OrderService(env.client, task_queue).create(order)
             assert created.created, created
-            handle = env.client.get_workflow_handle(order.order_id)
+            handle = env.client.get_workflow_handle_for(OrderWorkflow.run, order.order_id)
             await wait_for_status(handle, OrderStatus.BOOKED)
             await until_found_by(env.client, 'OrderStatus = "Booked"', order.order_id)
             ui_url = f"http://127.0.0.1:{ui_port}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TypeAlias
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
@@ -16,8 +16,12 @@ from temporalio.client import WorkflowHandle
 from temporalio.converter import DataConverter
 
 from o2c_workflows.models import OrderStatus
+from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ORDER_STATUS
-from o2c_workflows.state import OrderState
+from o2c_workflows.state import OrderState, OrderSummary
+
+OrderHandle: TypeAlias = WorkflowHandle[OrderWorkflow, OrderSummary]
+"""A handle on an order's workflow, its queries, updates and result typed."""
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -37,7 +41,7 @@ def upserted_status(event: HistoryEvent) -> OrderStatus | None:
     return OrderStatus(value)
 
 
-async def status_transitions(handle: WorkflowHandle[Any, Any]) -> list[OrderStatus]:
+async def status_transitions(handle: OrderHandle) -> list[OrderStatus]:
     """Every status the history shows the order moving through, in order."""
     return [
         status
@@ -47,14 +51,14 @@ async def status_transitions(handle: WorkflowHandle[Any, Any]) -> list[OrderStat
 
 
 async def wait_for_status(
-    handle: WorkflowHandle[Any, Any], status: OrderStatus, within: float = DEFAULT_TIMEOUT
+    handle: OrderHandle, status: OrderStatus, within: float = DEFAULT_TIMEOUT
 ) -> None:
     """Return once the order reports `status`; fail after `within` seconds."""
     await wait_for_state(handle, lambda state: state.status is status, str(status), within)
 
 
 async def wait_for_state(
-    handle: WorkflowHandle[Any, Any],
+    handle: OrderHandle,
     holds: Callable[[OrderState], bool],
     what: str,
     within: float = DEFAULT_TIMEOUT,
@@ -66,7 +70,7 @@ async def wait_for_state(
     """
     deadline = asyncio.get_running_loop().time() + within
     while True:
-        state = await handle.query("state", result_type=OrderState)
+        state = await handle.query(OrderWorkflow.state)
         if holds(state):
             return state
         if state.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):

@@ -7,11 +7,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -20,8 +19,7 @@ from o2c_service.orders import OrderService
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
-from o2c_workflows.state import OrderState, OrderSummary
-from tests.support.history import wait_for_status
+from tests.support.history import OrderHandle, wait_for_status
 from tests.support.stub_activities import StubActivities
 
 LIFECYCLE = [
@@ -57,9 +55,9 @@ def payment(amount: str, payment_id: str = "PAY-1", currency: str = "EUR") -> Pa
 SHIPMENT = ShipmentConfirmed(carrier="DHL", tracking_number="JD0001")
 
 
-async def keys_of(handle: WorkflowHandle[Any, Any]) -> str:
+async def keys_of(handle: OrderHandle) -> str:
     """What the order's idempotency keys start with: its id and its first run's."""
-    state: OrderState = await handle.query("state", result_type=OrderState)
+    state = await handle.query(OrderWorkflow.state)
     assert state.key_scope is not None
     return state.key_scope
 
@@ -83,7 +81,7 @@ class Harness:
         )
         self.started: list[str] = []
 
-    async def start(self, order: OrderRequest) -> WorkflowHandle[OrderWorkflow, OrderSummary]:
+    async def start(self, order: OrderRequest) -> OrderHandle:
         await self.orders.create(order)
         self.started.append(order.order_id)
         return self.client.get_workflow_handle_for(OrderWorkflow.run, order.order_id)
@@ -95,12 +93,12 @@ class Harness:
             with contextlib.suppress(RPCError):  # finished already
                 await self.client.get_workflow_handle(order_id).terminate("test over")
 
-    async def booked(self, order: OrderRequest | None = None) -> WorkflowHandle[Any, Any]:
+    async def booked(self, order: OrderRequest | None = None) -> OrderHandle:
         handle = await self.start(order or make_order())
         await wait_for_status(handle, OrderStatus.BOOKED)
         return handle
 
-    async def invoiced(self) -> WorkflowHandle[Any, Any]:
+    async def invoiced(self) -> OrderHandle:
         handle = await self.booked()
         await self.orders.confirm_shipment(handle.id, SHIPMENT)
         await wait_for_status(handle, OrderStatus.INVOICED)

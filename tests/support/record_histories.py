@@ -53,13 +53,14 @@ from o2c_workflows.messages import (
     ReturnReceived,
     ReturnResolution,
     ShipmentConfirmed,
+    SupportAck,
     SupportAction,
 )
 from o2c_workflows.models import CardPayment, OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
 from o2c_workflows.state import HoldKind, OrderSummary
-from tests.support.history import wait_for_status
+from tests.support.history import OrderHandle, wait_for_status
 from tests.support.order_harness import (
     SHIPMENT,
     TOTAL,
@@ -93,14 +94,14 @@ def ship(tracking: str, *lines: tuple[str, int]) -> ShipmentConfirmed:
     )
 
 
-async def closed(handle: WorkflowHandle[Any, Any]) -> OrderSummary:
+async def closed(handle: OrderHandle) -> OrderSummary:
     summary = await handle.result()
     assert isinstance(summary, OrderSummary), summary
     assert summary.status is OrderStatus.CLOSED, f"{handle.id} ended {summary.status}"
     return summary
 
 
-async def cancelled(handle: WorkflowHandle[Any, Any]) -> OrderSummary:
+async def cancelled(handle: OrderHandle) -> OrderSummary:
     summary = await handle.result()
     assert isinstance(summary, OrderSummary), summary
     assert summary.status is OrderStatus.CANCELLED, f"{handle.id} ended {summary.status}"
@@ -111,7 +112,7 @@ async def history_of(name: str, handle: WorkflowHandle[Any, Any]) -> Recorded:
     return [(name, await handle.fetch_history())]
 
 
-async def pending_attempt(handle: WorkflowHandle[Any, Any], activity: str) -> int | None:
+async def pending_attempt(handle: OrderHandle, activity: str) -> int | None:
     """The attempt of `activity` a worker is running now, if any."""
     description = await handle.describe()
     for pending in description.raw_description.pending_activities:
@@ -415,7 +416,8 @@ async def support_retry(servers: Servers) -> Recorded:
         await wait_for_status(handle, OrderStatus.ON_HOLD)
         # A new error for the next failure: raising one again lengthens its traceback.
         harness.stubs.fail("reserve_stock", business_error("out_of_stock"))
-        await handle.execute_update(OrderWorkflow.retry, RETRY)
+        # By name: the SDK types an async update method's result as a coroutine.
+        await handle.execute_update("retry", RETRY, result_type=SupportAck)
         await wait_for_status(handle, OrderStatus.ON_HOLD)
         harness.stubs.heal("reserve_stock")
         await harness.orders.retry(handle.id, RETRY)
@@ -544,7 +546,7 @@ async def timeouts(servers: Servers) -> Recorded:
     return recorded
 
 
-async def has_attempt(handle: WorkflowHandle[Any, Any], activity: str, attempt: int) -> bool:
+async def has_attempt(handle: OrderHandle, activity: str, attempt: int) -> bool:
     return await pending_attempt(handle, activity) == attempt
 
 

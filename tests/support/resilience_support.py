@@ -13,6 +13,7 @@ number and payment id each time).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -305,7 +306,7 @@ class Batch:
         for order in orders[:-1]:
             self.start([order])
             await self.wait_until(
-                lambda order=order: self.reached(order, OrderStatus.BOOKED),
+                functools.partial(self.reached, order, OrderStatus.BOOKED),
                 f"{order.order_id} Booked",
             )
         self.start(orders[-1:])
@@ -417,7 +418,7 @@ async def assert_each_order_done_once(
 
             invoices = await adapters.billing.list_invoices(order_id)
             assert [(i.amount, i.balance, i.status) for i in invoices] == [
-                (total, 0, InvoiceStatus.PAID)
+                (total, Decimal(0), InvoiceStatus.PAID)
             ], f"{order_id}: invoices {invoices}"
             applications = await adapters.billing.list_applications(invoices[0].invoice_id)
             assert [(a.payment_id, a.amount) for a in applications] == [
@@ -458,7 +459,7 @@ async def assert_each_order_done_once(
                 (payment_id(order), total)
             ], f"{order_id}: the workflow's payments {state.payments}"
             assert [(i.invoice_id, i.balance) for i in state.invoices] == [
-                (invoices[0].invoice_id, 0)
+                (invoices[0].invoice_id, Decimal(0))
             ], f"{order_id}: the workflow's invoices {state.invoices}"
             assert [d.tracking_number for d in state.dispatches] == [tracking_number(order)]
             handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)

@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle
 
 from o2c_domain.lines import SkuQuantity
 from o2c_service.orders import EventRejected
@@ -33,7 +32,7 @@ from o2c_workflows.models import (
 )
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import DUNNING_LEVEL, PAYMENT_DUE
-from tests.support.history import wait_for_status
+from tests.support.history import OrderHandle, wait_for_status
 from tests.support.order_harness import SHIPMENT, TOTAL, Harness, make_order, payment
 
 THREE_LINES = [
@@ -60,7 +59,7 @@ async def days(harness: Harness, count: int) -> None:
     await harness.env.sleep(timedelta(days=count))
 
 
-async def invoiced_on_day_zero(harness: Harness) -> WorkflowHandle[Any, Any]:
+async def invoiced_on_day_zero(harness: Harness) -> OrderHandle:
     return await harness.invoiced()
 
 
@@ -229,7 +228,8 @@ async def test_a_return_of_unpaid_goods_lowers_the_invoice(harness: Harness) -> 
     assert ack.message == "return RMA-1: credited 19.99, refunded 0"
     state = await handle.query(OrderWorkflow.state)
     assert state.invoices[0].balance == Decimal("139.98")
-    assert state.line("SKU-WIDGET") is not None and state.line("SKU-WIDGET").returned == 1
+    widget = state.line("SKU-WIDGET")
+    assert widget is not None and widget.returned == 1
     await harness.orders.receive_payment(handle.id, payment("139.98"))
     assert (await handle.result()).status is OrderStatus.CLOSED
 

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
 from o2c_service.orders import EventRejected
-from o2c_workflows.messages import CancelRequest, SupportAction
+from o2c_workflows.messages import CancelRequest, SupportAck, SupportAction
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import HOLD_REASON
@@ -40,11 +40,12 @@ async def test_a_business_error_parks_the_order_until_support_retries(harness: H
     assert "stub says out_of_stock" in state.hold.message
     assert (await handle.describe()).typed_search_attributes.get(HOLD_REASON) == "out_of_stock"
 
-    # Retried before the cause is fixed: parked again at the same step.
-    await handle.execute_update(OrderWorkflow.retry, RETRY)
+    # Retried before the cause is fixed: parked again at the same step. By name, as the
+    # service does: the SDK types an async update method's result as a coroutine.
+    await handle.execute_update("retry", RETRY, result_type=SupportAck)
     await wait_for_status(handle, OrderStatus.ON_HOLD)
     harness.stubs.heal("reserve_stock")
-    ack = await handle.execute_update(OrderWorkflow.retry, RETRY)
+    ack: SupportAck = await handle.execute_update("retry", RETRY, result_type=SupportAck)
     assert "retry of reserve_stock (out_of_stock) accepted" in ack.message
 
     await wait_for_status(handle, OrderStatus.BOOKED)
@@ -79,7 +80,7 @@ async def test_a_system_that_stays_down_parks_the_order_when_the_budget_runs_out
     assert harness.stubs.calls["request_shipment"] > 3  # retried, with backoff, first
 
     harness.stubs.heal("request_shipment")
-    await handle.execute_update(OrderWorkflow.retry, RETRY)
+    await handle.execute_update("retry", RETRY, result_type=SupportAck)
     await wait_for_status(handle, OrderStatus.BOOKED)
     await harness.orders.confirm_shipment(handle.id, SHIPMENT)
     await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
@@ -18,7 +17,7 @@ from o2c_workflows.order.base import OrderInput
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
 from o2c_workflows.state import OrderSummary
-from tests.support.history import status_transitions, wait_for_status
+from tests.support.history import OrderHandle, status_transitions, wait_for_status
 from tests.support.order_harness import (
     LIFECYCLE,
     SHIPMENT,
@@ -157,7 +156,7 @@ async def test_an_order_started_without_search_attributes_gets_them(harness: Har
     assert (await handle.result()).status is OrderStatus.CLOSED
 
 
-async def accepted_updates(handle: WorkflowHandle[Any, Any]) -> int:
+async def accepted_updates(handle: OrderHandle) -> int:
     return len(
         [
             event

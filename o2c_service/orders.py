@@ -97,6 +97,11 @@ class TemporalUnavailable(OrderError):
     pass
 
 
+class FinalStateUnreadable(TemporalUnavailable):
+    """A finished order whose final state cannot be read now (HTTP 503): whether it applied
+    an event cannot be told, so the event is neither confirmed nor refused."""
+
+
 class EventNotTaken(TemporalUnavailable):
     """No worker accepted the event in time (HTTP 503): nothing was applied."""
 
@@ -565,7 +570,7 @@ class OrderService:
                     if ack is None:
                         raise
                     return ack
-        except EventNotTaken:
+        except (EventNotTaken, FinalStateUnreadable):
             raise
         except TemporalUnavailable as error:
             raise TemporalUnavailable(f"{error}; the event was not accepted; {resend}") from error
@@ -588,17 +593,25 @@ class OrderService:
     async def _applied_to_finished(
         self, order_id: str, applied: Callable[[OrderState], R | None]
     ) -> R | None:
-        """`applied` on the final state of a finished order; None when it cannot tell."""
+        """`applied` on the final state of a finished order; None when it is no order, is
+        not finished, or did not apply the event. A finished order whose final state cannot
+        be read now is `TemporalUnavailable`: a refusal would be a guess."""
         try:
             description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
-            if description.workflow_type != WORKFLOW_NAME or description.status in (
-                None,
-                WorkflowExecutionStatus.RUNNING,
-            ):
-                return None
-            state = await self._handle(order_id).query(OrderWorkflow.state, rpc_timeout=RPC_TIMEOUT)
-        except (RPCError, WorkflowQueryFailedError):
+        except RPCError:
             return None
+        if description.workflow_type != WORKFLOW_NAME or description.status in (
+            None,
+            WorkflowExecutionStatus.RUNNING,
+        ):
+            return None
+        try:
+            state = await self._handle(order_id).query(OrderWorkflow.state, rpc_timeout=RPC_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError) as error:
+            raise FinalStateUnreadable(
+                f"order {order_id} is finished, and its final state could not be read to tell "
+                "whether it applied this event; sending it again is safe"
+            ) from error
         return applied(state)
 
     def _handle(self, order_id: str) -> WorkflowHandle[OrderWorkflow, object]:

@@ -170,6 +170,25 @@ class CompensationStatus(StrEnum):
     FAILED = "failed"
 
 
+class UndoKind(StrEnum):
+    """How a forward step is undone (each an idempotent undo activity)."""
+
+    RELEASE_RESERVATION = "release_reservation"
+    CANCEL_SHIPMENT = "cancel_shipment"
+    VOID_INVOICE = "void_invoice"
+    REFUND_PAYMENT = "refund_payment"
+    VOID_AUTHORISATION = "void_authorisation"
+
+
+class UndoRecord(BaseModel):
+    """A forward step compensation would undo, registered before the step runs: its
+    effect, if it took one, is found by the step's idempotency key."""
+
+    step: str
+    undo: UndoKind
+    forward_key: str
+
+
 class CompensationRecord(BaseModel):
     step: str
     status: CompensationStatus
@@ -201,6 +220,10 @@ class OrderState(BaseModel):
     hold: HoldState | None = None
     cancellation_reason: str | None = None
     compensations: list[CompensationRecord] = Field(default_factory=list)
+    undo: list[UndoRecord] = Field(
+        default_factory=list,
+        description="What cancelling would undo, oldest first; compensation undoes newest first.",
+    )
     timeline: list[TimelineEntry] = Field(default_factory=list)
     runs: int = 1
     """How many workflow runs the order has taken (it continues as new when long-lived)."""

@@ -8,13 +8,11 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
-from temporalio.types import MethodAsyncSingleParam
 
-from activities.order_activities import OrderActivities, Undo, UndoResult
 from o2c_workflows.dunning import DunningPolicy
 from o2c_workflows.keys import OrderKeys
 from o2c_workflows.models import OrderRequest, OrderStatus
-from o2c_workflows.state import OrderState
+from o2c_workflows.state import OrderState, UndoKind, UndoRecord
 
 WORKFLOW_NAME = "Order"
 
@@ -84,26 +82,21 @@ class InFlight:
         return not self.applying and not self.pending_payments and not self.loop_calls
 
 
-@dataclass(frozen=True)
-class UndoStep:
-    """How to undo a forward step: registered before the step runs."""
-
-    step: str
-    activity: MethodAsyncSingleParam[OrderActivities, Undo, UndoResult]
-    forward_key: str
-
-
 class OrderBase:
     """The attributes the layers share; `OrderWorkflow.__init__` sets them."""
 
     _state: OrderState
     _dunning: DunningPolicy
     _local_activities: bool
-    _undo_steps: list[UndoStep]
     _in_flight: InFlight
     _lifecycle: asyncio.Task[None] | None
     _cancelled_in_temporal: bool
     _dunning_tasks: dict[str, asyncio.Task[None]]
+
+    def _will_undo(self, step: str, undo: UndoKind, forward_key: str) -> None:
+        """Register how to undo a forward step, before it runs: if the order is cancelled,
+        its effect (found by `forward_key`) is undone, newest first."""
+        self._state.undo.append(UndoRecord(step=step, undo=undo, forward_key=forward_key))
 
     @property
     def _keys(self) -> OrderKeys:

@@ -19,14 +19,12 @@ from o2c_workflows import (
 )
 from o2c_workflows.failure_policy import ACTIVITY_FAILURES, StepFailure
 from o2c_workflows.models import OrderStatus
-from o2c_workflows.order.base import (
-    UndoStep,
-)
 from o2c_workflows.order.dunning_timers import DunningTimers
 from o2c_workflows.state import (
     HoldKind,
     InvoiceState,
     PaymentState,
+    UndoKind,
 )
 
 A = TypeVar("A")
@@ -45,9 +43,7 @@ class CashCollection(DunningTimers):
             amount=amount,
             currency=self._state.order.currency,
         )
-        self._undo_steps.append(
-            UndoStep("authorise_card", OrderActivities.void_authorisation, request.idempotency_key)
-        )
+        self._will_undo("authorise_card", UndoKind.VOID_AUTHORISATION, request.idempotency_key)
         authorisation = await self._step(
             "authorise_card", OrderActivities.authorise_card, request, options.PAYMENTS
         )
@@ -67,10 +63,9 @@ class CashCollection(DunningTimers):
                 payment_id=f"{invoice.invoice_id}-card-{attempt}",
                 amount=invoice.amount,
             )
-            self._undo_steps.append(
-                UndoStep(f"capture {invoice.invoice_id}", OrderActivities.refund_payment,
-                          request.idempotency_key)
-            )  # fmt: skip
+            self._will_undo(
+                f"capture {invoice.invoice_id}", UndoKind.REFUND_PAYMENT, request.idempotency_key
+            )
             try:
                 payment = await self._call(OrderActivities.capture_card, request, options.PAYMENTS)
             except ACTIVITY_FAILURES as error:

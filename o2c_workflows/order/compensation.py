@@ -10,15 +10,15 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.types import MethodAsyncSingleParam
 
 from activities import options
-from activities.order_activities import OrderActivities, Undo
+from activities.order_activities import OrderActivities, Undo, UndoResult
 from o2c_workflows import keys
 from o2c_workflows.failure_policy import ACTIVITY_FAILURES, StepFailure
 from o2c_workflows.order.base import (
     COMPENSATION_FAILED,
     Applying,
-    UndoStep,
 )
 from o2c_workflows.order.steps import Abandon, Steps
 from o2c_workflows.search_attributes import (
@@ -27,10 +27,22 @@ from o2c_workflows.search_attributes import (
 from o2c_workflows.state import (
     CompensationRecord,
     CompensationStatus,
+    UndoKind,
+    UndoRecord,
 )
 
 A = TypeVar("A")
 T = TypeVar("T")
+
+
+UNDO_ACTIVITY: dict[UndoKind, MethodAsyncSingleParam[OrderActivities, Undo, UndoResult]] = {
+    UndoKind.RELEASE_RESERVATION: OrderActivities.release_reservation,
+    UndoKind.CANCEL_SHIPMENT: OrderActivities.cancel_shipment,
+    UndoKind.VOID_INVOICE: OrderActivities.void_invoice,
+    UndoKind.REFUND_PAYMENT: OrderActivities.refund_payment,
+    UndoKind.VOID_AUTHORISATION: OrderActivities.void_authorisation,
+}
+"""The activity that undoes each kind of forward step."""
 
 
 class Compensation(Steps):
@@ -87,11 +99,11 @@ class Compensation(Steps):
         # Likewise a payment being recorded: it must be found to be refunded.
         await workflow.wait_condition(lambda: not self._in_flight.pending_payments)
         reason = self._state.cancellation_reason or "order cancelled"
-        while self._undo_steps:
-            undo = self._undo_steps.pop()
+        while self._state.undo:
+            undo = self._state.undo.pop()
             try:
                 result = await self._call(
-                    undo.activity,
+                    UNDO_ACTIVITY[undo.undo],
                     Undo(forward_key=undo.forward_key, undo_key=keys.undo(undo.forward_key),
                          reason=reason),
                     options.COMPENSATION,
@@ -112,25 +124,25 @@ class Compensation(Steps):
         )
         self._show_details()
 
-    def _undo_steps_from_state(self) -> list[UndoStep]:
-        """After continue-as-new: what compensation would undo, rebuilt from the state."""
-        steps: list[UndoStep] = []
+    def _undo_records_of_an_earlier_state(self) -> list[UndoRecord]:
+        """A state carried over from code that kept its undo records in memory: rebuilt
+        once, as that code rebuilt them (invoices and captures were not among them)."""
+        records: list[UndoRecord] = []
         if self._state.booking is None:
-            return steps
-        steps += [
-            UndoStep("authorise_card", OrderActivities.void_authorisation, key)
-            for key in self._state.card_authorisations
-        ]
-        steps.append(
-            UndoStep("reserve_stock", OrderActivities.release_reservation, self._keys.reserve())
-        )
+            return records
+
+        def record(step: str, undo: UndoKind, forward_key: str) -> None:
+            records.append(UndoRecord(step=step, undo=undo, forward_key=forward_key))
+
+        for key in self._state.card_authorisations:
+            record("authorise_card", UndoKind.VOID_AUTHORISATION, key)
+        record("reserve_stock", UndoKind.RELEASE_RESERVATION, self._keys.reserve())
         if self._state.shipment is not None:
-            steps.append(
-                UndoStep("request_shipment", OrderActivities.cancel_shipment, self._keys.ship())
+            record("request_shipment", UndoKind.CANCEL_SHIPMENT, self._keys.ship())
+        for payment in self._state.payments:
+            record(
+                f"payment {payment.payment_id}",
+                UndoKind.REFUND_PAYMENT,
+                keys.payment(payment.payment_id),
             )
-        steps += [
-            UndoStep(f"payment {p.payment_id}", OrderActivities.refund_payment,
-                      keys.payment(p.payment_id))
-            for p in self._state.payments
-        ]  # fmt: skip
-        return steps
+        return records

@@ -39,7 +39,6 @@ from o2c_workflows.order import guards
 from o2c_workflows.order.base import (
     Applying,
     Resolution,
-    UndoStep,
 )
 from o2c_workflows.order.fulfilment import Fulfilment
 from o2c_workflows.state import (
@@ -48,6 +47,7 @@ from o2c_workflows.state import (
     InvoiceState,
     PaymentState,
     ReturnState,
+    UndoKind,
 )
 
 A = TypeVar("A")
@@ -124,10 +124,9 @@ class Events(Fulfilment):
         self._in_flight.pending_payments[event.payment_id] = event.amount
         try:
             # Registered first: if the order is cancelled, a recorded payment is refunded.
-            self._undo_steps.append(
-                UndoStep(f"payment {event.payment_id}", OrderActivities.refund_payment,
-                          request.idempotency_key)
-            )  # fmt: skip
+            self._will_undo(
+                f"payment {event.payment_id}", UndoKind.REFUND_PAYMENT, request.idempotency_key
+            )
             await self._call(OrderActivities.record_payment, request, options.PAYMENTS)
         finally:
             del self._in_flight.pending_payments[event.payment_id]

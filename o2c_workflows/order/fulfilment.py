@@ -20,14 +20,13 @@ from o2c_workflows.order.base import (
     PATCH_EXECUTION_KEYS,
     WORKFLOW_ID_MISMATCH,
     Resolution,
-    UndoStep,
 )
 from o2c_workflows.order.cash import CashCollection
 from o2c_workflows.search_attributes import (
     CUSTOMER_ID,
     ORDER_STATUS,
 )
-from o2c_workflows.state import BookingState, DispatchState, HoldKind, ShipmentState
+from o2c_workflows.state import BookingState, DispatchState, HoldKind, ShipmentState, UndoKind
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -82,9 +81,7 @@ class Fulfilment(CashCollection):
         reserve = ReserveStock(
             idempotency_key=self._keys.reserve(), order_id=order.order_id, lines=self._stock_lines()
         )
-        self._undo_steps.append(
-            UndoStep("reserve_stock", OrderActivities.release_reservation, reserve.idempotency_key)
-        )
+        self._will_undo("reserve_stock", UndoKind.RELEASE_RESERVATION, reserve.idempotency_key)
         reservation = await self._step(
             "reserve_stock", OrderActivities.reserve_stock, reserve, options.LOGISTICS
         )
@@ -134,9 +131,7 @@ class Fulfilment(CashCollection):
             ship_to=self._state.booking.customer_name,
             lines=self._stock_lines(),
         )
-        self._undo_steps.append(
-            UndoStep("request_shipment", OrderActivities.cancel_shipment, request.idempotency_key)
-        )
+        self._will_undo("request_shipment", UndoKind.CANCEL_SHIPMENT, request.idempotency_key)
         shipment = await self._step(
             "request_shipment", OrderActivities.request_shipment, request, options.LOGISTICS
         )
@@ -170,10 +165,9 @@ class Fulfilment(CashCollection):
             due_date=order.payment_terms.due_date(today),
             lines=lines,
         )
-        self._undo_steps.append(
-            UndoStep(f"invoice {dispatch.number}", OrderActivities.void_invoice,
-                      request.idempotency_key)
-        )  # fmt: skip
+        self._will_undo(
+            f"invoice {dispatch.number}", UndoKind.VOID_INVOICE, request.idempotency_key
+        )
         invoice = await self._step(
             "create_invoice", OrderActivities.create_invoice, request, options.BILLING
         )

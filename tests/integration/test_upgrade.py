@@ -104,7 +104,6 @@ from o2c_service.orders import OrderError, OrderService
 from o2c_service.temporal import connect
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed, ShippedLine
 from o2c_workflows.models import OrderRequest, OrderStatus
-from o2c_workflows.order.base import PATCH_EXECUTION_KEYS, PATCH_PAYMENTS_IN_FLIGHT
 
 plan = json.loads(sys.argv[1])
 deadline = time.monotonic() + plan["deadline"]

@@ -105,7 +105,7 @@ async def test_query_returns_the_whole_state(harness: Harness) -> None:
     assert set(dumped) == {
         "order_id", "status", "order", "lines", "total", "booking", "shipment", "dispatches",
         "invoices", "payments", "credit_notes", "returns", "amendments", "card_authorisations",
-        "hold", "cancellation_reason", "compensations", "timeline", "runs", "key_scope",
+        "hold", "cancellation_reason", "compensations", "undo", "timeline", "runs", "key_scope",
     }  # fmt: skip
     assert dumped["status"] == "Invoiced"
     assert dumped["total"] == "159.97"

@@ -52,6 +52,8 @@ from tests.support.adapter_factories import Seeder, Systems
 T = TypeVar("T")
 RACERS = 8
 TODAY = date(2025, 3, 1)
+PROBE_ORDER = "probe"
+"""The order id of the reservations `expect_on_hand` makes to read stock."""
 
 # --- the baseline every contract test starts from ------------------------------------------
 
@@ -118,11 +120,11 @@ async def expect_on_hand(logistics: LogisticsAdapter, sku: str, quantity: int) -
     many can (the probe reservation is released again, so stock is as it was)."""
     key = f"probe:{uuid.uuid4().hex}"
     await business_error(
-        logistics.reserve_stock(reserve(f"{key}:over", (sku, quantity + 1), order_id="probe")),
+        logistics.reserve_stock(reserve(f"{key}:over", (sku, quantity + 1), order_id=PROBE_ORDER)),
         "out_of_stock",
     )
     if quantity > 0:
-        probe = await logistics.reserve_stock(reserve(key, (sku, quantity), order_id="probe"))
+        probe = await logistics.reserve_stock(reserve(key, (sku, quantity), order_id=PROBE_ORDER))
         await logistics.release_reservation(release(probe, f"{key}:release"))
 
 

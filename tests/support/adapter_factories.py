@@ -102,14 +102,15 @@ class LocalSeeder:
                 session.add(item)
 
 
-def _local_systems(adapters: LocalAdapters) -> Systems:
+def local_systems(adapters: LocalAdapters) -> Systems:
+    """The local adapters as `Systems` (also for local-only tests that then read rows)."""
     database = adapters.database
 
     @asynccontextmanager
     async def another_client() -> AsyncIterator[Systems]:
         other = open_local_adapters(database.url, schema=database.schema, seed=False)
         try:
-            yield _local_systems(other)
+            yield local_systems(other)
         finally:
             other.database.dispose()
 
@@ -126,7 +127,7 @@ def _local_systems(adapters: LocalAdapters) -> Systems:
 @asynccontextmanager
 async def _opened_local(opened: AbstractContextManager[LocalAdapters]) -> AsyncIterator[Systems]:
     with opened as adapters:
-        yield _local_systems(adapters)
+        yield local_systems(adapters)
 
 
 class LocalSqliteFactory:

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from _pytest.mark import ParameterSet
 from sqlalchemy import inspect, text
 from sqlmodel import col, func, select
 
@@ -110,12 +109,12 @@ def rows(
     check: RowCheck | None = None,
     *,
     name: str | None = None,
-) -> ParameterSet:
+) -> pytest.ParameterSet:
     case = name or getattr(scenario, "__name__", "scenario").removeprefix("test_")
     return pytest.param(scenario, counts, stock or {}, check, id=case)
 
 
-def credit_note_case(case: str, credit_rows: int) -> ParameterSet:
+def credit_note_case(case: str, credit_rows: int) -> pytest.ParameterSet:
     amounts = {
         "unpaid": ("0.00", "30.00", "30.00", "0.00", "70.00", InvoiceStatus.OPEN),
         "half-paid": ("50.00", "80.00", "50.00", "30.00", "0.00", InvoiceStatus.PAID),
@@ -131,7 +130,7 @@ def credit_note_case(case: str, credit_rows: int) -> ParameterSet:
     return rows(scenario, counts, name=f"a_credit_note_lowers_the_invoice-{case}")
 
 
-def refund_case(payment_id: str, amount: str, code: str) -> ParameterSet:
+def refund_case(payment_id: str, amount: str, code: str) -> pytest.ParameterSet:
     async def scenario(systems: Systems) -> None:
         await payments.test_impossible_refunds_are_refused(systems, payment_id, amount, code)
 

@@ -14,14 +14,13 @@ add one `pytest.param` to `FACTORIES`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pytest
-from _pytest.mark import ParameterSet
 
 from adapters.billing.protocol import BillingAdapter
 from adapters.crm.models import Customer
@@ -148,10 +147,8 @@ class LocalPostgresFactory:
         return _opened_local(open_postgres(seed=False))
 
 
-def _entries() -> Iterator[ParameterSet]:
-    yield pytest.param(LocalSqliteFactory(), id="local-sqlite")
-    yield pytest.param(LocalPostgresFactory(), id="local-postgres", marks=pytest.mark.postgres)
-
-
-FACTORIES: list[ParameterSet] = list(_entries())
+FACTORIES: list[pytest.ParameterSet] = [
+    pytest.param(LocalSqliteFactory(), id="local-sqlite"),
+    pytest.param(LocalPostgresFactory(), id="local-postgres", marks=pytest.mark.postgres),
+]
 """Every implementation the contract suites run against, one `pytest.param` each."""

@@ -4,6 +4,9 @@
 PostgreSQL (a throw-away schema, dropped afterwards), so both backends keep the
 same promises. Without a reachable PostgreSQL the postgres runs are skipped,
 unless O2C_REQUIRE_POSTGRES=1 (CI), where they fail instead.
+
+`open_sqlite` and `open_postgres` are the same databases as context managers,
+for the adapter factories of the contract suites (tests/support/adapter_factories.py).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,13 +31,22 @@ def postgres_url() -> str:
     return os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
 
 
-def _sqlite(tmp_path: Path) -> Iterator[LocalAdapters]:
-    adapters = open_local_adapters(f"sqlite:///{tmp_path / 'o2c.db'}")
-    yield adapters
-    adapters.database.dispose()
+@contextmanager
+def open_sqlite(tmp_path: Path, *, seed: bool = True) -> Iterator[LocalAdapters]:
+    """The local adapters on a SQLite file in `tmp_path`, demo data unless `seed=False`."""
+    adapters = open_local_adapters(f"sqlite:///{tmp_path / 'o2c.db'}", seed=seed)
+    try:
+        yield adapters
+    finally:
+        adapters.database.dispose()
 
 
-def _postgres() -> Iterator[LocalAdapters]:
+@contextmanager
+def open_postgres(*, seed: bool = True) -> Iterator[LocalAdapters]:
+    """The local adapters in a throw-away PostgreSQL schema, dropped afterwards.
+
+    Skips the test (fails it under O2C_REQUIRE_POSTGRES=1) when no server answers.
+    """
     url = postgres_url()
     admin = LocalDatabase.from_url(url)
     try:
@@ -47,11 +60,13 @@ def _postgres() -> Iterator[LocalAdapters]:
             pytest.fail(reason)
         pytest.skip(reason)
     schema = f"o2c_test_{uuid.uuid4().hex}"
-    adapters = open_local_adapters(url, schema=schema)
     try:
-        yield adapters
+        adapters = open_local_adapters(url, schema=schema, seed=seed)
+        try:
+            yield adapters
+        finally:
+            adapters.database.dispose()
     finally:
-        adapters.database.dispose()
         with admin.engine.begin() as connection:
             connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
@@ -60,13 +75,13 @@ def _postgres() -> Iterator[LocalAdapters]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def local_adapters(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalAdapters]:
     """The local adapters, seeded, on SQLite and then on PostgreSQL."""
-    if request.param == "sqlite":
-        yield from _sqlite(tmp_path)
-    else:
-        yield from _postgres()
+    opened = open_sqlite(tmp_path) if request.param == "sqlite" else open_postgres()
+    with opened as adapters:
+        yield adapters
 
 
 @pytest.fixture
 def sqlite_adapters(tmp_path: Path) -> Iterator[LocalAdapters]:
     """The local adapters, seeded, on a SQLite file of this test's own."""
-    yield from _sqlite(tmp_path)
+    with open_sqlite(tmp_path) as adapters:
+        yield adapters

@@ -1,0 +1,154 @@
+"""Adapter factories: every implementation of the four system protocols the contract
+suites (tests/contract/test_*_contract.py) run against.
+
+A factory opens a fresh, empty set of systems for one test: the four adapters,
+typed by protocol only, plus a `Seeder` for the data no protocol can create (a
+customer in CRM, an item's stock on hand). Tests never look behind the protocol;
+whatever an implementation needs to seed or to clean up stays in its factory.
+
+To add an implementation (e.g. HTTP adapters against sandbox services), write a
+class with an `open(tmp_path)` async context manager that yields `Systems`, and
+add one `pytest.param` to `FACTORIES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from adapters.billing.protocol import BillingAdapter
+from adapters.crm.models import Customer
+from adapters.crm.protocol import CrmAdapter
+from adapters.local import LocalAdapters, LocalDatabase, open_local_adapters
+from adapters.local.tables import CustomerRow, ItemRow, to_minor
+from adapters.logistics.protocol import LogisticsAdapter
+from adapters.payments.protocol import PaymentsAdapter
+from tests.support.fixtures_db import open_postgres, open_sqlite
+
+
+class Seeder(Protocol):
+    """Test data the protocols cannot create, put in place before a test acts."""
+
+    async def add_customer(self, customer: Customer) -> None:
+        """CRM knows this customer (as given, status included) from now on."""
+        ...
+
+    async def set_stock(self, sku: str, on_hand: int) -> None:
+        """Logistics stocks this item (created if new) with `on_hand` units on the shelf."""
+        ...
+
+
+@dataclass(frozen=True)
+class Systems:
+    """One implementation's CRM, billing, logistics and payments, and its seeder."""
+
+    crm: CrmAdapter
+    billing: BillingAdapter
+    logistics: LogisticsAdapter
+    payments: PaymentsAdapter
+    seeder: Seeder
+    another_client: Callable[[], AbstractAsyncContextManager[Systems]]
+    """A second client of the very same systems, as another worker process holds:
+    its own connections, nothing shared in memory with this one."""
+
+
+class AdapterFactory(Protocol):
+    def open(self, tmp_path: Path) -> AbstractAsyncContextManager[Systems]:
+        """Fresh, empty systems for one test, closed (and thrown away) on exit."""
+        ...
+
+
+# --- the local adapters, on SQLite and on PostgreSQL ---------------------------------------
+
+
+class LocalSeeder:
+    """Writes the seed rows the local CRM and logistics read."""
+
+    def __init__(self, database: LocalDatabase) -> None:
+        self._db = database
+
+    async def add_customer(self, customer: Customer) -> None:
+        row = CustomerRow(
+            customer_id=customer.customer_id,
+            name=customer.name,
+            email=customer.email,
+            status=customer.status.value,
+            currency=customer.currency,
+            credit_limit_minor=to_minor(customer.credit_limit, customer.currency),
+        )
+        await asyncio.to_thread(self._merge, row)
+
+    async def set_stock(self, sku: str, on_hand: int) -> None:
+        await asyncio.to_thread(self._set_stock, sku, on_hand)
+
+    def _merge(self, row: CustomerRow) -> None:
+        with self._db.session() as session:
+            session.merge(row)
+
+    def _set_stock(self, sku: str, on_hand: int) -> None:
+        with self._db.session() as session:
+            item = session.get(ItemRow, sku)
+            if item is None:
+                session.add(ItemRow(sku=sku, name=sku, on_hand=on_hand))
+            else:
+                item.on_hand = on_hand
+                session.add(item)
+
+
+def local_systems(adapters: LocalAdapters) -> Systems:
+    """The local adapters as `Systems` (also for local-only tests that then read rows)."""
+    database = adapters.database
+
+    @asynccontextmanager
+    async def another_client() -> AsyncIterator[Systems]:
+        other = open_local_adapters(database.url, schema=database.schema, seed=False)
+        try:
+            yield local_systems(other)
+        finally:
+            other.database.dispose()
+
+    return Systems(
+        crm=adapters.crm,
+        billing=adapters.billing,
+        logistics=adapters.logistics,
+        payments=adapters.payments,
+        seeder=LocalSeeder(database),
+        another_client=another_client,
+    )
+
+
+@asynccontextmanager
+async def _opened_local(opened: AbstractContextManager[LocalAdapters]) -> AsyncIterator[Systems]:
+    with opened as adapters:
+        yield local_systems(adapters)
+
+
+class LocalSqliteFactory:
+    """The local adapters on a SQLite file of the test's own, without demo data."""
+
+    def open(self, tmp_path: Path) -> AbstractAsyncContextManager[Systems]:
+        return _opened_local(open_sqlite(tmp_path, seed=False))
+
+
+class LocalPostgresFactory:
+    """The local adapters in a throw-away PostgreSQL schema, without demo data.
+
+    Skipped, with the reason, when no PostgreSQL answers (failed under
+    O2C_REQUIRE_POSTGRES=1), as for the `local_adapters` fixture.
+    """
+
+    def open(self, tmp_path: Path) -> AbstractAsyncContextManager[Systems]:
+        return _opened_local(open_postgres(seed=False))
+
+
+FACTORIES: list[pytest.ParameterSet] = [
+    pytest.param(LocalSqliteFactory(), id="local-sqlite"),
+    pytest.param(LocalPostgresFactory(), id="local-postgres", marks=pytest.mark.postgres),
+]
+"""Every implementation the contract suites run against, one `pytest.param` each."""

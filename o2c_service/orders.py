@@ -19,6 +19,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -154,6 +155,7 @@ class OrderPage(BaseModel):
 SupportVerb = Literal["retry", "release", "cancel"]
 BULK_CONCURRENCY = 10
 R = TypeVar("R", bound=BaseModel)
+H = TypeVar("H")
 
 
 class OrderSelection(BaseModel):
@@ -230,9 +232,15 @@ class OrderService:
         (`FAIL`), so of any number of identical POSTs, even at once, exactly one
         starts the order and is told `created`; the others find it.
         """
+        sha = request_hash(order)
         async with self.translated(order.order_id):
-            try:
-                await self._client.start_workflow(
+            existing = await self._start_once(
+                order.order_id,
+                WORKFLOW_NAME,
+                sha,
+                f"order {order.order_id} already exists with different content; "
+                "send a new source_order_id for a new order",
+                lambda: self._client.start_workflow(
                     OrderWorkflow.run,
                     OrderInput(
                         order=order, dunning=self._dunning, local_activities=self._local_activities
@@ -247,33 +255,47 @@ class OrderService:
                             SearchAttributePair(CUSTOMER_ID, order.customer_id),
                         ]
                     ),
-                    memo={REQUEST_HASH_MEMO: request_hash(order)},
+                    memo={REQUEST_HASH_MEMO: sha},
                     static_summary=presentation.static_summary(order),
                     static_details=presentation.static_details(order),
                     task_timeout=self._task_timeout,
                     rpc_timeout=RPC_TIMEOUT,
-                )
-            except WorkflowAlreadyStartedError:
-                # Running or finished: the same order if the request is the same.
-                return await self._existing(order)
-            return CreatedOrder(order_id=order.order_id, status=OrderStatus.ENTERED, created=True)
-
-    async def _existing(self, order: OrderRequest) -> CreatedOrder:
-        description = await self._handle(order.order_id).describe(rpc_timeout=RPC_TIMEOUT)
-        memo = await description.memo()
-        if description.workflow_type != WORKFLOW_NAME or (
-            memo.get(REQUEST_HASH_MEMO) != request_hash(order)
-        ):
-            raise OrderConflict(
-                f"order {order.order_id} already exists with different content; "
-                "send a new source_order_id for a new order"
+                ),
             )
-        status = description.typed_search_attributes.get(ORDER_STATUS)
+        if not isinstance(existing, WorkflowExecutionDescription):
+            return CreatedOrder(order_id=order.order_id, status=OrderStatus.ENTERED, created=True)
+        status = existing.typed_search_attributes.get(ORDER_STATUS)
         return CreatedOrder(
             order_id=order.order_id,
             status=OrderStatus(status) if status else OrderStatus.ENTERED,
             created=False,
         )
+
+    async def _start_once(
+        self,
+        workflow_id: str,
+        workflow_type: str,
+        sha: str,
+        conflict: str,
+        start: Callable[[], Awaitable[H]],
+    ) -> H | WorkflowExecutionDescription:
+        """Start a workflow whose id is its business key, at most once.
+
+        `start` must start it with `WorkflowIDConflictPolicy.FAIL` and the request's
+        hash in the memo: of any number of identical requests, even at once, exactly one
+        starts it (and gets the handle `start` returns); the others find it, running or
+        finished, and get its description. The same id holding another request (or
+        another kind of workflow) is `OrderConflict` with `conflict` as the reason.
+        """
+        try:
+            return await start()
+        except WorkflowAlreadyStartedError:
+            handle = self._client.get_workflow_handle(workflow_id)
+            description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+        memo = await description.memo()
+        if description.workflow_type != workflow_type or memo.get(REQUEST_HASH_MEMO) != sha:
+            raise OrderConflict(conflict)
+        return description
 
     async def get(self, order_id: str) -> OrderState:
         """The order's state, with days past due counted to today."""
@@ -456,40 +478,31 @@ class OrderService:
         refund_id = credit_refund.workflow_id(request.refund_id)
         request_sha = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
 
-        async def refuse_another_request() -> None:
-            try:
-                description = await self._client.get_workflow_handle(refund_id).describe(
-                    rpc_timeout=RPC_TIMEOUT
-                )
-            except RPCError as error:
-                if error.status == RPCStatusCode.NOT_FOUND:
-                    return
-                raise
-            if (await description.memo()).get(REQUEST_HASH_MEMO) != request_sha:
-                raise OrderConflict(
-                    f"refund {request.refund_id} already exists for another request; "
-                    "send a new refund_id for a new refund"
-                )
-
         async with self.translated(None):
-            await refuse_another_request()
-            try:
-                handle = await self._client.start_workflow(
+            started = await self._start_once(
+                refund_id,
+                credit_refund.WORKFLOW_NAME,
+                request_sha,
+                f"refund {request.refund_id} already exists for another request; "
+                "send a new refund_id for a new refund",
+                lambda: self._client.start_workflow(
                     CreditRefundWorkflow.run,
                     CreditRefundInput(request=request, local_activities=self._local_activities),
                     id=refund_id,
                     task_queue=self._task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     memo={REQUEST_HASH_MEMO: request_sha},
                     static_summary=credit_refund.summary(request),
                     task_timeout=self._task_timeout,
                     rpc_timeout=RPC_TIMEOUT,
-                )
-            except WorkflowAlreadyStartedError:
-                # Finished between our look and our start: the same refund.
-                await refuse_another_request()
-                handle = self._client.get_workflow_handle_for(CreditRefundWorkflow.run, refund_id)
+                ),
+            )
+            handle = (
+                self._client.get_workflow_handle_for(CreditRefundWorkflow.run, refund_id)
+                if isinstance(started, WorkflowExecutionDescription)
+                else started
+            )
             try:
                 async with asyncio.timeout(REFUND_WAIT.total_seconds()):
                     result = await handle.result()

@@ -95,7 +95,7 @@ class Compensation(Steps):
     async def _undo_all(self) -> None:
         if self._lifecycle is not None and not self._lifecycle.done():
             # Let an activity in flight finish, so its effect can be found and undone.
-            await asyncio.wait([self._lifecycle])
+            await workflow.wait([self._lifecycle])  # deterministic, unlike asyncio.wait
         # Likewise a payment being recorded: it must be found to be refunded.
         await workflow.wait_condition(lambda: not self._in_flight.pending_payments)
         reason = self._state.cancellation_reason or "order cancelled"

@@ -202,7 +202,8 @@ def test_a_local_activity_failure_is_read_like_a_wrapped_one() -> None:
     assert (refused.code, refused.message) == ("payment_not_found", "stub says payment_not_found")
 
 
-async def test_an_overpayment_is_refunded_on_request_over_http(stack: Stack) -> None:
+async def paid_order(stack: Stack, amount: str) -> tuple[str, str]:
+    """An order of 20.00 shipped and paid `amount` by a new customer: (account, payment)."""
     customer, sku = new_customer(stack), new_item(stack, on_hand=10)
     order_id = await create(stack, order(customer, sku, quantity=2, price="10.00"))
     await stack.wait_for_status(order_id, OrderStatus.BOOKED)
@@ -214,12 +215,16 @@ async def test_an_overpayment_is_refunded_on_request_over_http(stack: Stack) -> 
     payment_id = f"PAY-{uuid.uuid4().hex[:8]}"
     paid = await stack.http.post(
         f"/orders/{order_id}/payments",
-        json={"payment_id": payment_id, "amount": "35.00", "currency": "EUR"},
+        json={"payment_id": payment_id, "amount": amount, "currency": "EUR"},
     )
     assert paid.status_code == 200, paid.text
     state = await stack.wait_for_status(order_id, OrderStatus.CLOSED)
     assert state.booking is not None
-    account_id = state.booking.billing_account_id
+    return state.booking.billing_account_id, payment_id
+
+
+async def test_an_overpayment_is_refunded_on_request_over_http(stack: Stack) -> None:
+    account_id, payment_id = await paid_order(stack, "35.00")
     credit = (await stack.adapters.billing.customer_credit(account_id)).balance
     assert credit == Decimal("15.00")
 
@@ -254,27 +259,6 @@ async def test_an_overpayment_is_refunded_on_request_over_http(stack: Stack) -> 
     assert too_much.code == 1
     assert "9.00 EUR of credit" in too_much.err
     assert (await stack.adapters.billing.customer_credit(account_id)).balance == Decimal("9.00")
-
-
-async def paid_order(stack: Stack, amount: str) -> tuple[str, str]:
-    """An order of 20.00 shipped and paid `amount` by a new customer: (account, payment)."""
-    customer, sku = new_customer(stack), new_item(stack, on_hand=10)
-    order_id = await create(stack, order(customer, sku, quantity=2, price="10.00"))
-    await stack.wait_for_status(order_id, OrderStatus.BOOKED)
-    shipped = await stack.http.post(
-        f"/orders/{order_id}/shipments", json={"carrier": "DHL", "tracking_number": "T-1"}
-    )
-    assert shipped.status_code == 200, shipped.text
-    await stack.wait_for_status(order_id, OrderStatus.INVOICED)
-    payment_id = f"PAY-{uuid.uuid4().hex[:8]}"
-    paid = await stack.http.post(
-        f"/orders/{order_id}/payments",
-        json={"payment_id": payment_id, "amount": amount, "currency": "EUR"},
-    )
-    assert paid.status_code == 200, paid.text
-    state = await stack.wait_for_status(order_id, OrderStatus.CLOSED)
-    assert state.booking is not None
-    return state.booking.billing_account_id, payment_id
 
 
 async def test_credit_is_not_refunded_to_another_customers_payment(stack: Stack) -> None:

@@ -197,7 +197,7 @@ def invoice(state: OrderState, dispatch: DispatchState, at: datetime) -> Invoice
     """`OrderWorkflow._invoice`: bill what the dispatch shipped, at the lines' prices."""
     order, currency, today = state.order, state.order.currency, at.date()
     amount = sum((line_of(state, q.sku).amount(q.quantity) for q in dispatch.lines), Decimal(0))
-    # Billing keeps minor units (adapters/local/billing.py) and answers with them.
+    # Billing keeps minor units (adapters/billing/local.py) and answers with them.
     amount = from_minor_units(to_minor_units(amount, currency), currency)
     due = order.payment_terms.due_date(today)
     return state.record_invoice(dispatch, f"INV-{dispatch.number}", amount, at, due)

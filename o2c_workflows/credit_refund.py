@@ -1,6 +1,6 @@
 """Paying a customer's credit back on request: one small workflow per refund.
 
-An overpayment leaves customer credit in billing (`OrderWorkflow._credit_customer`),
+An overpayment leaves customer credit in billing (`o2c_workflows/order/cash.py`),
 and the order closes once settled, so a later refund cannot be an Update on the
 order. `CreditRefund` does it on its own: first use the credit in billing, then
 pay it back to a payment that paid into the same account (never another

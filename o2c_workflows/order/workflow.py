@@ -86,6 +86,7 @@ class OrderWorkflow(Events):
         return self._summary()
 
     async def _book_ship_invoice_collect(self) -> None:
+        """Entered to Paid, each step once, from wherever a continued run left off."""
         if self._state.booking is None:
             await self._book()
         if self._state.shipment is None:

@@ -57,7 +57,8 @@ from o2c_workflows.messages import (
     SupportAction,
 )
 from o2c_workflows.models import Identifier, OrderRequest, OrderStatus
-from o2c_workflows.order.base import WORKFLOW_NAME, OrderInput
+from o2c_workflows.order import guards
+from o2c_workflows.order.base import WORKFLOW_NAME, InFlight, OrderInput
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, HOLD_REASON, ORDER_STATUS
 from o2c_workflows.state import OrderState
@@ -374,15 +375,14 @@ class OrderService:
 
     async def receive_payment(self, order_id: str, event: PaymentReceived) -> EventAck:
         def applied(state: OrderState) -> EventAck | None:
+            # The order's own rule: the same payment id with another amount is refused.
+            try:
+                if not guards.is_duplicate_payment(state, InFlight(), event):
+                    return None
+            except ApplicationError as refused:
+                raise EventRejected(refused.message, invalid=True) from refused
             payment = state.payment(event.payment_id)
-            if payment is None:
-                return None
-            if payment.amount != event.amount:
-                raise EventRejected(
-                    f"payment {event.payment_id} was already received for {payment.amount}, "
-                    f"not {event.amount}",
-                    invalid=True,
-                )
+            assert payment is not None
             return _duplicate(state, f"payment {event.payment_id} was already received "
                               f"({payment.amount} {payment.currency})")  # fmt: skip
 

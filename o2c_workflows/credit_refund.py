@@ -19,8 +19,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from temporalio.exceptions import ApplicationError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
@@ -30,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from adapters.payments.models import RefundPayment
     from o2c_domain.money import Amount, CurrencyCode, PlainAmount, at_currency_scale
     from o2c_workflows import calls
-    from o2c_workflows.failure_policy import StepFailure
+    from o2c_workflows.failure_policy import ACTIVITY_FAILURES, StepFailure
     from o2c_workflows.keys import RefundKeys
     from o2c_workflows.models import Identifier, ShortText, Strict
 
@@ -112,12 +111,6 @@ class RefundRefused(Exception):
         self.message = message
 
 
-_STEP_FAILED = (ActivityError, ApplicationError, ActivityTimeoutError)
-"""What a failed step raises: a normal activity wraps its failure in ActivityError; a
-local activity may raise the failure itself (ApplicationError, or TimeoutError when
-its retry budget ran out)."""
-
-
 def summary(request: CreditRefundRequest) -> str:
     """One line for the refund's page in the Temporal UI (User Metadata: summary)."""
     return (
@@ -167,7 +160,7 @@ class CreditRefundWorkflow:
                     RefundTarget(account_id=request.account_id, payment_id=request.payment_id),
                     options.BILLING,
                 )
-            except _STEP_FAILED as error:
+            except ACTIVITY_FAILURES as error:
                 failure = StepFailure.of(error)
                 raise RefundRefused(failure.code, failure.message) from error
         try:
@@ -181,7 +174,7 @@ class CreditRefundWorkflow:
                 ),
                 options.BILLING,
             )
-        except _STEP_FAILED as error:
+        except ACTIVITY_FAILURES as error:
             failure = StepFailure.of(error)
             # Nothing was paid: the refund is refused as billing said (insufficient_credit, ...).
             raise RefundRefused(failure.code, failure.message) from error
@@ -197,7 +190,7 @@ class CreditRefundWorkflow:
                 ),
                 options.PAYMENTS,
             )
-        except _STEP_FAILED as error:
+        except ACTIVITY_FAILURES as error:
             failure = StepFailure.of(error)
             await self._restore_credit(request, key, failure)
             raise RefundRefused(

@@ -61,8 +61,8 @@ class OrderWorkflow(Events):
         self._state = start.carried or OrderState.entered(order)
         if start.carried is not None:
             self._state.runs += 1
-        if start.carried is not None and self._state.booking and not self._state.undo:
-            self._state.undo = self._undo_records_of_an_earlier_state()
+            if self._state.booking and not self._state.undo:  # carried from earlier code
+                self._state.undo = self._undo_records_of_an_earlier_state()
         self._in_flight = InFlight()
         self._lifecycle = None
         self._cancelled_in_temporal = False

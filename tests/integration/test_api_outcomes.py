@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
@@ -23,16 +23,8 @@ from o2c_workflows.credit_refund import CreditRefundInput, CreditRefundRequest
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.base import WORKFLOW_NAME
 from tests.integration.test_end_to_end import demo_order
-from tests.support.history import DEFAULT_TIMEOUT, POLL_INTERVAL
+from tests.support.history import until
 from tests.support.stack import Stack, free_port
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll `check` the way a caller would, until it holds."""
-    deadline = asyncio.get_running_loop().time() + DEFAULT_TIMEOUT
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
-        await asyncio.sleep(POLL_INTERVAL)
 
 
 async def booked_order(http: httpx.AsyncClient) -> str:
@@ -43,7 +35,7 @@ async def booked_order(http: httpx.AsyncClient) -> str:
     async def is_booked() -> bool:
         return bool((await http.get(f"/orders/{order_id}")).json()["status"] == "Booked")
 
-    await eventually(is_booked, f"{order_id} Booked")
+    await until(is_booked, f"{order_id} Booked")
     return order_id
 
 
@@ -162,14 +154,14 @@ async def test_an_order_whose_workflow_task_fails_is_not_called_an_outage(
                 return any(event.HasField("workflow_task_completed_event_attributes")
                            for event in history)  # fmt: skip
 
-            await eventually(first_task_done, "the first workflow task completed")
+            await until(first_task_done, "the first workflow task completed")
             await handle.signal(BrokenOrder.fail)
 
         async def task_failed() -> bool:
             pending = (await handle.describe()).raw_description.pending_workflow_task
             return pending.attempt > 1
 
-        await eventually(task_failed, "the workflow task failed")
+        await until(task_failed, "the workflow task failed")
         async with api_on(stack, task_queue=task_queue, event_accept_seconds=1) as http:
             shown = await http.get(f"/orders/{order_id}")
             paid = await http.post(
@@ -215,7 +207,7 @@ async def test_copies_of_applied_events_to_a_closed_order_are_duplicates(stack: 
     async def invoiced() -> bool:
         return bool((await http.get(f"/orders/{order_id}")).json()["status"] == "Invoiced")
 
-    await eventually(invoiced, "Invoiced")
+    await until(invoiced, "Invoiced")
     returned = {"return_id": "RMA-DUP-1", "lines": [{"sku": "SKU-GADGET", "quantity": 1}]}
     answer = await http.post(f"/orders/{order_id}/returns", json=returned)
     assert answer.status_code == 200, answer.text
@@ -230,7 +222,7 @@ async def test_copies_of_applied_events_to_a_closed_order_are_duplicates(stack: 
         described = await stack.env.client.get_workflow_handle(order_id).describe()
         return described.close_time is not None
 
-    await eventually(closed_workflow, "the workflow closed")
+    await until(closed_workflow, "the workflow closed")
     for path, event, said in [
         ("payments", payment, f"payment {payment['payment_id']} was already received"),
         ("shipments", shipment, "shipment JD-DUP-1 was already confirmed"),
@@ -297,7 +289,7 @@ async def test_an_event_still_being_applied_is_202_and_shows_on_the_order(stack:
             state = (await http.get(body["links"]["self"])).json()
             return [p["payment_id"] for p in state["payments"]] == [payment["payment_id"]]
 
-        await eventually(payment_shows, "the payment on the order")
+        await until(payment_shows, "the payment on the order")
 
 
 # -- 18: pages, a total and a token -------------------------------------------
@@ -312,7 +304,7 @@ async def test_listing_pages_through_every_order_with_a_total(stack: Stack) -> N
         page = (await stack.http.get("/orders", params=params)).json()
         return set(ids) <= {item["order_id"] for item in page["orders"]}
 
-    await eventually(all_listed, "the orders listed")
+    await until(all_listed, "the orders listed")
     first = (await stack.http.get("/orders", params={"customer_id": customer, "limit": 2})).json()
     total = first["total"]
     assert total >= 3

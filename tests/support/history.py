@@ -7,7 +7,7 @@ says exactly which statuses the order went through.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
 from temporalio.api.enums.v1 import EventType
@@ -48,6 +48,17 @@ async def status_transitions(handle: OrderHandle) -> list[OrderStatus]:
         async for event in handle.fetch_history_events()
         if (status := upserted_status(event)) is not None
     ]
+
+
+async def until(
+    condition: Callable[[], Awaitable[bool]], what: str, within: float = DEFAULT_TIMEOUT
+) -> None:
+    """Poll `condition` the way a caller would, until it holds; fail after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not {what} within {within}s")
+        await asyncio.sleep(POLL_INTERVAL)
 
 
 async def wait_for_status(

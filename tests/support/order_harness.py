@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from o2c_service.orders import OrderService
+from o2c_service.orders import EventRejected, OrderService, TemporalUnavailable
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
@@ -60,6 +60,22 @@ async def keys_of(handle: OrderHandle) -> str:
     state = await handle.query(OrderWorkflow.state)
     assert state.key_scope is not None
     return state.key_scope
+
+
+async def resend_until_taken(send: Callable[[], Awaitable[object]], what: str) -> None:
+    """Send an event as a 3PL or a bank would: an answer lost while the order switched
+    runs (no answer in time) or a 'being applied' refusal means send it again, which is
+    safe (a copy of an applied event is a duplicate)."""
+    for _ in range(100):
+        try:
+            await send()
+            return
+        except TemporalUnavailable:
+            continue
+        except EventRejected as rejected:
+            if "is being applied" not in str(rejected):
+                raise
+    raise AssertionError(f"{what} was never accepted")
 
 
 class Harness:

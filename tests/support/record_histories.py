@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from o2c_domain.lines import SkuQuantity
-from o2c_service.orders import EventRejected, OrderService, TemporalUnavailable
+from o2c_service.orders import EventRejected, OrderService
 from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundWorkflow, workflow_id
 from o2c_workflows.messages import (
     Amendment,
@@ -60,13 +61,14 @@ from o2c_workflows.models import CardPayment, OrderLine, OrderRequest, OrderStat
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
 from o2c_workflows.state import HoldKind, OrderSummary
-from tests.support.history import OrderHandle, wait_for_status
+from tests.support.history import OrderHandle, until, wait_for_status
 from tests.support.order_harness import (
     SHIPMENT,
     TOTAL,
     Harness,
     make_order,
     payment,
+    resend_until_taken,
     running_harness,
 )
 from tests.support.stub_activities import StubActivities, business_error
@@ -122,14 +124,6 @@ async def pending_attempt(handle: OrderHandle, activity: str) -> int | None:
         ):
             return pending.attempt
     return None
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str, within: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not {what} within {within}s")
-        await asyncio.sleep(0.05)
 
 
 # --- the scenarios: each drives its workflows to a known end on its own worker ----------
@@ -248,8 +242,13 @@ async def continue_as_new(servers: Servers) -> Recorded:
         handle = env.client.get_workflow_handle_for(OrderWorkflow.run, order.order_id)
         await wait_for_status(handle, OrderStatus.BOOKED)
         for number, sku in enumerate(CONTINUE_AS_NEW_SKUS, start=1):
-            await until_accepted(orders, order.order_id, ship(f"T-{number}", (sku, 1)))
-        await until_paid(orders, order.order_id, Decimal("40.00"))
+            shipment = ship(f"T-{number}", (sku, 1))
+            await resend_until_taken(
+                partial(orders.confirm_shipment, order.order_id, shipment), shipment.tracking_number
+            )
+        await resend_until_taken(
+            partial(orders.receive_payment, order.order_id, payment("40.00")), "the payment"
+        )
         summary = await closed(handle)
         assert summary.paid == Decimal("40.00")
         runs = [
@@ -264,33 +263,6 @@ async def continue_as_new(servers: Servers) -> Recorded:
         EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
     ], f"expected two runs, the first continued as new: {endings}"
     return [(f"continue-as-new-run{n}", history) for n, history in enumerate(histories, 1)]
-
-
-async def until_accepted(orders: OrderService, order_id: str, event: ShipmentConfirmed) -> None:
-    """Resend while the order switches runs (no answer in time, or 'being applied')."""
-    for _ in range(100):
-        try:
-            await orders.confirm_shipment(order_id, event)
-            return
-        except TemporalUnavailable:
-            continue
-        except EventRejected as rejected:
-            if "is being applied" not in str(rejected):
-                raise
-    raise AssertionError(f"{event.tracking_number} was never accepted")
-
-
-async def until_paid(orders: OrderService, order_id: str, amount: Decimal) -> None:
-    for _ in range(100):
-        try:
-            await orders.receive_payment(order_id, payment(str(amount)))
-            return
-        except TemporalUnavailable:
-            continue
-        except EventRejected as rejected:
-            if "is being applied" not in str(rejected):
-                raise
-    raise AssertionError("the payment was never accepted")
 
 
 async def amendment(servers: Servers) -> Recorded:

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from functools import partial
 
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
@@ -19,12 +20,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from o2c_domain.lines import SkuQuantity
-from o2c_service.orders import EventRejected, OrderService, TemporalUnavailable
+from o2c_service.orders import OrderService
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
 from tests.support.history import wait_for_status
+from tests.support.order_harness import resend_until_taken
 from tests.support.stub_activities import StubActivities
 from tests.support.temporal_env import binary
 
@@ -73,7 +75,9 @@ async def test_an_order_with_many_shipments_continues_as_new_and_loses_nothing(
                     carrier="DHL", tracking_number=f"T-{number}-{half}",
                     lines=[SkuQuantity(sku=sku, quantity=1)],
                 )  # fmt: skip
-                await until_accepted(orders, order.order_id, event)
+                await resend_until_taken(
+                    partial(orders.confirm_shipment, order.order_id, event), event.tracking_number
+                )
         # Payments fired all at once, as signals, while the order keeps switching runs.
         await asyncio.gather(*(
             handle.signal(OrderWorkflow.payment_received, PaymentReceived(
@@ -103,18 +107,3 @@ async def test_an_order_with_many_shipments_continues_as_new_and_loses_nothing(
         n for n in sorted(switched)[:-1] if n < 2 * SUGGEST_AFTER_EVENTS
     ]
     assert max(switched) < SUGGEST_AFTER_EVENTS + 16 * 15
-
-
-async def until_accepted(orders: OrderService, order_id: str, event: ShipmentConfirmed) -> None:
-    """Send the shipment as a 3PL would: an answer lost while the order switched runs
-    (no answer in time) or a 'busy' means send it again, which is safe."""
-    for _ in range(100):
-        try:
-            await orders.confirm_shipment(order_id, event)
-            return
-        except TemporalUnavailable:
-            continue
-        except EventRejected as rejected:
-            if "is being applied" not in str(rejected):
-                raise
-    raise AssertionError(f"{event.tracking_number} was never accepted")

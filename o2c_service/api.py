@@ -6,6 +6,7 @@ Temporal through `OrderService`; it holds no order state of its own.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from o2c_service.events import ORDER_EVENTS, M, OrderEvent, R
 from o2c_service.orders import (
     BulkOutcome,
     CreatedOrder,
@@ -53,14 +55,7 @@ from o2c_service.settings import Settings
 from o2c_service.temporal import connect
 from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundResult
 from o2c_workflows.messages import (
-    Amendment,
-    AmendmentAck,
     CancelRequest,
-    EventAck,
-    PaymentReceived,
-    ReturnReceived,
-    ShipmentConfirmed,
-    SupportAck,
     SupportAction,
 )
 from o2c_workflows.models import (
@@ -82,8 +77,6 @@ ORDER_EXAMPLES: dict[str, Example] = {
     )
 }
 ServiceFactory = Callable[[], Awaitable[OrderService]]
-OptionalAction = Annotated[SupportAction | None, Body()]
-"""A retry or release needs no body; `{"note": "..."}` adds a note to the timeline."""
 
 
 class OrderLinks(BaseModel):
@@ -135,6 +128,10 @@ _STATUS_FOR: dict[type[OrderError], int] = {
 }
 
 EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "The order cannot take the event now (too early, too late, or on hold; "
+        "a cancel once the goods have shipped): `detail` says why; nothing was applied"
+    },
     202: {
         "model": EventAccepted,
         "description": "Accepted by the order (durably) but not finished in time: it will be "
@@ -227,6 +224,29 @@ class BodyLimit:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
+
+
+def _event_route(event: OrderEvent[M, R]) -> Callable[..., Awaitable[R]]:
+    """The route of one outside event: its message as the body, its answer as the response."""
+
+    async def route(order_id: str, request: Request, message: M | None = None) -> R:
+        service: OrderService = request.app.state.orders
+        return await service.send(order_id, event, message or event.message())
+
+    message_type: Any = event.message if event.body_required else event.message | None
+    route.__name__ = event.name
+    route.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("order_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
+            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              annotation=Request),
+            inspect.Parameter("message", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              annotation=Annotated[message_type, Body()],
+                              default=inspect.Parameter.empty if event.body_required else None),
+        ],
+        return_annotation=event.ack,
+    )  # fmt: skip
+    return route
 
 
 def create_app(settings: Settings, service_factory: ServiceFactory | None = None) -> FastAPI:
@@ -393,42 +413,15 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         """The order's whole current state, with its timeline."""
         return await orders(request).get(order_id)
 
-    @app.post("/orders/{order_id}/shipments", tags=["events"], responses=EVENT_RESPONSES)
-    async def confirm_shipment(
-        order_id: str, event: ShipmentConfirmed, request: Request
-    ) -> EventAck:
-        """The goods left: 409 if the order cannot take a shipment now, with the reason."""
-        return await orders(request).confirm_shipment(order_id, event)
-
-    @app.post("/orders/{order_id}/payments", tags=["events"], responses=EVENT_RESPONSES)
-    async def receive_payment(order_id: str, event: PaymentReceived, request: Request) -> EventAck:
-        """Money arrived: 409 if it does not fit the order now, 422 if it contradicts it."""
-        return await orders(request).receive_payment(order_id, event)
-
-    @app.post("/orders/{order_id}/amendments", tags=["events"], responses=EVENT_RESPONSES)
-    async def amend(order_id: str, amendment: Amendment, request: Request) -> AmendmentAck:
-        """Change quantities, add or remove lines that have not started shipping."""
-        return await orders(request).amend(order_id, amendment)
-
-    @app.post("/orders/{order_id}/returns", tags=["events"], responses=EVENT_RESPONSES)
-    async def record_return(order_id: str, returned: ReturnReceived, request: Request) -> EventAck:
-        """Goods came back: a credit note, then a refund or customer credit."""
-        return await orders(request).record_return(order_id, returned)
-
-    @app.post("/orders/{order_id}/retry", tags=["support"], responses=EVENT_RESPONSES)
-    async def retry(order_id: str, request: Request, action: OptionalAction = None) -> SupportAck:
-        """Run the step the order is parked at again, once its cause is fixed."""
-        return await orders(request).retry(order_id, action or SupportAction())
-
-    @app.post("/orders/{order_id}/release", tags=["support"], responses=EVENT_RESPONSES)
-    async def release(order_id: str, request: Request, action: OptionalAction = None) -> SupportAck:
-        """Let an order held for credit go on."""
-        return await orders(request).release(order_id, action or SupportAction())
-
-    @app.post("/orders/{order_id}/cancel", tags=["support"], responses=EVENT_RESPONSES)
-    async def cancel(order_id: str, cancel: CancelRequest, request: Request) -> SupportAck:
-        """Cancel before shipment; what was done is undone. 409 once it has shipped."""
-        return await orders(request).cancel(order_id, cancel)
+    for event in ORDER_EVENTS:
+        app.post(
+            f"/orders/{{order_id}}/{event.route}",
+            tags=[event.tag],
+            responses=EVENT_RESPONSES,
+            response_model=event.ack,
+            name=event.name,
+            description=event.summary,
+        )(_event_route(event))
 
     # -- customer credit (o2c_workflows/credit_refund.py) ----------------------
 

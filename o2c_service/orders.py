@@ -36,7 +36,9 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
+from o2c_service.events import CANCEL, RELEASE, RETRY, DuplicateContradicts, OrderEvent
 from o2c_workflows import credit_refund, presentation, rejections
 from o2c_workflows.credit_refund import (
     CreditRefundInput,
@@ -45,20 +47,9 @@ from o2c_workflows.credit_refund import (
     CreditRefundWorkflow,
 )
 from o2c_workflows.dunning import DunningPolicy
-from o2c_workflows.messages import (
-    Amendment,
-    AmendmentAck,
-    CancelRequest,
-    EventAck,
-    PaymentReceived,
-    ReturnReceived,
-    ShipmentConfirmed,
-    SupportAck,
-    SupportAction,
-)
+from o2c_workflows.messages import CancelRequest, SupportAction
 from o2c_workflows.models import Identifier, OrderRequest, OrderStatus
-from o2c_workflows.order import guards
-from o2c_workflows.order.base import WORKFLOW_NAME, InFlight, OrderInput
+from o2c_workflows.order.base import WORKFLOW_NAME, OrderInput
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, HOLD_REASON, ORDER_STATUS
 from o2c_workflows.state import OrderState
@@ -155,6 +146,8 @@ class OrderPage(BaseModel):
 
 SupportVerb = Literal["retry", "release", "cancel"]
 BULK_CONCURRENCY = 10
+BULK_SUPPORT = {"retry": RETRY, "release": RELEASE}
+M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
 H = TypeVar("H")
 
@@ -363,65 +356,24 @@ class OrderService:
             total=counted.count,
         )
 
-    async def confirm_shipment(self, order_id: str, event: ShipmentConfirmed) -> EventAck:
-        def applied(state: OrderState) -> EventAck | None:
-            dispatch = state.dispatch(event.dedup_key)
-            if dispatch is None:
-                return None
-            return _duplicate(state, f"shipment {event.dedup_key} was already confirmed "
-                              f"({dispatch.carrier} {dispatch.tracking_number})")  # fmt: skip
+    async def send(self, order_id: str, event: OrderEvent[M, R], message: M) -> R:
+        """Send one outside event (`o2c_service.events`) to the order, and its answer."""
+        applied = event.applied
 
-        return await self._update(order_id, "confirm_shipment", event, EventAck, applied)
-
-    async def receive_payment(self, order_id: str, event: PaymentReceived) -> EventAck:
-        def applied(state: OrderState) -> EventAck | None:
-            # The order's own rule: the same payment id with another amount is refused.
+        def finished_applied(state: OrderState) -> R | None:
+            assert applied is not None
             try:
-                if not guards.is_duplicate_payment(state, InFlight(), event):
-                    return None
-            except ApplicationError as refused:
-                raise EventRejected(refused.message, invalid=True) from refused
-            payment = state.payment(event.payment_id)
-            assert payment is not None
-            return _duplicate(state, f"payment {event.payment_id} was already received "
-                              f"({payment.amount} {payment.currency})")  # fmt: skip
-
-        return await self._update(order_id, "receive_payment", event, EventAck, applied)
-
-    async def amend(self, order_id: str, amendment: Amendment) -> AmendmentAck:
-        def applied(state: OrderState) -> AmendmentAck | None:
-            if amendment.event_id is None or amendment.event_id not in state.amendments:
-                return None
-            return AmendmentAck(
-                **_duplicate(
-                    state, f"amendment {amendment.event_id} was already applied"
-                ).model_dump(),
-                changes=[],
-                total_before=state.total,
-                total_after=state.total,
-            )
+                return applied(state, message)
+            except DuplicateContradicts as refused:
+                raise EventRejected(str(refused), invalid=True) from refused
 
         return await self._update(
-            order_id, "amend", amendment, AmendmentAck, applied,
-            recognised=amendment.event_id is not None,
-        )  # fmt: skip
-
-    async def record_return(self, order_id: str, returned: ReturnReceived) -> EventAck:
-        def applied(state: OrderState) -> EventAck | None:
-            if state.returned(returned.return_id) is None:
-                return None
-            return _duplicate(state, f"return {returned.return_id} was already recorded")
-
-        return await self._update(order_id, "record_return", returned, EventAck, applied)
-
-    async def retry(self, order_id: str, action: SupportAction) -> SupportAck:
-        return await self._update(order_id, "retry", action, SupportAck)
-
-    async def release(self, order_id: str, action: SupportAction) -> SupportAck:
-        return await self._update(order_id, "release_hold", action, SupportAck)
-
-    async def cancel(self, order_id: str, request: CancelRequest) -> SupportAck:
-        return await self._update(order_id, "cancel", request, SupportAck)
+            order_id,
+            event.update,
+            message,
+            finished_applied if applied is not None else None,
+            recognised=event.recognised(message),
+        )
 
     async def act_on_matching(
         self,
@@ -449,11 +401,10 @@ class OrderService:
                 try:
                     if action == "cancel":
                         assert isinstance(argument, CancelRequest)
-                        ack = await self.cancel(order_id, argument)
+                        ack = await self.send(order_id, CANCEL, argument)
                     else:
                         assert isinstance(argument, SupportAction)
-                        act = self.retry if action == "retry" else self.release
-                        ack = await act(order_id, argument)
+                        ack = await self.send(order_id, BULK_SUPPORT[action], argument)
                 except EventStillApplying as accepted:
                     return BulkOutcome(order_id=order_id, ok=True, message=str(accepted))
                 except OrderError as error:
@@ -530,9 +481,8 @@ class OrderService:
     async def _update(
         self,
         order_id: str,
-        update: str,
-        argument: BaseModel,
-        result_type: type[R],
+        update: UpdateMethodMultiParam[[OrderWorkflow, M], R],
+        argument: M,
         applied: Callable[[OrderState], R | None] | None = None,
         *,
         recognised: bool = True,
@@ -558,12 +508,10 @@ class OrderService:
             async with self.translated(order_id):
                 try:
                     async with asyncio.timeout(self._accept_wait.total_seconds()):
-                        # By name: the SDK's typing does not accept async update methods here.
                         pending = await handle.start_update(
                             update,
                             argument,
                             wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                            result_type=result_type,
                             rpc_timeout=self._accept_wait,
                         )
                 except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
@@ -739,15 +687,6 @@ def business_failure(error: BaseException) -> ApplicationError | None:
             return current
         current = current.__cause__
     return None
-
-
-def _duplicate(state: OrderState, message: str) -> EventAck:
-    return EventAck(
-        order_id=state.order_id,
-        status=state.status,
-        duplicate=True,
-        message=f"{message}; order is {state.status.value}, nothing done again",
-    )
 
 
 def _decode_page_token(token: str | None) -> bytes | None:

@@ -111,7 +111,7 @@ class OrderWorkflow(Events):
             dunning.cancel()  # every invoice is paid: nothing left to remind
         self._transition(OrderStatus.PAID, "every invoice settled")
 
-    @workflow.update(name="confirm_shipment")
+    @workflow.update
     async def confirm_shipment(self, event: ShipmentConfirmed) -> EventAck:
         """Goods left (some or all): answer at once whether the order took it."""
         return await self._confirm_shipment(event)
@@ -126,7 +126,7 @@ class OrderWorkflow(Events):
         """Fire-and-forget form of `confirm_shipment` for the UI and CLI."""
         await self._as_signal(self._confirm_shipment(event))
 
-    @workflow.update(name="receive_payment")
+    @workflow.update
     async def receive_payment(self, event: PaymentReceived) -> EventAck:
         """Money arrived: record it, apply it to the invoices, answer with the new status."""
         return await self._receive_payment(event)
@@ -141,7 +141,7 @@ class OrderWorkflow(Events):
         """Fire-and-forget form of `receive_payment` for the UI and CLI."""
         await self._as_signal(self._receive_payment(event))
 
-    @workflow.update(name="amend")
+    @workflow.update
     async def amend(self, amendment: Amendment) -> AmendmentAck:
         """Change quantities, add or remove lines, before they ship."""
         return await self._amend(amendment)
@@ -155,7 +155,7 @@ class OrderWorkflow(Events):
     async def amendment_requested(self, amendment: Amendment) -> None:
         await self._as_signal(self._amend(amendment))
 
-    @workflow.update(name="record_return")
+    @workflow.update
     async def record_return(self, returned: ReturnReceived) -> EventAck:
         """Goods came back: credit note, then a refund or customer credit."""
         return await self._record_return(returned)
@@ -169,7 +169,7 @@ class OrderWorkflow(Events):
     async def return_received(self, returned: ReturnReceived) -> None:
         await self._as_signal(self._record_return(returned))
 
-    @workflow.update(name="retry")
+    @workflow.update
     async def retry(self, action: SupportAction) -> SupportAck:
         """Run the parked step again, after the cause was fixed."""
         return await self._resolve(Resolution.RETRY, action)
@@ -182,7 +182,7 @@ class OrderWorkflow(Events):
     async def retry_requested(self, action: SupportAction) -> None:
         await self._as_signal(self._resolve(Resolution.RETRY, action))
 
-    @workflow.update(name="release_hold")
+    @workflow.update
     async def release_hold(self, action: SupportAction) -> SupportAck:
         """Let a credit-held order go on without passing the credit check."""
         return await self._resolve(Resolution.RELEASE, action)
@@ -195,7 +195,7 @@ class OrderWorkflow(Events):
     async def release_requested(self, action: SupportAction) -> None:
         await self._as_signal(self._resolve(Resolution.RELEASE, action))
 
-    @workflow.update(name="cancel")
+    @workflow.update
     async def cancel(self, request: CancelRequest) -> SupportAck:
         """Cancel before shipment: everything done so far is undone, newest first."""
         return await self._cancel(request)

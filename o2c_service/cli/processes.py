@@ -1,0 +1,136 @@
+"""`o2c dev`, `o2c worker`, `o2c api` and `o2c bench`: the commands that run processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from adapters.faults import FaultProfileError
+from o2c_service.cli.common import (
+    app,
+    err,
+    fail,
+    out,
+)
+from o2c_service.settings import Settings
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def dev() -> None:
+    """Run everything locally: Temporal dev server + UI, worker and API (Ctrl-C stops all)."""
+    from o2c_service.dev import run_dev
+
+    _logging()
+    try:
+        asyncio.run(run_dev(Settings()))
+    except (RuntimeError, FaultProfileError) as error:
+        fail(str(error))
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker for the order task queue against the configured Temporal."""
+    from o2c_service.runners import run_worker, stop_on_signals
+
+    _logging()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await run_worker(Settings(), stop)
+
+    try:
+        asyncio.run(main())
+    except FaultProfileError as error:
+        fail(str(error))
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API (OpenAPI at /docs)."""
+    from o2c_service.runners import serve_api, stop_on_signals
+
+    _logging()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await serve_api(Settings(), stop)
+
+    asyncio.run(main())
+
+
+# -- bench (o2c_bench/run.py) -----------------------------------------------------
+
+
+@app.command()
+def bench(
+    orders: Annotated[
+        int, typer.Option("--orders", "-n", min=1, help="Orders, Entered to Closed.")
+    ] = 100,
+    floor: Annotated[
+        int | None,
+        typer.Option(min=0, help="Floor workflows (default: as many as orders; 0: none)."),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Workflows in flight at once.")] = 20,
+    rate: Annotated[
+        float | None, typer.Option(min=0.01, help="Start orders at this many per second instead.")
+    ] = None,
+    local_activities: Annotated[
+        bool | None,
+        typer.Option(
+            "--local-activities/--no-local-activities",
+            help="Adapter calls as local activities (default: O2C_LOCAL_ACTIVITIES).",
+        ),
+    ] = None,
+    sqlite: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Run the dev server on this SQLite file.")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Use the Temporal server at HOST:PORT instead.")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", dir_okay=False, help="Write every figure here.")
+    ] = None,
+    parked: Annotated[
+        int | None, typer.Option(min=1, help="Park N orders Invoiced, read memory, pay them all.")
+    ] = None,
+) -> None:
+    """Measure throughput, latency, history size and memory per order against a floor workflow."""
+    from o2c_bench.report import report_table
+    from o2c_bench.run import BenchError, BenchOptions, run
+
+    if sqlite is not None and address is not None:
+        fail("--sqlite starts a dev server on that file; --address uses another server: not both")
+    if local_activities is None:
+        local_activities = Settings().local_activities
+    options = BenchOptions(
+        orders=orders,
+        floor=floor,
+        concurrency=concurrency,
+        rate=rate,
+        local_activities=local_activities,
+        sqlite=sqlite,
+        address=address,
+        parked=parked,
+    )
+    try:
+        report = run(options, err)
+    except BenchError as error:
+        fail(str(error))
+    # Piped to a file, rich would wrap at 80 columns.
+    (out if out.is_terminal else Console(width=110)).print(report_table(report))
+    if json_file is not None:
+        json_file.write_text(report.model_dump_json(indent=2) + "\n")
+        out.print(f"figures written to {json_file}", highlight=False, markup=False)

@@ -82,7 +82,9 @@ from o2c_bench.report import (
     RunInfo,
     targets,
 )
-from o2c_service.orders import OrderError, OrderService
+from o2c_service import events as order_events
+from o2c_service.orders import OrderService
+from o2c_service.outcomes import OrderError
 from o2c_service.settings import Settings
 from o2c_workflows.messages import EventAck, PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
@@ -372,7 +374,8 @@ class Bench:
         await self.service.create(order)
         await self.board.reached(order.order_id, OrderStatus.BOOKED)
         run.shipment_sent = time.time()
-        ack = await self.service.confirm_shipment(
+        ack = await self.service.send(
+            order_events.SHIPMENT,
             order.order_id,
             ShipmentConfirmed(carrier="BENCH", tracking_number=f"TRK-{order.source_order_id}"),
         )
@@ -382,7 +385,8 @@ class Bench:
     async def pay_and_close(self, order: OrderRequest, run: OrderRun) -> OrderSummary:
         """Pay the whole total; the workflow's result once it has finished."""
         run.payment_sent = time.time()
-        ack: EventAck = await self.service.receive_payment(
+        ack: EventAck = await self.service.send(
+            order_events.PAYMENT,
             order.order_id,
             PaymentReceived(
                 payment_id=f"PAY-{order.source_order_id}",

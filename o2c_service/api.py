@@ -25,9 +25,9 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from o2c_service.events import ORDER_EVENTS, M, OrderEvent, R
-from o2c_service.orders import (
-    BulkOutcome,
-    CreatedOrder,
+from o2c_service.listing import OrderPage
+from o2c_service.orders import BulkOutcome, CreatedOrder, OrderSelection, OrderService, SupportVerb
+from o2c_service.outcomes import (
     EventRejected,
     EventStillApplying,
     InvalidParameter,
@@ -35,10 +35,6 @@ from o2c_service.orders import (
     OrderConflict,
     OrderError,
     OrderNotFound,
-    OrderPage,
-    OrderSelection,
-    OrderService,
-    SupportVerb,
     TemporalUnavailable,
 )
 from o2c_service.reports import (
@@ -231,7 +227,7 @@ def _event_route(event: OrderEvent[M, R]) -> Callable[..., Awaitable[R]]:
 
     async def route(order_id: str, request: Request, message: M | None = None) -> R:
         service: OrderService = request.app.state.orders
-        return await service.send(order_id, event, message or event.message())
+        return await service.send(event, order_id, message or event.message())
 
     message_type: Any = event.message if event.body_required else event.message | None
     route.__name__ = event.name

@@ -1,18 +1,14 @@
-"""Order operations over Temporal, in the terms the API and CLI speak.
-
-Temporal's errors are translated here, once, into the few outcomes a caller
-can act on: not found, conflict, rejected (and why), accepted but still
-applying, not taken (Temporal or the worker unavailable), and broken (a bug).
+"""Order operations over Temporal, in the terms the API and CLI speak: starting an
+order once, reading it, listing orders, sending it outside events and acting on
+many at once. Temporal's errors become outcomes in `o2c_service/outcomes.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
@@ -21,10 +17,7 @@ from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
-    WorkflowHandle,
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
@@ -34,18 +27,25 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from o2c_service.credit_refunds import CreditRefunds
 from o2c_service.events import CANCEL, RELEASE, RETRY, DuplicateContradicts, OrderEvent
-from o2c_workflows import credit_refund, presentation, rejections
-from o2c_workflows.credit_refund import (
-    CreditRefundInput,
-    CreditRefundRequest,
-    CreditRefundResult,
-    CreditRefundWorkflow,
+from o2c_service.listing import OrderListItem, OrderPage, decode_page_token, quotable
+from o2c_service.outcomes import (
+    NO_ANSWER,
+    REQUEST_HASH_MEMO,
+    RPC_TIMEOUT,
+    EventNotTaken,
+    EventRejected,
+    EventStillApplying,
+    FinalStateUnreadable,
+    InvalidParameter,
+    OrderError,
+    TemporalUnavailable,
 )
+from o2c_workflows import presentation
 from o2c_workflows.dunning import DunningPolicy
 from o2c_workflows.messages import CancelRequest, SupportAction
 from o2c_workflows.models import Identifier, OrderRequest, OrderStatus
@@ -54,94 +54,16 @@ from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, HOLD_REASON, ORDER_STATUS
 from o2c_workflows.state import OrderState
 
-RPC_TIMEOUT = timedelta(seconds=10)
 ACCEPT_WAIT = timedelta(seconds=10)
 """How long an event may wait for the order to accept it (a worker to pick it up)."""
 EVENT_WAIT = timedelta(seconds=60)
 """How long an accepted event is waited for before answering 202 (O2C_EVENT_WAIT_SECONDS)."""
-REFUND_WAIT = timedelta(seconds=30)
-"""How long `refund_credit` waits for its workflow's outcome before answering 503."""
-REQUEST_HASH_MEMO = "request_sha256"
-_NO_ANSWER = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
-"""Temporal did not answer: no outcome, neither success nor refusal."""
-
-
-class OrderError(Exception):
-    """Base for the outcomes a caller can act on; the message is for people."""
-
-
-class OrderNotFound(OrderError):
-    pass
-
-
-class OrderConflict(OrderError):
-    """The request contradicts the order as it exists (HTTP 409)."""
-
-
-class EventRejected(OrderError):
-    def __init__(self, message: str, *, invalid: bool) -> None:
-        super().__init__(message)
-        # True when the event contradicts the order (422), False when it is
-        # merely too early or too late for it (409).
-        self.invalid = invalid
-
-
-class TemporalUnavailable(OrderError):
-    pass
-
-
-class FinalStateUnreadable(TemporalUnavailable):
-    """A finished order whose final state cannot be read now (HTTP 503): whether it applied
-    an event cannot be told, so the event is neither confirmed nor refused."""
-
-
-class EventNotTaken(TemporalUnavailable):
-    """No worker accepted the event in time (HTTP 503): nothing was applied."""
-
-
-class OrderBroken(OrderError):
-    """Temporal is up but cannot answer for the order: its workflow task or query fails,
-    or Temporal refused the request as malformed. A bug, not an outage (HTTP 500)."""
-
-
-class EventStillApplying(OrderError):
-    """The order accepted the event (durably) but has not finished applying it (HTTP 202)."""
-
-    def __init__(self, message: str, *, order_id: str) -> None:
-        super().__init__(message)
-        self.order_id = order_id
-
-
-class InvalidParameter(OrderError):
-    """A request parameter Temporal cannot use; `field` names it (HTTP 422)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class CreatedOrder(BaseModel):
     order_id: str
     status: OrderStatus
     created: bool
-
-
-class OrderListItem(BaseModel):
-    order_id: str
-    status: OrderStatus | None
-    customer_id: str | None
-    hold_reason: str | None
-    execution_status: str
-    started_at: datetime | None
-    closed_at: datetime | None
-
-
-class OrderPage(BaseModel):
-    """One page of a listing; send `next_page_token` back as `page_token` for the next."""
-
-    orders: list[OrderListItem]
-    next_page_token: str | None = Field(description="None on the last page.")
-    total: int = Field(description="Orders matching the filters, on every page together.")
 
 
 SupportVerb = Literal["retry", "release", "cancel"]
@@ -170,12 +92,6 @@ class BulkOutcome(BaseModel):
     message: str
 
 
-def _quotable(value: str) -> str:
-    if "'" in value or "\\" in value:
-        raise ValueError(f"{value!r} cannot be used in a search")
-    return value
-
-
 Clock = Callable[[], Awaitable[datetime]]
 """Today for the caller; a test environment passes its own (skipped) clock."""
 
@@ -188,7 +104,9 @@ def request_hash(order: OrderRequest) -> str:
     return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
 
 
-class OrderService:
+class OrderService(CreditRefunds):
+    """Orders over Temporal: start, read, list, send events, act on many at once."""
+
     def __init__(
         self,
         client: Client,
@@ -201,19 +119,13 @@ class OrderService:
         event_wait: timedelta = EVENT_WAIT,
         task_timeout: timedelta | None = None,
     ) -> None:
-        """`task_timeout` is each started workflow's task timeout (None: Temporal's 10 s)."""
-        self._client = client
-        self._task_queue = task_queue
+        super().__init__(
+            client, task_queue, local_activities=local_activities, task_timeout=task_timeout
+        )
         self._dunning = dunning or DunningPolicy()
         self._clock = clock or _utc_now
-        self._local_activities = local_activities
         self._accept_wait = accept_wait
         self._event_wait = event_wait
-        self._task_timeout = task_timeout
-
-    @property
-    def client(self) -> Client:
-        return self._client
 
     @property
     def clock(self) -> Clock:
@@ -228,7 +140,7 @@ class OrderService:
         """
         sha = request_hash(order)
         async with self.translated(order.order_id):
-            existing = await self._start_once(
+            existing = await self.start_once(
                 order.order_id,
                 WORKFLOW_NAME,
                 sha,
@@ -265,32 +177,6 @@ class OrderService:
             created=False,
         )
 
-    async def _start_once(
-        self,
-        workflow_id: str,
-        workflow_type: str,
-        sha: str,
-        conflict: str,
-        start: Callable[[], Awaitable[H]],
-    ) -> H | WorkflowExecutionDescription:
-        """Start a workflow whose id is its business key, at most once.
-
-        `start` must start it with `WorkflowIDConflictPolicy.FAIL` and the request's
-        hash in the memo: of any number of identical requests, even at once, exactly one
-        starts it (and gets the handle `start` returns); the others find it, running or
-        finished, and get its description. The same id holding another request (or
-        another kind of workflow) is `OrderConflict` with `conflict` as the reason.
-        """
-        try:
-            return await start()
-        except WorkflowAlreadyStartedError:
-            handle = self._client.get_workflow_handle(workflow_id)
-            description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-        memo = await description.memo()
-        if description.workflow_type != workflow_type or memo.get(REQUEST_HASH_MEMO) != sha:
-            raise OrderConflict(conflict)
-        return description
-
     async def get(self, order_id: str) -> OrderState:
         """The order's state, with days past due counted to today."""
         async with self.translated(order_id):
@@ -318,11 +204,11 @@ class OrderService:
         if status is not None:
             clauses.append(f"{ORDER_STATUS.name} = '{status.value}'")
         if customer_id is not None:
-            clauses.append(f"{CUSTOMER_ID.name} = '{_quotable(customer_id)}'")
+            clauses.append(f"{CUSTOMER_ID.name} = '{quotable(customer_id)}'")
         if hold_reason is not None:
-            clauses.append(f"{HOLD_REASON.name} = '{_quotable(hold_reason)}'")
+            clauses.append(f"{HOLD_REASON.name} = '{quotable(hold_reason)}'")
         query = " AND ".join(clauses)
-        token = _decode_page_token(page_token)
+        token = decode_page_token(page_token)
         async with self.translated(None):
             pages = self._client.list_workflows(
                 query, page_size=limit, next_page_token=token, rpc_timeout=RPC_TIMEOUT
@@ -356,7 +242,7 @@ class OrderService:
             total=counted.count,
         )
 
-    async def send(self, order_id: str, event: OrderEvent[M, R], message: M) -> R:
+    async def send(self, event: OrderEvent[M, R], order_id: str, message: M) -> R:
         """Send one outside event (`o2c_service.events`) to the order, and its answer."""
         applied = event.applied
 
@@ -401,10 +287,10 @@ class OrderService:
                 try:
                     if action == "cancel":
                         assert isinstance(argument, CancelRequest)
-                        ack = await self.send(order_id, CANCEL, argument)
+                        ack = await self.send(CANCEL, order_id, argument)
                     else:
                         assert isinstance(argument, SupportAction)
-                        ack = await self.send(order_id, BULK_SUPPORT[action], argument)
+                        ack = await self.send(BULK_SUPPORT[action], order_id, argument)
                 except EventStillApplying as accepted:
                     return BulkOutcome(order_id=order_id, ok=True, message=str(accepted))
                 except OrderError as error:
@@ -414,69 +300,6 @@ class OrderService:
                 )
 
         return list(await asyncio.gather(*(one(item.order_id) for item in matching)))
-
-    # -- customer credit refunds (o2c_workflows/credit_refund.py) ---------------
-
-    async def refund_credit(self, request: CreditRefundRequest) -> CreditRefundResult:
-        """Pay customer credit back to a payment, and wait for the outcome.
-
-        The workflow id derives from `refund_id`: the same request again (say, a
-        retried POST) finds the first refund and answers with its outcome; the
-        same id with other content is a conflict. A refund refused by billing or
-        payments is `EventRejected` with the reason (409, or 422 when the request
-        names what does not exist or does not match).
-        """
-        refund_id = credit_refund.workflow_id(request.refund_id)
-        request_sha = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
-
-        async with self.translated(None):
-            started = await self._start_once(
-                refund_id,
-                credit_refund.WORKFLOW_NAME,
-                request_sha,
-                f"refund {request.refund_id} already exists for another request; "
-                "send a new refund_id for a new refund",
-                lambda: self._client.start_workflow(
-                    CreditRefundWorkflow.run,
-                    CreditRefundInput(request=request, local_activities=self._local_activities),
-                    id=refund_id,
-                    task_queue=self._task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    memo={REQUEST_HASH_MEMO: request_sha},
-                    static_summary=credit_refund.summary(request),
-                    task_timeout=self._task_timeout,
-                    rpc_timeout=RPC_TIMEOUT,
-                ),
-            )
-            handle = (
-                self._client.get_workflow_handle_for(CreditRefundWorkflow.run, refund_id)
-                if isinstance(started, WorkflowExecutionDescription)
-                else started
-            )
-            try:
-                async with asyncio.timeout(REFUND_WAIT.total_seconds()):
-                    result = await handle.result()
-            except TimeoutError as error:
-                raise TemporalUnavailable(
-                    f"refund {request.refund_id} has not finished yet (is a worker running?); "
-                    "sending the same request again is safe and answers with its outcome"
-                ) from error
-            except WorkflowFailureError as error:
-                cause = error.cause
-                if isinstance(cause, ApplicationError):
-                    raise EventRejected(
-                        cause.message, invalid=cause.type in credit_refund.INVALID_REFUND
-                    ) from error
-                raise EventRejected(
-                    f"refund {request.refund_id} did not complete: {cause}", invalid=False
-                ) from error
-            if not result.refunded:
-                code = result.refusal_code or "refused"
-                raise EventRejected(
-                    f"{code}: {result.refusal}", invalid=code in credit_refund.INVALID_REFUND
-                )
-            return result
 
     async def _update(
         self,
@@ -540,7 +363,7 @@ class OrderService:
                 async with asyncio.timeout(self._event_wait.total_seconds()):
                     result: R = await pending.result(rpc_timeout=self._event_wait)
             except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as error:
-                if isinstance(error, RPCError) and error.status not in _NO_ANSWER:
+                if isinstance(error, RPCError) and error.status not in NO_ANSWER:
                     raise
                 # Accepted is durable: the event will be applied, whoever waits for it.
                 raise EventStillApplying(
@@ -574,125 +397,3 @@ class OrderService:
                 "whether it applied this event; sending it again is safe"
             ) from error
         return applied(state)
-
-    def _handle(self, order_id: str) -> WorkflowHandle[OrderWorkflow, object]:
-        return self._client.get_workflow_handle_for(OrderWorkflow.run, order_id)
-
-    @asynccontextmanager
-    async def translated(self, order_id: str | None) -> AsyncIterator[None]:
-        """Turn Temporal's errors inside the block into the outcomes callers act on."""
-        try:
-            yield
-        except WorkflowUpdateFailedError as error:
-            failure = business_failure(error)
-            if failure is not None and failure.type in (
-                rejections.EVENT_NOT_ALLOWED,
-                rejections.INVALID_EVENT,
-            ):
-                raise EventRejected(
-                    failure.message, invalid=failure.type == rejections.INVALID_EVENT
-                ) from error
-            if order_id is not None and not await self._is_order(order_id):
-                raise OrderNotFound(f"order {order_id} not found") from error
-            if failure is not None:
-                raise EventRejected(
-                    f"{failure.type or 'failed'}: {failure.message}", invalid=False
-                ) from error
-            raise EventRejected(
-                f"the event could not be applied: {error.cause}", invalid=False
-            ) from error
-        except WorkflowUpdateRPCTimeoutOrCancelledError as error:
-            if order_id is not None and (broken := await self._broken(order_id)) is not None:
-                raise broken from error
-            raise TemporalUnavailable(
-                f"order {order_id} did not answer in time: is a worker running?"
-            ) from error
-        except WorkflowQueryFailedError as error:
-            if order_id is not None and not await self._is_order(order_id):
-                raise OrderNotFound(f"order {order_id} not found") from error
-            raise OrderBroken(f"order {order_id} could not be read: {error}") from error
-        except RPCError as error:
-            raise await self._rpc_outcome(order_id, error) from error
-        except RuntimeError as error:
-            # A lazy client reports a failed (re)connection this way.
-            if "Failed client connect" not in str(error):
-                raise
-            address = self._client.service_client.config.target_host
-            raise TemporalUnavailable(
-                f"Temporal is unavailable: cannot connect to {address}"
-            ) from error
-
-    async def _rpc_outcome(self, order_id: str | None, error: RPCError) -> OrderError:
-        if error.status == RPCStatusCode.NOT_FOUND and order_id is not None:
-            if not await self._is_order(order_id):
-                return OrderNotFound(f"order {order_id} not found")
-            if await self._is_closed(order_id):
-                return OrderConflict(f"order {order_id} is finished and takes no more events")
-            return OrderNotFound(f"order {order_id} not found")
-        if error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            if order_id is not None and (broken := await self._broken(order_id)) is not None:
-                return broken
-            return TemporalUnavailable(
-                f"order {order_id} did not answer in time: is a worker running?"
-            )
-        if error.status == RPCStatusCode.FAILED_PRECONDITION or (
-            "workflow task in failed state" in error.message.lower()
-        ):
-            return OrderBroken(
-                f"order {order_id} cannot answer: its workflow task is failing (a bug in the "
-                f"workflow or worker; see the worker log and the Temporal UI): {error.message}"
-            )
-        if error.status == RPCStatusCode.INVALID_ARGUMENT:
-            return OrderBroken(f"Temporal refused the request: {error.message}")
-        return TemporalUnavailable(f"Temporal is unavailable: {error.message}")
-
-    async def _broken(self, order_id: str) -> OrderBroken | None:
-        """Why an order did not answer when Temporal is up and its workflow task keeps
-        failing (a bug, not an outage); None when that is not the reason."""
-        try:
-            description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
-        except RPCError:
-            return None
-        attempt = description.raw_description.pending_workflow_task.attempt
-        if attempt <= 1:
-            return None
-        return OrderBroken(
-            f"order {order_id} cannot answer: its workflow task is failing (attempt {attempt}; "
-            "a bug in the workflow or worker, see the worker log and the Temporal UI)"
-        )
-
-    async def _is_order(self, order_id: str) -> bool:
-        """False when no workflow has this id or it is not an `Order` (say, a refund)."""
-        try:
-            description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
-        except RPCError as error:
-            return error.status != RPCStatusCode.NOT_FOUND
-        return description.workflow_type == WORKFLOW_NAME
-
-    async def _is_closed(self, order_id: str) -> bool:
-        try:
-            description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
-        except RPCError:
-            return False
-        return description.status not in (None, WorkflowExecutionStatus.RUNNING)
-
-
-def business_failure(error: BaseException) -> ApplicationError | None:
-    """The first ApplicationError down the failure's cause chain: its `type` is the
-    business code (an activity's failure wraps the adapter's refusal in an
-    ActivityError, whose own message says only that the activity failed)."""
-    current: BaseException | None = error
-    while current is not None:
-        if isinstance(current, ApplicationError):
-            return current
-        current = current.__cause__
-    return None
-
-
-def _decode_page_token(token: str | None) -> bytes | None:
-    if token is None:
-        return None
-    try:
-        return base64.urlsafe_b64decode(token.encode("ascii"))
-    except (binascii.Error, UnicodeEncodeError, ValueError) as error:
-        raise InvalidParameter("page_token", "page_token is not valid") from error

@@ -29,7 +29,8 @@ from adapters.billing.protocol import BillingAdapter
 from adapters.errors import SystemFailure
 from adapters.local import LocalAdapters, open_local_adapters
 from o2c_domain.money import MINOR_UNIT_EXPONENT, quantum
-from o2c_service.orders import RPC_TIMEOUT, OrderError, OrderService
+from o2c_service.orders import OrderService
+from o2c_service.outcomes import RPC_TIMEOUT, OrderError
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.base import COMPENSATION_FAILED, WORKFLOW_NAME
 from o2c_workflows.search_attributes import HOLD_REASON, ORDER_STATUS

@@ -55,7 +55,9 @@ from adapters.local.tables import (
     ShipmentRow,
     to_minor,
 )
-from o2c_service.orders import EventNotTaken, OrderService, TemporalUnavailable
+from o2c_service import events as order_events
+from o2c_service.orders import OrderService
+from o2c_service.outcomes import EventNotTaken, TemporalUnavailable
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed, SupportAction
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.order.base import PATCH_EXECUTION_KEYS, PATCH_PAYMENTS_IN_FLIGHT
@@ -100,7 +102,8 @@ from decimal import Decimal
 import o2c_service
 from adapters.local import open_local_adapters
 from adapters.local.tables import ItemRow
-from o2c_service.orders import OrderError, OrderService
+from o2c_service.outcomes import OrderError
+from o2c_service.orders import OrderService
 from o2c_service.temporal import connect
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed, ShippedLine
 from o2c_workflows.models import OrderRequest, OrderStatus
@@ -148,14 +151,14 @@ async def main():
     invoiced = orders["invoiced"]
     partial = Decimal(plan["partial"])
     await until(service, invoiced.order_id, booked, "Booked")
-    await service.confirm_shipment(
+    await service.send(order_events.SHIPMENT,
         invoiced.order_id,
         ShipmentConfirmed(carrier=plan["carrier"], tracking_number=plan["tracking"]["invoiced"][0]),
     )
     await until(
         service, invoiced.order_id, lambda s: s.status is OrderStatus.INVOICED, "Invoiced"
     )
-    await service.receive_payment(
+    await service.send(order_events.PAYMENT,
         invoiced.order_id,
         PaymentReceived(
             payment_id=plan["payment"]["invoiced"][0], amount=partial, currency=invoiced.currency
@@ -171,7 +174,7 @@ async def main():
     split = orders["split"]
     first = split.lines[0]
     await until(service, split.order_id, booked, "Booked")
-    await service.confirm_shipment(
+    await service.send(order_events.SHIPMENT,
         split.order_id,
         ShipmentConfirmed(
             carrier=plan["carrier"],
@@ -454,13 +457,17 @@ class Driver:
 
     async def ship(self, order: Planned, number: int) -> None:
         event = ShipmentConfirmed(carrier=CARRIER, tracking_number=order.tracking[number])
-        await self.send("shipped", lambda: self.service.confirm_shipment(order.order_id, event))
+        await self.send(
+            "shipped", lambda: self.service.send(order_events.SHIPMENT, order.order_id, event)
+        )
 
     async def pay(self, order: Planned, number: int, amount: Decimal) -> None:
         event = PaymentReceived(
             payment_id=order.payments[number], amount=amount, currency=order.request.currency
         )
-        await self.send("paid", lambda: self.service.receive_payment(order.order_id, event))
+        await self.send(
+            "paid", lambda: self.service.send(order_events.PAYMENT, order.order_id, event)
+        )
 
     async def close(self, order: Planned, adapters: LocalAdapters) -> None:
         """Drive one order from where the old code left it to Closed."""
@@ -475,7 +482,9 @@ class Driver:
             case "held":
                 restock(adapters, OUT_OF_STOCK, 100)
                 note = SupportAction(note="restocked after the upgrade")
-                await self.send("retried", lambda: self.service.retry(order.order_id, note))
+                await self.send(
+                    "retried", lambda: self.service.send(order_events.RETRY, order.order_id, note)
+                )
                 await self.reach(order.order_id, OrderStatus.BOOKED)
                 await self.ship(order, 0)
                 await self.reach(order.order_id, OrderStatus.INVOICED)

@@ -15,7 +15,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from o2c_service.orders import EventRejected, OrderService, TemporalUnavailable
+from o2c_service import events as order_events
+from o2c_service.orders import OrderService
+from o2c_service.outcomes import EventRejected, TemporalUnavailable
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
@@ -116,7 +118,7 @@ class Harness:
 
     async def invoiced(self) -> OrderHandle:
         handle = await self.booked()
-        await self.orders.confirm_shipment(handle.id, SHIPMENT)
+        await self.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
         await wait_for_status(handle, OrderStatus.INVOICED)
         return handle
 

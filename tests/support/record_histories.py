@@ -45,7 +45,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from o2c_domain.lines import SkuQuantity
-from o2c_service.orders import EventRejected, OrderService
+from o2c_service import events as order_events
+from o2c_service.orders import OrderService
+from o2c_service.outcomes import EventRejected
 from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundWorkflow, workflow_id
 from o2c_workflows.messages import (
     Amendment,
@@ -149,8 +151,8 @@ async def harness_on(
 async def happy(servers: Servers) -> Recorded:
     async with harness_on(servers) as harness:
         handle = await harness.booked()
-        await harness.orders.confirm_shipment(handle.id, SHIPMENT)
-        await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
         await closed(handle)
         return await history_of("happy", handle)
 
@@ -158,14 +160,16 @@ async def happy(servers: Servers) -> Recorded:
 async def partial_late(servers: Servers) -> Recorded:
     async with harness_on(servers) as harness:
         handle = await harness.booked()
-        await harness.orders.confirm_shipment(handle.id, ship("T-1", ("SKU-WIDGET", 3)))
-        await harness.orders.receive_payment(handle.id, payment("100.00", "PAY-1"))
-        await harness.orders.confirm_shipment(
-            handle.id, ShipmentConfirmed(carrier="DHL", tracking_number="T-2")
+        await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-1", ("SKU-WIDGET", 3)))
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment("100.00", "PAY-1"))
+        await harness.orders.send(
+            order_events.SHIPMENT,
+            handle.id,
+            ShipmentConfirmed(carrier="DHL", tracking_number="T-2"),
         )
         await wait_for_status(handle, OrderStatus.INVOICED)
         await harness.env.sleep(timedelta(days=45))  # late: two reminders on the way
-        await harness.orders.receive_payment(handle.id, payment("59.97", "PAY-2"))
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment("59.97", "PAY-2"))
         await closed(handle)
         assert len(harness.stubs.dunning) == 2
         return await history_of("partial-late", handle)
@@ -177,7 +181,7 @@ async def held_cancelled(servers: Servers) -> Recorded:
         handle = await harness.start(make_order())
         await wait_for_status(handle, OrderStatus.ON_HOLD)
         harness.stubs.heal("reserve_stock")
-        await harness.orders.cancel(handle.id, CancelRequest(reason="recorded"))
+        await harness.orders.send(order_events.CANCEL, handle.id, CancelRequest(reason="recorded"))
         await cancelled(handle)
         return await history_of("held-cancelled", handle)
 
@@ -189,9 +193,9 @@ async def card_payment(servers: Servers) -> Recorded:
             update={"lines": THREE_LINES, "payment_method": CardPayment(card_token="tok_visa")}
         )
         handle = await harness.booked(card)
-        await harness.orders.confirm_shipment(handle.id, ship("T-1", ("SKU-GIZMO", 1)))
-        await harness.orders.confirm_shipment(
-            handle.id, ship("T-2", ("SKU-WIDGET", 4), ("SKU-GADGET", 2))
+        await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-1", ("SKU-GIZMO", 1)))
+        await harness.orders.send(
+            order_events.SHIPMENT, handle.id, ship("T-2", ("SKU-WIDGET", 4), ("SKU-GADGET", 2))
         )
         summary = await closed(handle)
         assert summary.paid == Decimal("190.99")
@@ -203,8 +207,8 @@ async def card_payment(servers: Servers) -> Recorded:
 async def local_activities(servers: Servers) -> Recorded:
     async with harness_on(servers, local_activities=True) as harness:
         handle = await harness.booked()
-        await harness.orders.confirm_shipment(handle.id, SHIPMENT)
-        await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
         await closed(handle)
         kinds = {event.event_type async for event in handle.fetch_history_events()}
         assert EventType.EVENT_TYPE_MARKER_RECORDED in kinds
@@ -244,10 +248,12 @@ async def continue_as_new(servers: Servers) -> Recorded:
         for number, sku in enumerate(CONTINUE_AS_NEW_SKUS, start=1):
             shipment = ship(f"T-{number}", (sku, 1))
             await resend_until_taken(
-                partial(orders.confirm_shipment, order.order_id, shipment), shipment.tracking_number
+                partial(orders.send, order_events.SHIPMENT, order.order_id, shipment),
+                shipment.tracking_number,
             )
         await resend_until_taken(
-            partial(orders.receive_payment, order.order_id, payment("40.00")), "the payment"
+            partial(orders.send, order_events.PAYMENT, order.order_id, payment("40.00")),
+            "the payment",
         )
         summary = await closed(handle)
         assert summary.paid == Decimal("40.00")
@@ -268,7 +274,8 @@ async def continue_as_new(servers: Servers) -> Recorded:
 async def amendment(servers: Servers) -> Recorded:
     async with harness_on(servers) as harness:
         handle = await harness.booked()
-        ack = await harness.orders.amend(
+        ack = await harness.orders.send(
+            order_events.AMENDMENT,
             handle.id,
             Amendment(
                 changes=[
@@ -279,9 +286,9 @@ async def amendment(servers: Servers) -> Recorded:
             ),
         )
         assert ack.total_after == Decimal("107.45")
-        await harness.orders.confirm_shipment(handle.id, ship("T-1", ("SKU-WIDGET", 5)))
-        await harness.orders.confirm_shipment(handle.id, ship("T-2", ("SKU-GIZMO", 1)))
-        await harness.orders.receive_payment(handle.id, payment("107.45"))
+        await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-1", ("SKU-WIDGET", 5)))
+        await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-2", ("SKU-GIZMO", 1)))
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment("107.45"))
         summary = await closed(handle)
         assert summary.invoiced == Decimal("107.45")
         return await history_of("amendment", handle)
@@ -293,10 +300,13 @@ def returned(resolution: ReturnResolution) -> Callable[[Servers], Awaitable[Reco
         credit), then the rest ships and is paid."""
         async with harness_on(servers) as harness:
             handle = await harness.booked(make_order().model_copy(update={"lines": THREE_LINES}))
-            await harness.orders.confirm_shipment(handle.id, ship("T-1", ("SKU-GADGET", 2)))
+            await harness.orders.send(
+                order_events.SHIPMENT, handle.id, ship("T-1", ("SKU-GADGET", 2))
+            )
             await harness.env.sleep(timedelta(days=1))
-            await harness.orders.receive_payment(handle.id, payment("51.00", "PAY-1"))
-            ack = await harness.orders.record_return(
+            await harness.orders.send(order_events.PAYMENT, handle.id, payment("51.00", "PAY-1"))
+            ack = await harness.orders.send(
+                order_events.RETURN,
                 handle.id,
                 ReturnReceived(
                     return_id="RMA-7",
@@ -306,11 +316,11 @@ def returned(resolution: ReturnResolution) -> Callable[[Servers], Awaitable[Reco
             )
             refunded = "25.50" if resolution is ReturnResolution.REFUND else "0"
             assert ack.message == f"return RMA-7: credited 25.50, refunded {refunded}", ack
-            await harness.orders.confirm_shipment(
-                handle.id, ship("T-2", ("SKU-WIDGET", 4), ("SKU-GIZMO", 1))
+            await harness.orders.send(
+                order_events.SHIPMENT, handle.id, ship("T-2", ("SKU-WIDGET", 4), ("SKU-GIZMO", 1))
             )
             await wait_for_status(handle, OrderStatus.INVOICED)
-            await harness.orders.receive_payment(handle.id, payment("139.99", "PAY-2"))
+            await harness.orders.send(order_events.PAYMENT, handle.id, payment("139.99", "PAY-2"))
             await closed(handle)
             assert harness.stubs.customer_credit == Decimal("25.50") - Decimal(refunded)
             return await history_of(f"return-{resolution.value}", handle)
@@ -392,10 +402,10 @@ async def support_retry(servers: Servers) -> Recorded:
         await handle.execute_update("retry", RETRY, result_type=SupportAck)
         await wait_for_status(handle, OrderStatus.ON_HOLD)
         harness.stubs.heal("reserve_stock")
-        await harness.orders.retry(handle.id, RETRY)
+        await harness.orders.send(order_events.RETRY, handle.id, RETRY)
         await wait_for_status(handle, OrderStatus.BOOKED)
-        await harness.orders.confirm_shipment(handle.id, SHIPMENT)
-        await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
         await closed(handle)
         assert harness.stubs.calls["reserve_stock"] == 3
         return await history_of("support-retry", handle)
@@ -408,10 +418,12 @@ async def credit_hold_released(servers: Servers) -> Recorded:
         await wait_for_status(handle, OrderStatus.ON_HOLD)
         state = await harness.orders.get(handle.id)
         assert state.hold is not None and state.hold.kind is HoldKind.CREDIT
-        await harness.orders.release(handle.id, SupportAction(note="approved by finance"))
+        await harness.orders.send(
+            order_events.RELEASE, handle.id, SupportAction(note="approved by finance")
+        )
         await wait_for_status(handle, OrderStatus.BOOKED)
-        await harness.orders.confirm_shipment(handle.id, SHIPMENT)
-        await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
         await closed(handle)
         assert harness.stubs.calls["open_balance"] == 1
         return await history_of("credit-hold-released", handle)
@@ -451,10 +463,10 @@ async def overpayment(servers: Servers) -> Recorded:
     """Paid early (held until invoiced), then more than owed: the rest is customer credit."""
     async with harness_on(servers) as harness:
         handle = await harness.booked()
-        await harness.orders.receive_payment(handle.id, payment("100.00", "PAY-1"))
-        await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment("100.00", "PAY-1"))
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
         await wait_for_status(handle, OrderStatus.INVOICED)
-        await harness.orders.receive_payment(handle.id, payment("60.00", "PAY-2"))
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment("60.00", "PAY-2"))
         summary = await closed(handle)
         assert (summary.paid, summary.customer_credit) == (Decimal("160.00"), Decimal("0.03"))
         return await history_of("overpayment-credit", handle)
@@ -469,7 +481,7 @@ async def dunning_escalation(servers: Servers) -> Recorded:
         assert [level for _, level, _ in harness.stubs.dunning] == [
             "first_reminder", "second_reminder", "escalation",
         ]  # fmt: skip
-        await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
         await closed(handle)
         return await history_of("dunning-escalation", handle)
 
@@ -503,8 +515,8 @@ async def timeouts(servers: Servers) -> Recorded:
         )
         stubs.booking_may_finish.set()
         await wait_for_status(handle, OrderStatus.BOOKED)
-        await harness.orders.confirm_shipment(handle.id, SHIPMENT)
-        await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
         await closed(handle)
         recorded = await history_of("timeouts", handle)
     kinds = [event.event_type for event in recorded[0][1].events]

@@ -33,7 +33,9 @@ from temporalio.api.enums.v1 import EventType, TaskQueueKind, TimeoutType
 from temporalio.client import Client
 
 from o2c_domain.lines import SkuQuantity
-from o2c_service.orders import OrderError, OrderService
+from o2c_service import events as order_events
+from o2c_service.orders import OrderService
+from o2c_service.outcomes import OrderError
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
@@ -124,7 +126,7 @@ async def park(service: OrderService, orders: list[OrderRequest]) -> None:
                     tracking_number=f"{tracking_number(order)}-{number}",
                     lines=[SkuQuantity(sku=line.sku, quantity=line.quantity)],
                 )
-                await service.confirm_shipment(order.order_id, shipment)
+                await service.send(order_events.SHIPMENT, order.order_id, shipment)
             await reached(order, OrderStatus.INVOICED)
 
     await asyncio.gather(*(one(order) for order in orders))

@@ -39,8 +39,10 @@ from adapters.local.tables import (
     to_minor,
 )
 from adapters.logistics.models import ReservationStatus, ShipmentStatus
+from o2c_service import events as order_events
 from o2c_service.dev import server_log, start_dev_server, stop_server, wait_for_server
-from o2c_service.orders import EventRejected, OrderError, OrderService
+from o2c_service.orders import OrderService
+from o2c_service.outcomes import EventRejected, OrderError
 from o2c_service.settings import Settings
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
@@ -383,11 +385,11 @@ class Batch:
                 if state.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
                     return
                 if state.status is OrderStatus.BOOKED:
-                    await self.service.confirm_shipment(order.order_id, shipment)
+                    await self.service.send(order_events.SHIPMENT, order.order_id, shipment)
                 elif state.status in (OrderStatus.SHIPPED, OrderStatus.INVOICED) and not any(
                     known.payment_id == payment.payment_id for known in state.payments
                 ):
-                    await self.service.receive_payment(order.order_id, payment)
+                    await self.service.send(order_events.PAYMENT, order.order_id, payment)
             except EventRejected as error:
                 # Too early or too late is timing: try again. A contradiction is a bug.
                 if error.invalid:

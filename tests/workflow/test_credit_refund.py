@@ -24,7 +24,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from adapters.local.tables import RefundRow
-from o2c_service.orders import EventRejected, OrderConflict, OrderService
+from o2c_service.orders import OrderService
+from o2c_service.outcomes import EventRejected, OrderConflict
 from o2c_workflows.credit_refund import (
     CreditRefundRequest,
     CreditRefundWorkflow,

@@ -17,6 +17,7 @@ import pytest_asyncio
 from temporalio.client import WorkflowUpdateStage
 from temporalio.testing import WorkflowEnvironment
 
+from o2c_service import events as order_events
 from o2c_workflows.messages import EventAck
 from o2c_workflows.models import OrderStatus
 from tests.support.order_harness import SHIPMENT, TOTAL, Harness, payment, running_harness
@@ -38,11 +39,13 @@ async def test_a_payment_racing_the_final_settlement_is_credited_before_the_orde
     handle = await harness.invoiced()
     late = harness.stubs.gate("record_payment:PAY-2")
     second = asyncio.create_task(
-        harness.orders.receive_payment(handle.id, payment("1.00", "PAY-2"))
+        harness.orders.send(order_events.PAYMENT, handle.id, payment("1.00", "PAY-2"))
     )
     await late.reached.wait()  # PAY-2 is being recorded in payments
 
-    settling = await harness.orders.receive_payment(handle.id, payment(str(TOTAL), "PAY-1"))
+    settling = await harness.orders.send(
+        order_events.PAYMENT, handle.id, payment(str(TOTAL), "PAY-1")
+    )
     # Every invoice is paid, but the order cannot close with a payment in flight.
     assert settling.status is OrderStatus.INVOICED
     late.opened.set()
@@ -61,7 +64,7 @@ async def test_a_shipment_copy_racing_the_original_gets_the_same_answer(
 ) -> None:
     handle = await harness.booked()
     held = harness.stubs.gate(f"confirm_shipment:{SHIPMENT.tracking_number}")
-    original = asyncio.create_task(harness.orders.confirm_shipment(handle.id, SHIPMENT))
+    original = asyncio.create_task(harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT))
     await held.reached.wait()
 
     # Accepted (not refused as "being applied"): it waits for the original.
@@ -87,7 +90,7 @@ async def test_a_payment_copy_racing_the_original_waits_and_answers_its_outcome(
     handle = await harness.invoiced()
     held = harness.stubs.gate("record_payment:PAY-1")
     original = asyncio.create_task(
-        harness.orders.receive_payment(handle.id, payment("100.00", "PAY-1"))
+        harness.orders.send(order_events.PAYMENT, handle.id, payment("100.00", "PAY-1"))
     )
     await held.reached.wait()
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from temporalio.api.enums.v1 import EventType
 
 from o2c_domain.lines import SkuQuantity
+from o2c_service import events as order_events
 from o2c_workflows.messages import CancelRequest, ShipmentConfirmed, SupportAction
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.state import CompensationStatus
@@ -24,9 +25,9 @@ from tests.support.stub_activities import business_error
 
 async def test_the_lifecycle_runs_on_local_activities(local_harness: Harness) -> None:
     handle = await local_harness.booked()
-    await local_harness.orders.confirm_shipment(handle.id, SHIPMENT)
+    await local_harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
     await wait_for_status(handle, OrderStatus.INVOICED)
-    await local_harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    await local_harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
     summary = await handle.result()
     assert (summary.status, summary.paid) == (OrderStatus.CLOSED, TOTAL)
     assert await status_transitions(handle) == LIFECYCLE
@@ -40,13 +41,15 @@ async def test_a_business_error_parks_and_retry_resumes(local_harness: Harness) 
     handle = await local_harness.start(make_order())
     await wait_for_status(handle, OrderStatus.ON_HOLD)
     local_harness.stubs.heal("reserve_stock")
-    await local_harness.orders.retry(handle.id, SupportAction())
+    await local_harness.orders.send(order_events.RETRY, handle.id, SupportAction())
     await wait_for_status(handle, OrderStatus.BOOKED)
 
 
 async def test_cancelling_compensates(local_harness: Harness) -> None:
     handle = await local_harness.booked()
-    await local_harness.orders.cancel(handle.id, CancelRequest(reason="changed mind"))
+    await local_harness.orders.send(
+        order_events.CANCEL, handle.id, CancelRequest(reason="changed mind")
+    )
     summary = await handle.result()
     assert [(c.step, c.status) for c in summary.compensations] == [
         ("request_shipment", CompensationStatus.DONE),
@@ -59,12 +62,12 @@ async def test_partial_shipments_are_invoiced_each(local_harness: Harness) -> No
     first = ShipmentConfirmed(
         carrier="DHL", tracking_number="T-1", lines=[SkuQuantity(sku="SKU-WIDGET", quantity=3)]
     )
-    await local_harness.orders.confirm_shipment(handle.id, first)
-    await local_harness.orders.confirm_shipment(
-        handle.id, ShipmentConfirmed(carrier="DHL", tracking_number="T-2")
+    await local_harness.orders.send(order_events.SHIPMENT, handle.id, first)
+    await local_harness.orders.send(
+        order_events.SHIPMENT, handle.id, ShipmentConfirmed(carrier="DHL", tracking_number="T-2")
     )
     await wait_for_status(handle, OrderStatus.INVOICED)
-    await local_harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    await local_harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
     summary = await handle.result()
     assert len(summary.invoice_ids) == 2
     assert summary.invoiced == Decimal("159.97")

@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from o2c_domain.lines import SkuQuantity
+from o2c_service import events as order_events
 from o2c_service.orders import OrderService
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
@@ -76,7 +77,8 @@ async def test_an_order_with_many_shipments_continues_as_new_and_loses_nothing(
                     lines=[SkuQuantity(sku=sku, quantity=1)],
                 )  # fmt: skip
                 await resend_until_taken(
-                    partial(orders.confirm_shipment, order.order_id, event), event.tracking_number
+                    partial(orders.send, order_events.SHIPMENT, order.order_id, event),
+                    event.tracking_number,
                 )
         # Payments fired all at once, as signals, while the order keeps switching runs.
         await asyncio.gather(*(

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from o2c_domain.lines import SkuQuantity
-from o2c_service.orders import EventRejected
+from o2c_service import events as order_events
+from o2c_service.outcomes import EventRejected
 from o2c_workflows.messages import (
     Amendment,
     LineChange,
@@ -66,7 +67,7 @@ async def invoiced_on_day_zero(harness: Harness) -> OrderHandle:
 async def test_net30_paid_on_day_20_sends_no_reminder(harness: Harness) -> None:
     handle = await invoiced_on_day_zero(harness)
     await days(harness, 20)
-    await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
     summary = await handle.result()
     await days(harness, 70)  # the 90 days run out: nothing is sent for a paid invoice
     assert summary.status is OrderStatus.CLOSED
@@ -87,7 +88,7 @@ async def test_net30_paid_on_day_45_after_two_reminders(harness: Harness) -> Non
     assert (await handle.describe()).typed_search_attributes.get(DUNNING_LEVEL) == (
         "second_reminder"
     )
-    await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
 
     summary = await handle.result()
     await days(harness, 45)
@@ -110,7 +111,7 @@ async def test_unpaid_for_thirty_days_past_due_escalates_to_a_customer_hold(
     assert [level for _, level, _ in harness.stubs.dunning] == [
         "first_reminder", "second_reminder", "escalation",
     ]  # fmt: skip
-    await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
     assert (await handle.result()).status is OrderStatus.CLOSED
 
 
@@ -119,8 +120,8 @@ async def test_two_of_three_lines_ship_then_the_rest_each_invoiced_and_paid(
 ) -> None:
     handle = await harness.booked(order_with(lines=THREE_LINES))
 
-    first = await harness.orders.confirm_shipment(
-        handle.id, ship("T-1", ("SKU-WIDGET", 4), ("SKU-GADGET", 2))
+    first = await harness.orders.send(
+        order_events.SHIPMENT, handle.id, ship("T-1", ("SKU-WIDGET", 4), ("SKU-GADGET", 2))
     )
     assert first.status is OrderStatus.BOOKED  # not every line has shipped
     await days(harness, 3)
@@ -133,15 +134,15 @@ async def test_two_of_three_lines_ship_then_the_rest_each_invoiced_and_paid(
     assert state.status is OrderStatus.BOOKED
 
     with pytest.raises(EventRejected, match="SKU-WIDGET: 1 shipped, but only 0 of 4"):
-        await harness.orders.confirm_shipment(handle.id, ship("T-X", ("SKU-WIDGET", 1)))
-    await harness.orders.confirm_shipment(handle.id, ship("T-2", ("SKU-GIZMO", 1)))
+        await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-X", ("SKU-WIDGET", 1)))
+    await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-2", ("SKU-GIZMO", 1)))
     await wait_for_status(handle, OrderStatus.INVOICED)
     state = await handle.query(OrderWorkflow.state)
     invoice_2 = state.invoices[1]
     assert invoice_2.amount == Decimal("99.99")
 
-    await harness.orders.receive_payment(handle.id, payment("91.00", "PAY-1"))
-    second = await harness.orders.receive_payment(handle.id, payment("99.99", "PAY-2"))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment("91.00", "PAY-1"))
+    second = await harness.orders.send(order_events.PAYMENT, handle.id, payment("99.99", "PAY-2"))
     assert second.status is OrderStatus.PAID
     summary = await handle.result()
     assert summary.invoice_ids == [invoice_1.invoice_id, invoice_2.invoice_id]
@@ -151,11 +152,11 @@ async def test_two_of_three_lines_ship_then_the_rest_each_invoiced_and_paid(
 
 async def test_an_unnamed_payment_goes_to_the_oldest_due_invoice_first(harness: Harness) -> None:
     handle = await harness.booked(order_with(lines=THREE_LINES))
-    await harness.orders.confirm_shipment(handle.id, ship("T-1", ("SKU-GIZMO", 1)))
+    await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-1", ("SKU-GIZMO", 1)))
     await days(harness, 5)
-    await harness.orders.confirm_shipment(handle.id, ship("T-2", ("SKU-WIDGET", 4)))
+    await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-2", ("SKU-WIDGET", 4)))
     await days(harness, 1)
-    ack = await harness.orders.receive_payment(handle.id, payment("120.00", "PAY-1"))
+    ack = await harness.orders.send(order_events.PAYMENT, handle.id, payment("120.00", "PAY-1"))
     state = await handle.query(OrderWorkflow.state)
     first, second = state.invoices
     assert ack.message.startswith(
@@ -163,8 +164,10 @@ async def test_an_unnamed_payment_goes_to_the_oldest_due_invoice_first(harness: 
     )
     assert (first.balance, second.balance) == (Decimal("0.00"), Decimal("19.99"))
 
-    named = await harness.orders.receive_payment(
-        handle.id, payment("5.00", "PAY-2").model_copy(update={"invoice_id": second.invoice_id})
+    named = await harness.orders.send(
+        order_events.PAYMENT,
+        handle.id,
+        payment("5.00", "PAY-2").model_copy(update={"invoice_id": second.invoice_id}),
     )
     assert f"5.00 to {second.invoice_id}" in named.message
 
@@ -172,7 +175,7 @@ async def test_an_unnamed_payment_goes_to_the_oldest_due_invoice_first(harness: 
 async def test_instalments_are_dunned_one_by_one(harness: Harness) -> None:
     terms = PaymentTerms(kind=PaymentTermsKind.INSTALMENTS, net_days=30, instalments=3)
     handle = await harness.booked(order_with(payment_terms=terms))
-    await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+    await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
     await wait_for_status(handle, OrderStatus.INVOICED)
     state = await handle.query(OrderWorkflow.state)
     assert [i.amount for i in state.invoices[0].schedule] == [
@@ -180,7 +183,9 @@ async def test_instalments_are_dunned_one_by_one(harness: Harness) -> None:
     ]  # fmt: skip
 
     await days(harness, 29)
-    await harness.orders.receive_payment(handle.id, payment("53.32", "PAY-1"))  # first, on time
+    await harness.orders.send(
+        order_events.PAYMENT, handle.id, payment("53.32", "PAY-1")
+    )  # first, on time
     await days(harness, 33)  # day 62: the second fell due on day 60
     assert [level for _, level, _ in harness.stubs.dunning] == ["first_reminder"]
     state = await harness.orders.get(handle.id)
@@ -189,7 +194,8 @@ async def test_instalments_are_dunned_one_by_one(harness: Harness) -> None:
 
 async def test_an_amendment_before_shipment_says_what_it_changed(harness: Harness) -> None:
     handle = await harness.booked()
-    ack = await harness.orders.amend(
+    ack = await harness.orders.send(
+        order_events.AMENDMENT,
         handle.id,
         Amendment(
             changes=[
@@ -208,20 +214,22 @@ async def test_an_amendment_before_shipment_says_what_it_changed(harness: Harnes
     assert (ack.total_before, ack.total_after) == (TOTAL, Decimal("107.45"))
     assert harness.stubs.amended == [[("SKU-WIDGET", 5), ("SKU-GIZMO", 1)]]
 
-    await harness.orders.confirm_shipment(handle.id, ship("T-1", ("SKU-WIDGET", 5)))
+    await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-1", ("SKU-WIDGET", 5)))
     with pytest.raises(EventRejected, match="SKU-WIDGET has shipped 5 of 5"):
-        await harness.orders.amend(
-            handle.id, Amendment(changes=[LineChange(sku="SKU-WIDGET", quantity=6)])
+        await harness.orders.send(
+            order_events.AMENDMENT,
+            handle.id,
+            Amendment(changes=[LineChange(sku="SKU-WIDGET", quantity=6)]),
         )
-    await harness.orders.confirm_shipment(handle.id, ship("T-2", ("SKU-GIZMO", 1)))
-    await harness.orders.receive_payment(handle.id, payment("107.45"))
+    await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-2", ("SKU-GIZMO", 1)))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment("107.45"))
     summary = await handle.result()
     assert (summary.total, summary.invoiced) == (Decimal("107.45"), Decimal("107.45"))
 
 
 async def test_a_return_of_unpaid_goods_lowers_the_invoice(harness: Harness) -> None:
     handle = await harness.invoiced()
-    ack = await harness.orders.record_return(
+    ack = await harness.orders.send(order_events.RETURN,
         handle.id, ReturnReceived(return_id="RMA-1", lines=[SkuQuantity(sku="SKU-WIDGET",
                                                                         quantity=1)])
     )  # fmt: skip
@@ -230,7 +238,7 @@ async def test_a_return_of_unpaid_goods_lowers_the_invoice(harness: Harness) -> 
     assert state.invoices[0].balance == Decimal("139.98")
     widget = state.line("SKU-WIDGET")
     assert widget is not None and widget.returned == 1
-    await harness.orders.receive_payment(handle.id, payment("139.98"))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment("139.98"))
     assert (await handle.result()).status is OrderStatus.CLOSED
 
 
@@ -239,11 +247,11 @@ async def test_a_return_of_paid_goods_is_refunded_or_kept_as_credit(
     harness: Harness, resolution: ReturnResolution
 ) -> None:
     handle = await harness.booked(order_with(lines=THREE_LINES))
-    await harness.orders.confirm_shipment(handle.id, ship("T-1", ("SKU-GADGET", 2)))
+    await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-1", ("SKU-GADGET", 2)))
     await days(harness, 1)
-    await harness.orders.receive_payment(handle.id, payment("51.00", "PAY-1"))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment("51.00", "PAY-1"))
 
-    ack = await harness.orders.record_return(
+    ack = await harness.orders.send(order_events.RETURN,
         handle.id,
         ReturnReceived(return_id="RMA-7", lines=[SkuQuantity(sku="SKU-GADGET", quantity=1)],
                        resolution=resolution),
@@ -254,7 +262,7 @@ async def test_a_return_of_paid_goods_is_refunded_or_kept_as_credit(
     assert harness.stubs.refunds == ([("PAY-1", Decimal("25.50"))] if refunded else [])
     assert harness.stubs.customer_credit == Decimal("25.50") - refunded
     with pytest.raises(EventRejected, match="only 1 invoiced and not yet returned"):
-        await harness.orders.record_return(
+        await harness.orders.send(order_events.RETURN,
             handle.id, ReturnReceived(return_id="RMA-8",
                                       lines=[SkuQuantity(sku="SKU-GADGET", quantity=2)])
         )  # fmt: skip
@@ -266,8 +274,8 @@ async def test_a_card_order_is_authorised_at_booking_and_captured_per_invoice(
     card = order_with(lines=THREE_LINES, payment_method=CardPayment(card_token="tok_visa"))
     handle = await harness.booked(card)
     assert harness.stubs.calls["open_balance"] == 0  # no credit check for prepaid orders
-    await harness.orders.confirm_shipment(handle.id, ship("T-1", ("SKU-GIZMO", 1)))
-    await harness.orders.confirm_shipment(handle.id, ship("T-2", ("SKU-WIDGET", 4),
+    await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-1", ("SKU-GIZMO", 1)))
+    await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-2", ("SKU-WIDGET", 4),
                                                            ("SKU-GADGET", 2)))  # fmt: skip
     summary = await handle.result()
     assert (summary.status, summary.paid) == (OrderStatus.CLOSED, Decimal("190.99"))
@@ -281,10 +289,12 @@ async def test_an_authorisation_that_no_longer_covers_the_capture_is_renewed(
     card = order_with(payment_method=CardPayment(card_token="tok_visa"))
     handle = await harness.booked(card)
     # Amended upwards after authorising: the first capture finds too little left.
-    await harness.orders.amend(
-        handle.id, Amendment(changes=[LineChange(sku="SKU-WIDGET", quantity=10)])
+    await harness.orders.send(
+        order_events.AMENDMENT,
+        handle.id,
+        Amendment(changes=[LineChange(sku="SKU-WIDGET", quantity=10)]),
     )
-    await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+    await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
     summary = await handle.result()
     assert summary.paid == Decimal("299.90")
     assert harness.stubs.calls["authorise_card"] == 2

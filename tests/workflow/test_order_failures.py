@@ -14,7 +14,8 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
-from o2c_service.orders import EventRejected
+from o2c_service import events as order_events
+from o2c_service.outcomes import EventRejected
 from o2c_workflows.messages import CancelRequest, SupportAck, SupportAction
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
@@ -59,8 +60,8 @@ async def test_a_business_error_parks_the_order_until_support_retries(harness: H
         OrderStatus.ENTERED, OrderStatus.ON_HOLD, OrderStatus.ENTERED, OrderStatus.ON_HOLD,
         OrderStatus.ENTERED, OrderStatus.BOOKED,
     ]  # fmt: skip
-    await harness.orders.confirm_shipment(handle.id, SHIPMENT)
-    await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
     assert (await handle.result()).status is OrderStatus.CLOSED
 
 
@@ -82,8 +83,8 @@ async def test_a_system_that_stays_down_parks_the_order_when_the_budget_runs_out
     harness.stubs.heal("request_shipment")
     await handle.execute_update("retry", RETRY, result_type=SupportAck)
     await wait_for_status(handle, OrderStatus.BOOKED)
-    await harness.orders.confirm_shipment(handle.id, SHIPMENT)
-    await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
     assert (await handle.result()).status is OrderStatus.CLOSED
 
 
@@ -93,18 +94,18 @@ async def test_billing_rejecting_the_invoice_after_shipment_holds_the_order(
     """Past the point of no return nothing is undone: the order waits for billing to be fixed."""
     harness.stubs.fail("create_invoice", business_error("invoice_rejected"))
     handle = await harness.booked()
-    await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+    await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
     await wait_for_status(handle, OrderStatus.ON_HOLD)
     state = await handle.query(OrderWorkflow.state)
     assert state.hold is not None and state.hold.step == "create_invoice"
     assert state.hold.resume_status is OrderStatus.SHIPPED
 
     with pytest.raises(EventRejected, match=r"has shipped .* cannot be cancelled"):
-        await harness.orders.cancel(handle.id, CancelRequest(reason="too late"))
+        await harness.orders.send(order_events.CANCEL, handle.id, CancelRequest(reason="too late"))
 
     harness.stubs.heal("create_invoice")
-    await harness.orders.retry(handle.id, RETRY)
-    await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    await harness.orders.send(order_events.RETRY, handle.id, RETRY)
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
     summary = await handle.result()
     assert (summary.status, summary.paid, summary.compensations) == (
         OrderStatus.CLOSED, TOTAL, [],
@@ -121,7 +122,9 @@ async def test_over_the_credit_limit_the_order_waits_for_release(harness: Harnes
     assert "99900.00 + this order 159.97 exceeds the credit limit 100000.00" in state.hold.message
     assert harness.stubs.calls["reserve_stock"] == 0
 
-    ack = await harness.orders.release(handle.id, SupportAction(note="approved by finance"))
+    ack = await harness.orders.send(
+        order_events.RELEASE, handle.id, SupportAction(note="approved by finance")
+    )
     assert ack.status is OrderStatus.ENTERED
     await wait_for_status(handle, OrderStatus.BOOKED)
     assert harness.stubs.calls["open_balance"] == 1  # released: not checked again
@@ -134,7 +137,7 @@ async def test_retrying_a_credit_hold_checks_the_credit_again(harness: Harness) 
     handle = await harness.start(make_order())
     await wait_for_status(handle, OrderStatus.ON_HOLD)
     harness.stubs.open_balance_amount = Decimal("0.00")  # the customer paid their old invoices
-    await harness.orders.retry(handle.id, RETRY)
+    await harness.orders.send(order_events.RETRY, handle.id, RETRY)
     await wait_for_status(handle, OrderStatus.BOOKED)
     assert harness.stubs.calls["open_balance"] == 2
 
@@ -144,20 +147,22 @@ async def test_release_is_only_for_credit_holds_and_retry_only_for_holds(
 ) -> None:
     handle = await harness.booked()
     with pytest.raises(EventRejected, match="is Booked, not waiting on a hold"):
-        await harness.orders.retry(handle.id, RETRY)
+        await harness.orders.send(order_events.RETRY, handle.id, RETRY)
 
     harness.stubs.fail("validate_customer", business_error("customer_not_found"))
     other = await harness.start(make_order())
     await wait_for_status(other, OrderStatus.ON_HOLD)
     with pytest.raises(EventRejected, match=r"held at validate_customer \(customer_not_found\)"):
-        await harness.orders.release(other.id, RETRY)
+        await harness.orders.send(order_events.RELEASE, other.id, RETRY)
 
 
 async def test_cancelling_undoes_what_was_done_newest_first(harness: Harness) -> None:
     handle = await harness.booked()
-    await harness.orders.receive_payment(handle.id, payment("50.00", "PAY-EARLY"))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment("50.00", "PAY-EARLY"))
 
-    ack = await harness.orders.cancel(handle.id, CancelRequest(reason="customer changed mind"))
+    ack = await harness.orders.send(
+        order_events.CANCEL, handle.id, CancelRequest(reason="customer changed mind")
+    )
 
     assert ack.status is OrderStatus.CANCELLED
     assert "refund_payment payment:PAY-EARLY" in ack.message
@@ -182,7 +187,9 @@ async def test_cancelling_a_parked_order_undoes_only_what_took_effect(harness: H
     handle = await harness.start(make_order())
     await wait_for_status(handle, OrderStatus.ON_HOLD)
 
-    await harness.orders.cancel(handle.id, CancelRequest(reason="item discontinued"))
+    await harness.orders.send(
+        order_events.CANCEL, handle.id, CancelRequest(reason="item discontinued")
+    )
 
     summary = await handle.result()
     assert [(c.step, c.status) for c in summary.compensations] == [
@@ -208,7 +215,7 @@ async def test_cancelling_in_temporal_runs_the_same_compensation(harness: Harnes
 async def test_cancelling_in_temporal_after_shipment_is_refused(harness: Harness) -> None:
     handle = await harness.invoiced()
     await handle.cancel()
-    await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
 
     summary = await handle.result()
     assert (summary.status, summary.compensations) == (OrderStatus.CLOSED, [])
@@ -233,7 +240,9 @@ async def test_errors_that_end_the_order_compensate_and_cancel(harness: Harness,
 async def test_a_compensation_that_cannot_undo_is_recorded_as_fallout(harness: Harness) -> None:
     harness.stubs.fail("cancel_shipment", business_error("shipment_already_confirmed"))
     handle = await harness.booked()
-    await harness.orders.cancel(handle.id, CancelRequest(reason="duplicate order"))
+    await harness.orders.send(
+        order_events.CANCEL, handle.id, CancelRequest(reason="duplicate order")
+    )
 
     summary = await handle.result()
     assert [(c.step, c.status) for c in summary.compensations] == [
@@ -247,11 +256,11 @@ async def test_a_compensation_that_cannot_undo_is_recorded_as_fallout(harness: H
 
 async def test_a_payment_before_the_invoice_is_applied_once_invoiced(harness: Harness) -> None:
     handle = await harness.booked()
-    early = await harness.orders.receive_payment(handle.id, payment("100.00", "PAY-1"))
+    early = await harness.orders.send(order_events.PAYMENT, handle.id, payment("100.00", "PAY-1"))
     assert early.message == "payment PAY-1: 100.00 held until invoiced; open balance 0"
     assert early.status is OrderStatus.BOOKED
 
-    await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+    await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
     # Invoiced first, then the money held on account is applied to the new invoice.
     state = await wait_for_state(
         handle, lambda s: bool(s.invoices) and s.invoices[0].balance < TOTAL, "cash applied"
@@ -261,7 +270,7 @@ async def test_a_payment_before_the_invoice_is_applied_once_invoiced(harness: Ha
     assert [a.invoice_id for a in state.payments[0].applications] == [invoice.invoice_id]
 
     # More than is owed: the rest is kept as customer credit in billing.
-    last = await harness.orders.receive_payment(handle.id, payment("60.00", "PAY-2"))
+    last = await harness.orders.send(order_events.PAYMENT, handle.id, payment("60.00", "PAY-2"))
     assert f"59.97 to {invoice.invoice_id}; 0.03 kept as customer credit" in last.message
     summary = await handle.result()
     assert (summary.paid, summary.customer_credit) == (Decimal("160.00"), Decimal("0.03"))
@@ -271,13 +280,13 @@ async def test_a_payment_before_the_invoice_is_applied_once_invoiced(harness: Ha
 async def test_applying_a_payment_that_fails_for_good_parks_the_order(harness: Harness) -> None:
     harness.stubs.fail("apply_payment", business_error("invoice_not_found"))
     handle = await harness.invoiced()
-    ack = await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    ack = await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
     assert "applying it is on hold" in ack.message
     state = await handle.query(OrderWorkflow.state)
     assert state.hold is not None and state.hold.step == "apply_payment"
 
     harness.stubs.heal("apply_payment")
-    await harness.orders.retry(handle.id, RETRY)
+    await harness.orders.send(order_events.RETRY, handle.id, RETRY)
     summary = await handle.result()
     assert (summary.status, summary.paid) == (OrderStatus.CLOSED, TOTAL)
     assert harness.stubs.calls["record_payment"] == 1  # recorded once, applied on retry

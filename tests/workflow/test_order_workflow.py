@@ -10,7 +10,8 @@ from temporalio.client import WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
-from o2c_service.orders import EventRejected
+from o2c_service import events as order_events
+from o2c_service.outcomes import EventRejected
 from o2c_workflows.messages import CancelRequest, PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.base import OrderInput
@@ -32,13 +33,13 @@ from tests.support.order_harness import (
 async def test_happy_path_runs_the_lifecycle_through_updates(harness: Harness) -> None:
     handle = await harness.booked()
 
-    shipped = await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+    shipped = await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
     assert (shipped.status, shipped.duplicate) == (OrderStatus.SHIPPED, False)
     await wait_for_status(handle, OrderStatus.INVOICED)
-    part = await harness.orders.receive_payment(handle.id, payment("100.00", "PAY-1"))
+    part = await harness.orders.send(order_events.PAYMENT, handle.id, payment("100.00", "PAY-1"))
     assert part.status is OrderStatus.INVOICED
     assert "balance 59.97" in part.message
-    rest = await harness.orders.receive_payment(handle.id, payment("59.97", "PAY-2"))
+    rest = await harness.orders.send(order_events.PAYMENT, handle.id, payment("59.97", "PAY-2"))
     assert rest.status is OrderStatus.PAID
 
     summary = await handle.result()
@@ -81,9 +82,9 @@ async def test_payment_between_shipment_and_invoice_waits_for_the_invoice(
 ) -> None:
     harness.stubs.invoicing_may_finish.clear()
     handle = await harness.booked()
-    await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+    await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
 
-    ack = await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    ack = await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
     assert (ack.status, ack.message) == (
         OrderStatus.SHIPPED, "payment PAY-1: 159.97 held until invoiced; open balance 0",
     )  # fmt: skip
@@ -97,7 +98,7 @@ async def test_payment_between_shipment_and_invoice_waits_for_the_invoice(
 
 async def test_query_returns_the_whole_state(harness: Harness) -> None:
     handle = await harness.invoiced()
-    await harness.orders.receive_payment(handle.id, payment("10.00"))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment("10.00"))
 
     state = await handle.query(OrderWorkflow.state)
 
@@ -151,8 +152,8 @@ async def test_an_order_started_without_search_attributes_gets_them(harness: Har
     )
     await wait_for_status(handle, OrderStatus.BOOKED)
     assert (await handle.describe()).typed_search_attributes.get(ORDER_STATUS) == "Booked"
-    await harness.orders.confirm_shipment(handle.id, SHIPMENT)
-    await harness.orders.receive_payment(handle.id, payment(str(TOTAL)))
+    await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
     assert (await handle.result()).status is OrderStatus.CLOSED
 
 
@@ -187,7 +188,7 @@ async def test_events_that_do_not_fit_are_rejected_and_change_nothing(
 ) -> None:
     handle = await harness.booked()
     if at is OrderStatus.INVOICED:
-        await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
         await wait_for_status(handle, OrderStatus.INVOICED)
     state_before = await handle.query(OrderWorkflow.state)
     calls_before = harness.stubs.calls.copy()
@@ -195,9 +196,9 @@ async def test_events_that_do_not_fit_are_rejected_and_change_nothing(
 
     with pytest.raises(EventRejected, match=reason) as rejected:
         if isinstance(event, PaymentReceived):
-            await harness.orders.receive_payment(handle.id, event)
+            await harness.orders.send(order_events.PAYMENT, handle.id, event)
         else:
-            await harness.orders.confirm_shipment(handle.id, event)
+            await harness.orders.send(order_events.SHIPMENT, handle.id, event)
 
     assert rejected.value.invalid is invalid
     assert await handle.query(OrderWorkflow.state) == state_before
@@ -211,9 +212,9 @@ async def test_events_before_booking_are_rejected(harness: Harness) -> None:
     handle = await harness.start(make_order())
 
     with pytest.raises(EventRejected, match="is Entered; a shipment can be confirmed once"):
-        await harness.orders.confirm_shipment(handle.id, SHIPMENT)
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
     with pytest.raises(EventRejected, match="is Entered; payments are accepted once it is Booked"):
-        await harness.orders.receive_payment(handle.id, payment("10.00"))
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment("10.00"))
 
     harness.stubs.booking_may_finish.set()
     await wait_for_status(handle, OrderStatus.BOOKED)
@@ -234,9 +235,9 @@ async def test_a_rejected_signal_changes_nothing(harness: Harness) -> None:
 async def test_the_same_events_sent_twice_are_applied_once(harness: Harness) -> None:
     handle = await harness.invoiced()
 
-    again = await harness.orders.confirm_shipment(handle.id, SHIPMENT)
-    first = await harness.orders.receive_payment(handle.id, payment("50.00"))
-    second = await harness.orders.receive_payment(handle.id, payment("50.00"))
+    again = await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+    first = await harness.orders.send(order_events.PAYMENT, handle.id, payment("50.00"))
+    second = await harness.orders.send(order_events.PAYMENT, handle.id, payment("50.00"))
 
     assert again.duplicate and not first.duplicate and second.duplicate
     assert harness.stubs.calls["confirm_shipment"] == 1
@@ -247,26 +248,28 @@ async def test_the_same_events_sent_twice_are_applied_once(harness: Harness) -> 
 
 async def test_a_payment_id_reused_with_another_amount_is_rejected(harness: Harness) -> None:
     handle = await harness.invoiced()
-    await harness.orders.receive_payment(handle.id, payment("50.00"))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment("50.00"))
     with pytest.raises(EventRejected, match=r"already received for 50\.00, not 60\.00"):
-        await harness.orders.receive_payment(handle.id, payment("60.00"))
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment("60.00"))
 
 
 async def test_a_payment_the_order_cannot_sum_is_refused_and_nothing_is_recorded(
     harness: Harness,
 ) -> None:
     handle = await harness.invoiced()
-    await harness.orders.receive_payment(handle.id, payment("100.00", "PAY-1"))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment("100.00", "PAY-1"))
     state_before = await handle.query(OrderWorkflow.state)
 
     with pytest.raises(EventRejected, match="would exceed the largest amount") as refused:
-        await harness.orders.receive_payment(handle.id, payment("9999999999999999.99", "PAY-2"))
+        await harness.orders.send(
+            order_events.PAYMENT, handle.id, payment("9999999999999999.99", "PAY-2")
+        )
 
     assert refused.value.invalid
     assert await handle.query(OrderWorkflow.state) == state_before
     assert harness.stubs.calls["record_payment"] == 1
     # The order goes on: the rest is paid and it closes.
-    await harness.orders.receive_payment(handle.id, payment("59.97", "PAY-3"))
+    await harness.orders.send(order_events.PAYMENT, handle.id, payment("59.97", "PAY-3"))
     assert (await handle.result()).paid == TOTAL
 
 
@@ -293,7 +296,7 @@ async def test_another_execution_of_an_order_never_shares_its_keys(harness: Harn
     and its undos are its own."""
     first = await harness.booked()
     first_keys = await keys_of(first)
-    await harness.orders.cancel(first.id, CancelRequest(reason="first run"))
+    await harness.orders.send(order_events.CANCEL, first.id, CancelRequest(reason="first run"))
     undone_by_first = list(harness.stubs.undone)
 
     order = (await first.query(OrderWorkflow.state)).order
@@ -302,7 +305,7 @@ async def test_another_execution_of_an_order_never_shares_its_keys(harness: Harn
         task_queue=harness.task_queue,
     )  # fmt: skip
     await wait_for_status(second, OrderStatus.BOOKED)
-    await harness.orders.cancel(second.id, CancelRequest(reason="second run"))
+    await harness.orders.send(order_events.CANCEL, second.id, CancelRequest(reason="second run"))
 
     second_keys = await keys_of(second)
     assert first_keys != second_keys

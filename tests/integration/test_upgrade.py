@@ -102,8 +102,7 @@ from decimal import Decimal
 import o2c_service
 from adapters.local import open_local_adapters
 from adapters.local.tables import ItemRow
-from o2c_service.outcomes import OrderError
-from o2c_service.orders import OrderService
+from o2c_service.orders import OrderError, OrderService
 from o2c_service.temporal import connect
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed, ShippedLine
 from o2c_workflows.models import OrderRequest, OrderStatus
@@ -151,14 +150,14 @@ async def main():
     invoiced = orders["invoiced"]
     partial = Decimal(plan["partial"])
     await until(service, invoiced.order_id, booked, "Booked")
-    await service.send(order_events.SHIPMENT,
+    await service.confirm_shipment(
         invoiced.order_id,
         ShipmentConfirmed(carrier=plan["carrier"], tracking_number=plan["tracking"]["invoiced"][0]),
     )
     await until(
         service, invoiced.order_id, lambda s: s.status is OrderStatus.INVOICED, "Invoiced"
     )
-    await service.send(order_events.PAYMENT,
+    await service.receive_payment(
         invoiced.order_id,
         PaymentReceived(
             payment_id=plan["payment"]["invoiced"][0], amount=partial, currency=invoiced.currency
@@ -174,7 +173,7 @@ async def main():
     split = orders["split"]
     first = split.lines[0]
     await until(service, split.order_id, booked, "Booked")
-    await service.send(order_events.SHIPMENT,
+    await service.confirm_shipment(
         split.order_id,
         ShipmentConfirmed(
             carrier=plan["carrier"],

@@ -7,7 +7,6 @@ Temporal through `OrderService`; it holds no order state of its own.
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -15,14 +14,12 @@ from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Query, Request, Response, status
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.models import Example
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from o2c_service.events import ORDER_EVENTS, M, OrderEvent, R
 from o2c_service.listing import OrderPage
@@ -47,6 +44,7 @@ from o2c_service.reports import (
     ReportService,
     SummaryReport,
 )
+from o2c_service.request_checks import BodyLimit, validation_details
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
 from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundResult
@@ -111,11 +109,6 @@ class EventAccepted(BaseModel):
     links: OrderLinks
 
 
-MAX_BODY_BYTES = 1_000_000
-"""Request bodies larger than this are refused (413) before they are parsed."""
-MAX_ECHOED_CHARS = 100
-"""A validation error shows at most this much of the value it refuses."""
-
 _STATUS_FOR: dict[type[OrderError], int] = {
     OrderNotFound: status.HTTP_404_NOT_FOUND,
     OrderConflict: status.HTTP_409_CONFLICT,
@@ -145,81 +138,6 @@ def _error_status(error: OrderError) -> int:
     if isinstance(error, EventRejected):
         return status.HTTP_422_UNPROCESSABLE_CONTENT if error.invalid else status.HTTP_409_CONFLICT
     return next(code for kind, code in _STATUS_FOR.items() if isinstance(error, kind))
-
-
-def _echoed(value: Any) -> Any:
-    """The refused value, short: scalars as they are, anything longer cut."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    text = value if isinstance(value, str) else json.dumps(jsonable_encoder(value))
-    return text if len(text) <= MAX_ECHOED_CHARS else text[:MAX_ECHOED_CHARS] + "..."
-
-
-def validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
-    """Each error with the field it is about (`loc`) and at most the refused value:
-    never the whole body (a missing field's `input` would be the body around it)."""
-    details: list[dict[str, Any]] = []
-    for item in error.errors():
-        detail: dict[str, Any] = {"type": item["type"], "loc": list(item["loc"]),
-                                  "msg": item["msg"]}  # fmt: skip
-        if item["type"] not in ("missing", "json_invalid") and "input" in item:
-            detail["input"] = _echoed(item["input"])
-        details.append(detail)
-    return details
-
-
-class BodyLimit:
-    """Refuse bodies over `limit` bytes with 413: by Content-Length when it is sent,
-    by counting as it streams in when it is not (or when it lies)."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._refuse(send)
-            return
-        received, started, too_large = 0, False, False
-
-        async def counted_receive() -> Message:
-            nonlocal received, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    # Read no further; the app sees the client go, and its answer is dropped.
-                    too_large = True
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            if too_large and not started:
-                return
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except Exception:
-            if not too_large:
-                raise
-        if too_large and not started:
-            await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"detail": f"the request body is larger than {self.limit} bytes (1 MB), the limit"}
-        ).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
-        await send({"type": "http.response.body", "body": body})
 
 
 def _event_route(event: OrderEvent[M, R]) -> Callable[..., Awaitable[R]]:

@@ -1,0 +1,25 @@
+"""What one `o2c bench` run is asked to do: the command's options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    orders: int = 100
+    floor: int | None = None
+    """Floor workflows; None: as many as orders (with --parked: none). 0 skips the floor."""
+    concurrency: int = 20
+    rate: float | None = None
+    local_activities: bool = False
+    sqlite: Path | None = None
+    address: str | None = None
+    parked: int | None = None
+
+    @property
+    def floor_count(self) -> int:
+        if self.floor is not None:
+            return self.floor
+        return 0 if self.parked is not None else self.orders

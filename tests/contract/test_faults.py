@@ -1,22 +1,19 @@
 """Fault injection disturbs exactly the calls its rules match, in the ways they say.
 
-Small fake adapters count the calls that reach them, so a test can tell a fault
-raised before the call from one raised after it. One test wraps the real local
-billing to show that an unknown outcome still commits the invoice.
+Small fake adapters (tests/contract/fault_fakes.py) count the calls that reach
+them, so a test can tell a fault raised before the call from one raised after
+it. One test wraps the real local billing to show that an unknown outcome still
+commits the invoice. Reading and checking profiles is
+tests/contract/test_fault_profiles.py.
 """
 
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
-from decimal import Decimal
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
-from pydantic import ValidationError
 
-from adapters.billing.models import InvoiceLine, InvoiceRequest
-from adapters.crm.models import Customer
 from adapters.errors import (
     BusinessError,
     RateLimited,
@@ -25,106 +22,17 @@ from adapters.errors import (
     SystemUnavailable,
     UnknownOutcome,
 )
-from adapters.faults import (
-    OPERATIONS,
-    AdapterSet,
-    FaultProfile,
-    FaultProfileError,
-    FaultRule,
-    apply_fault_profile,
-    with_faults,
-)
+from adapters.faults import AdapterSet, FaultProfile, apply_fault_profile, with_faults
 from adapters.local import LocalAdapters
-from adapters.logistics.models import ReserveStock
-from o2c_domain.lines import SkuQuantity
-
-# --- fakes ---------------------------------------------------------------------------------
-
-
-def invoice_request(key: str, account_id: str = "BA-1") -> InvoiceRequest:
-    return InvoiceRequest(
-        idempotency_key=key,
-        order_id="shop:1",
-        account_id=account_id,
-        currency="EUR",
-        invoice_date=date(2025, 3, 1),
-        due_date=date(2025, 3, 31),
-        lines=[
-            InvoiceLine(
-                sku="SKU-WIDGET", quantity=1, unit_price=Decimal("10.00"), amount=Decimal("10.00")
-            )
-        ],
-    )
-
-
-def customer(customer_id: str) -> Customer:
-    return Customer(
-        customer_id=customer_id,
-        name=customer_id.title(),
-        email="ap@example.com",
-        currency="EUR",
-        credit_limit=Decimal("1000.00"),
-    )
-
-
-def reservation(key: str, *skus: str) -> ReserveStock:
-    return ReserveStock(
-        idempotency_key=key,
-        order_id="shop:1",
-        lines=[SkuQuantity(sku=sku, quantity=1) for sku in skus],
-    )
-
-
-class FakeCrm:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    async def get_customer(self, customer_id: str) -> str:
-        self.calls.append(customer_id)
-        return customer_id
-
-
-class FakeBilling:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        self.label = "fake billing"
-
-    async def create_invoice(self, request: InvoiceRequest) -> str:
-        self.calls.append(request.idempotency_key)
-        return f"INV-{request.idempotency_key}"
-
-    async def find_invoice(self, idempotency_key: str) -> str | None:
-        self.calls.append(f"find:{idempotency_key}")
-        return None
-
-    async def ensure_account(self, customer: Customer) -> str:
-        self.calls.append(f"account:{customer.customer_id}")
-        return f"BA-{customer.customer_id}"
-
-    async def open_balance(self, customer_id: str) -> str:
-        self.calls.append(f"balance:{customer_id}")
-        return "0"
-
-    async def list_invoices(self, order_id: str) -> list[str]:
-        self.calls.append(f"list:{order_id}")
-        return []
-
-
-class FakeLogistics:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    async def reserve_stock(self, request: ReserveStock) -> str:
-        self.calls.append(request.idempotency_key)
-        return f"RES-{request.idempotency_key}"
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
+from tests.contract.fault_fakes import (
+    FakeBilling,
+    FakeCrm,
+    FakeLogistics,
+    RecordingSleep,
+    customer,
+    invoice_request,
+    reservation,
+)
 
 
 def profile(*rules: dict[str, object], seed: int | None = 1) -> FaultProfile:
@@ -421,111 +329,9 @@ async def test_latency_is_awaited_before_a_business_error() -> None:
 # --- validation ----------------------------------------------------------------------------
 
 
-def test_rule_operations_are_the_protocol_methods() -> None:
-    assert OPERATIONS["crm"] == {"get_customer", "place_on_hold"}
-    assert "create_invoice" in OPERATIONS["billing"]
-    assert "reserve_stock" in OPERATIONS["logistics"]
-    assert "refund_payment" in OPERATIONS["payments"]
-
-
-@pytest.mark.parametrize(
-    ("system", "operation"),
-    [("billing", "create_invoce"), ("crm", "create_invoice"), ("*", "launch_rocket")],
-)
-def test_an_unknown_operation_is_refused_by_name(system: str, operation: str) -> None:
-    with pytest.raises(ValidationError, match=f"unknown operation '{operation}'"):
-        FaultRule.model_validate({"system": system, "operation": operation, "error_rate": 1})
-
-
-@pytest.mark.parametrize(
-    ("rule", "complaint"),
-    [
-        ({"system": "erp", "error_rate": 1}, "system"),
-        ({"system": "billing"}, "does nothing"),
-        ({"error_rate": 1.5}, "error_rate"),
-        ({"unknown_outcome_rate": -0.1}, "unknown_outcome_rate"),
-        ({"error_rat": 0.3}, "error_rat"),
-        ({"fail_times": 1, "retry_after_ms": 5}, "retry_after_ms applies only"),
-        ({"latency_ms": 5, "error_kind": "timeout"}, "error_kind applies only"),
-        ({"business_error": "x", "error_rate": 0.5}, "business_error refuses"),
-    ],
-)
-def test_inconsistent_rules_are_refused(rule: dict[str, object], complaint: str) -> None:
-    with pytest.raises(ValidationError, match=complaint):
-        FaultRule.model_validate(rule)
-
-
 def test_an_unknown_system_cannot_be_wrapped() -> None:
     with pytest.raises(ValueError, match="unknown system 'erp'"):
         with_faults(FakeBilling(), "erp", FaultProfile())
-
-
-# --- reading profiles ----------------------------------------------------------------------
-
-EXAMPLE = """
-{"seed": 7, "rules": [
-  {"system": "billing", "operation": "create_invoice", "unknown_outcome_rate": 0.3},
-  {"system": "*", "error_rate": 0.3},
-  {"system": "crm", "customer_id": "CUST-GLOBEX", "business_error": "customer_blocked"}
-]}
-"""
-
-
-def test_from_setting_reads_inline_json() -> None:
-    faults = FaultProfile.from_setting(EXAMPLE)
-
-    assert faults.seed == 7
-    assert [rule.system for rule in faults.rules] == ["billing", "*", "crm"]
-    assert faults.rules[2].business_error == "customer_blocked"
-
-
-def test_from_setting_reads_a_file(tmp_path: Path) -> None:
-    path = tmp_path / "faults.json"
-    path.write_text(EXAMPLE)
-
-    assert FaultProfile.from_setting(str(path)) == FaultProfile.from_json(EXAMPLE)
-    assert FaultProfile.from_file(path) == FaultProfile.from_json(EXAMPLE)
-
-
-@pytest.mark.parametrize("value", [None, "", "   "])
-def test_a_blank_setting_means_no_faults(value: str | None) -> None:
-    assert FaultProfile.from_setting(value) == FaultProfile(seed=None, rules=[])
-
-
-def test_a_malformed_file_is_named(tmp_path: Path) -> None:
-    path = tmp_path / "broken.json"
-    path.write_text('{"rules": [')
-
-    with pytest.raises(FaultProfileError, match="not valid JSON") as raised:
-        FaultProfile.from_setting(str(path))
-
-    assert str(path) in str(raised.value)
-
-
-def test_a_bad_field_in_a_file_names_the_file_and_the_field(tmp_path: Path) -> None:
-    path = tmp_path / "faults.json"
-    path.write_text('{"rules": [{"error_rate": 0.1}, {"system": "billing", "operation": "bill"}]}')
-
-    with pytest.raises(FaultProfileError) as raised:
-        FaultProfile.from_setting(str(path))
-
-    message = str(raised.value)
-    assert str(path) in message
-    assert "rules[1].operation: unknown operation 'bill' for system 'billing'" in message
-
-
-def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    path = tmp_path / "absent.json"
-
-    with pytest.raises(FaultProfileError, match="O2C_FAULTS") as raised:
-        FaultProfile.from_setting(str(path))
-
-    assert str(path) in str(raised.value)
-
-
-def test_bad_inline_json_names_the_setting() -> None:
-    with pytest.raises(FaultProfileError, match=r"O2C_FAULTS \(inline JSON\): rules\[0\]\.system"):
-        FaultProfile.from_setting('{"rules": [{"system": "erp", "error_rate": 1}]}')
 
 
 # --- the four adapters ---------------------------------------------------------------------

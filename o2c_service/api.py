@@ -349,7 +349,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         """
         return await orders(request).refund_credit(refund)
 
-    # -- reports (o2c_service/reports.py, docs/reports.md) --------------------
+    # -- reports (o2c_service/reports/, docs/reports.md) --------------------
 
     @app.exception_handler(BillingUnavailable)
     async def billing_unavailable(_: Request, error: BillingUnavailable) -> JSONResponse:

@@ -23,6 +23,7 @@ from adapters.billing.models import (
     InvoiceStatus,
     VoidInvoice,
 )
+from adapters.billing.protocol import BillingAdapter
 from adapters.crm.models import Customer, CustomerHold, CustomerStatus
 from adapters.errors import BusinessError
 from adapters.logistics.models import (
@@ -248,6 +249,11 @@ async def open_invoice(
     account = await acme_account(systems)
     request = invoice_request(account.account_id, key, *prices, currency=currency)
     return await systems.billing.create_invoice(request)
+
+
+async def only_invoice(billing: BillingAdapter, order_id: str = "shop:1") -> Invoice:
+    [invoice] = await billing.list_invoices(order_id)
+    return invoice
 
 
 def ghost_invoice() -> Invoice:

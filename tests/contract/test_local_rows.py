@@ -1,20 +1,18 @@
 """What only the local adapters' own rows can show, on SQLite and on PostgreSQL.
 
 The behaviour behind the protocols is in the contract suites
-(test_{crm,billing,logistics,payments}_contract.py). Here each such scenario runs
+(test_{crm,billing,logistics,payments}_*contract.py). Here each such scenario runs
 again on the local adapters and the database is read afterwards: exactly one row
 per idempotency key, none for a refused request, stock on the shelf, money kept in
-the currency's minor units. Then what belongs to the local database alone: demo
-seeding, URLs and settings, and a database from before a new column.
+the currency's minor units. Then demo seeding, which must leave the rows as they were.
+The database itself (URLs, settings, an older schema) is in test_local_database.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
 from sqlmodel import col, func, select
 
 from adapters.billing.models import InvoiceStatus
@@ -42,9 +40,12 @@ from adapters.local.tables import (
     ShipmentReturnRow,
     ShipmentRow,
 )
-from tests.contract import test_billing_contract as billing
+from tests.contract import test_billing_cash_contract as billing_cash
+from tests.contract import test_billing_credit_contract as billing_credit
+from tests.contract import test_billing_invoices_contract as billing_invoices
 from tests.contract import test_crm_contract as crm
-from tests.contract import test_logistics_contract as logistics
+from tests.contract import test_logistics_reservations_contract as logistics_reservations
+from tests.contract import test_logistics_shipments_contract as logistics_shipments
 from tests.contract import test_payments_contract as payments
 from tests.contract.builders import PLENTY, PROBE_ORDER, reserve, seed_baseline
 from tests.support.adapter_factories import Systems, local_systems
@@ -122,7 +123,7 @@ def credit_note_case(case: str, credit_rows: int) -> pytest.ParameterSet:
     }[case]
 
     async def scenario(systems: Systems) -> None:
-        await billing.test_a_credit_note_lowers_the_invoice_then_credits_the_customer(
+        await billing_credit.test_a_credit_note_lowers_the_invoice_then_credits_the_customer(
             systems, *amounts
         )
 
@@ -144,121 +145,144 @@ ROWS = [
     rows(crm.test_a_blocked_customer_stays_blocked, {CustomerHoldRow: 2}),
     # logistics
     rows(
-        logistics.test_reserving_twice_with_one_key_decrements_once,
+        logistics_reservations.test_reserving_twice_with_one_key_decrements_once,
         {ReservationRow: 1, ReservationLineRow: 2},
         {"SKU-WIDGET": PLENTY - 3, "SKU-GADGET": PLENTY - 2},
     ),
     rows(
-        logistics.test_racing_reservations_with_one_key_decrement_once,
+        logistics_reservations.test_racing_reservations_with_one_key_decrement_once,
         {ReservationRow: 1},
         {"SKU-RARE": 3},
     ),
     rows(
-        logistics.test_racing_orders_never_take_more_than_is_on_hand,
+        logistics_reservations.test_racing_orders_never_take_more_than_is_on_hand,
         {ReservationRow: 5},
         {"SKU-RARE": 0},
     ),
-    rows(logistics.test_unknown_item_reserves_nothing, {ReservationRow: 0}, {"SKU-WIDGET": PLENTY}),
     rows(
-        logistics.test_out_of_stock_reserves_no_line,
+        logistics_reservations.test_unknown_item_reserves_nothing,
+        {ReservationRow: 0},
+        {"SKU-WIDGET": PLENTY},
+    ),
+    rows(
+        logistics_reservations.test_out_of_stock_reserves_no_line,
         {ReservationRow: 0, ReservationLineRow: 0},
         {"SKU-GADGET": PLENTY, "SKU-RARE": 5},
     ),
-    rows(logistics.test_a_key_refused_once_can_succeed_later, {ReservationRow: 1}, {"SKU-RARE": 0}),
-    rows(logistics.test_requesting_a_shipment_twice_makes_one, {ShipmentRow: 1}),
-    rows(logistics.test_a_dispatch_beyond_what_is_left_is_over_shipment, {ShipmentDispatchRow: 2}),
-    rows(logistics.test_releasing_again_restores_stock_once, {}, {"SKU-RARE": 5}),
     rows(
-        logistics.test_racing_releases_restore_stock_once,
+        logistics_reservations.test_a_key_refused_once_can_succeed_later,
+        {ReservationRow: 1},
+        {"SKU-RARE": 0},
+    ),
+    rows(logistics_shipments.test_requesting_a_shipment_twice_makes_one, {ShipmentRow: 1}),
+    rows(
+        logistics_shipments.test_a_dispatch_beyond_what_is_left_is_over_shipment,
+        {ShipmentDispatchRow: 2},
+    ),
+    rows(logistics_reservations.test_releasing_again_restores_stock_once, {}, {"SKU-RARE": 5}),
+    rows(
+        logistics_reservations.test_racing_releases_restore_stock_once,
         {},
         {"SKU-RARE": 5, "SKU-GADGET": PLENTY},
     ),
-    rows(logistics.test_a_released_reservation_cannot_ship, {ShipmentRow: 0}),
+    rows(logistics_shipments.test_a_released_reservation_cannot_ship, {ShipmentRow: 0}),
     rows(
-        logistics.test_partial_dispatches_sum_to_confirmed,
+        logistics_shipments.test_partial_dispatches_sum_to_confirmed,
         {ShipmentDispatchRow: 3},
         {"SKU-WIDGET": PLENTY - 3, "SKU-RARE": 3},
     ),
-    rows(logistics.test_racing_dispatches_with_one_key_record_one, {ShipmentDispatchRow: 1}),
     rows(
-        logistics.test_releasing_after_a_part_left_gives_back_only_the_rest,
+        logistics_shipments.test_racing_dispatches_with_one_key_record_one, {ShipmentDispatchRow: 1}
+    ),
+    rows(
+        logistics_shipments.test_releasing_after_a_part_left_gives_back_only_the_rest,
         {ShipmentDispatchRow: 1},
         {"SKU-RARE": 4},
     ),
     rows(
-        logistics.test_amending_moves_stock_by_the_difference_only,
+        logistics_reservations.test_amending_moves_stock_by_the_difference_only,
         {ReservationAmendmentRow: 3},
         {"SKU-RARE": 5, "SKU-GADGET": PLENTY, "SKU-WIDGET": PLENTY},
     ),
     rows(
-        logistics.test_amending_twice_with_one_key_moves_stock_once,
+        logistics_reservations.test_amending_twice_with_one_key_moves_stock_once,
         {ReservationAmendmentRow: 1},
         {"SKU-RARE": 2},
     ),
     # The refused amendments left none; the one under the same key at the end is the row.
     rows(
-        logistics.test_an_amendment_beyond_the_stock_changes_nothing,
+        logistics_reservations.test_an_amendment_beyond_the_stock_changes_nothing,
         {ReservationAmendmentRow: 1},
         {"SKU-RARE": 0, "SKU-GADGET": PLENTY},  # the last amendment left the gadget out
     ),
-    rows(logistics.test_amending_what_cannot_be_amended_is_refused, {ReservationAmendmentRow: 1}),
-    # One return under the raced key, one more of 1 at the end.
-    rows(logistics.test_a_return_restocks_once, {ShipmentReturnRow: 2}, {"SKU-RARE": 5}),
-    rows(logistics.test_more_cannot_come_back_than_left, {ShipmentReturnRow: 2}, {"SKU-RARE": 4}),
-    # billing
-    rows(billing.test_ensure_account_twice_keeps_one_account, {BillingAccountRow: 1}),
-    rows(billing.test_racing_first_orders_make_one_account, {BillingAccountRow: 1}),
     rows(
-        billing.test_invoicing_twice_with_one_key_makes_one_invoice,
+        logistics_reservations.test_amending_what_cannot_be_amended_is_refused,
+        {ReservationAmendmentRow: 1},
+    ),
+    # One return under the raced key, one more of 1 at the end.
+    rows(logistics_shipments.test_a_return_restocks_once, {ShipmentReturnRow: 2}, {"SKU-RARE": 5}),
+    rows(
+        logistics_shipments.test_more_cannot_come_back_than_left,
+        {ShipmentReturnRow: 2},
+        {"SKU-RARE": 4},
+    ),
+    # billing
+    rows(billing_invoices.test_ensure_account_twice_keeps_one_account, {BillingAccountRow: 1}),
+    rows(billing_invoices.test_racing_first_orders_make_one_account, {BillingAccountRow: 1}),
+    rows(
+        billing_invoices.test_invoicing_twice_with_one_key_makes_one_invoice,
         {InvoiceRow: 1, InvoiceLineRow: 2},
     ),
-    rows(billing.test_an_amount_finer_than_the_currency_is_refused, {InvoiceRow: 0}),
+    rows(billing_invoices.test_an_amount_finer_than_the_currency_is_refused, {InvoiceRow: 0}),
     rows(
-        billing.test_applying_twice_with_one_key_reduces_the_balance_once,
+        billing_cash.test_applying_twice_with_one_key_reduces_the_balance_once,
         {PaymentApplicationRow: 1},
         check=invoice_is(6_000, InvoiceStatus.OPEN),
     ),
     rows(
-        billing.test_a_payment_above_the_balance_is_refused,
+        billing_cash.test_a_payment_above_the_balance_is_refused,
         {PaymentApplicationRow: 0},
         check=invoice_is(1_000, InvoiceStatus.OPEN),
     ),
     rows(
-        billing.test_racing_payments_never_take_a_balance_below_zero,
+        billing_cash.test_racing_payments_never_take_a_balance_below_zero,
         {PaymentApplicationRow: 5},
         check=invoice_is(0, InvoiceStatus.PAID),
     ),
     rows(
-        billing.test_applying_a_payment_in_another_currency_is_refused,
+        billing_cash.test_applying_a_payment_in_another_currency_is_refused,
         {PaymentApplicationRow: 0},
         check=invoice_is(1_000, InvoiceStatus.OPEN),
     ),
     rows(
-        billing.test_an_invoice_with_payments_cannot_be_voided,
+        billing_invoices.test_an_invoice_with_payments_cannot_be_voided,
         {PaymentApplicationRow: 1},
         check=untouched_by_the_refused_void,
     ),
-    rows(billing.test_a_void_invoice_takes_no_payment_and_owes_nothing, {PaymentApplicationRow: 0}),
-    rows(billing.test_open_balance_without_an_account_is_zero, {BillingAccountRow: 0}),
+    rows(
+        billing_invoices.test_a_void_invoice_takes_no_payment_and_owes_nothing,
+        {PaymentApplicationRow: 0},
+    ),
+    rows(billing_invoices.test_open_balance_without_an_account_is_zero, {BillingAccountRow: 0}),
     credit_note_case("unpaid", 0),
     credit_note_case("half-paid", 1),
     credit_note_case("paid", 1),
     rows(
-        billing.test_racing_credit_notes_reconcile_to_the_cent,
+        billing_credit.test_racing_credit_notes_reconcile_to_the_cent,
         {CreditNoteRow: 5, CustomerCreditRow: 2},
     ),
     rows(
-        billing.test_impossible_credit_notes_are_refused,
+        billing_credit.test_impossible_credit_notes_are_refused,
         {CreditNoteRow: 0, CustomerCreditRow: 0},
         check=invoice_is(1_000, InvoiceStatus.OPEN),
     ),
-    rows(billing.test_customer_credit_is_posted_once_per_key, {CustomerCreditRow: 2}),
+    rows(billing_credit.test_customer_credit_is_posted_once_per_key, {CustomerCreditRow: 2}),
     # c-1 and c-2; the refused c-3 requests none, the one at the end one.
-    rows(billing.test_customer_credit_cannot_go_below_zero, {CustomerCreditRow: 3}),
-    rows(billing.test_racing_uses_of_credit_never_go_below_zero, {CustomerCreditRow: 1 + 5}),
-    rows(billing.test_customer_credit_never_grows_past_an_amount, {CustomerCreditRow: 1}),
+    rows(billing_credit.test_customer_credit_cannot_go_below_zero, {CustomerCreditRow: 3}),
+    rows(billing_credit.test_racing_uses_of_credit_never_go_below_zero, {CustomerCreditRow: 1 + 5}),
+    rows(billing_credit.test_customer_credit_never_grows_past_an_amount, {CustomerCreditRow: 1}),
     # dun-1 raced, dun-2, and dun-3 once its refusal is followed by a real invoice.
-    rows(billing.test_a_dunning_notice_is_sent_once_per_key, {DunningNoticeRow: 3}),
+    rows(billing_invoices.test_a_dunning_notice_is_sent_once_per_key, {DunningNoticeRow: 3}),
     # payments
     rows(payments.test_recording_a_payment_twice_records_it_once, {PaymentRow: 1}),
     rows(payments.test_the_same_payment_id_with_other_terms_is_a_conflict, {PaymentRow: 1}),
@@ -309,13 +333,15 @@ async def test_a_contract_scenario_leaves_exactly_these_rows(
     ("currency", "prices", "total", "minor"),
     [
         (*case, minor)
-        for case, minor in zip(billing.MONEY, [30, 1501, 12_346, 10_000_000_000], strict=True)
+        for case, minor in zip(
+            billing_invoices.MONEY, [30, 1501, 12_346, 10_000_000_000], strict=True
+        )
     ],
 )
 async def test_money_is_kept_in_minor_units(
     local_adapters: LocalAdapters, currency: str, prices: tuple[str, ...], total: str, minor: int
 ) -> None:
-    await billing.test_money_round_trips_exactly(
+    await billing_invoices.test_money_round_trips_exactly(
         local_systems(local_adapters), currency, prices, total
     )
 
@@ -344,57 +370,3 @@ async def test_seeding_again_changes_nothing(local_adapters: LocalAdapters) -> N
     assert _snapshot(db) == before
     assert (count(db, CustomerRow), count(db, ItemRow)) == (3, 4)
     assert on_hand(db, "SKU-RARE") == 3
-
-
-# --- the database itself -------------------------------------------------------------------
-
-
-def test_postgres_urls_use_the_psycopg_driver() -> None:
-    for url in ("postgres://u@db/o2c", "postgresql://u@db/o2c"):
-        database = LocalDatabase.from_url(url, schema="o2c_test")
-        assert database.engine.url.drivername == "postgresql+psycopg"
-        assert database.schema == "o2c_test"
-        database.dispose()
-
-
-def test_sqlite_creates_its_folder_and_writes_ahead(tmp_path: Path) -> None:
-    database = LocalDatabase.from_url(f"sqlite:///{tmp_path / 'deep' / 'er' / 'o2c.db'}")
-    try:
-        assert (tmp_path / "deep" / "er").is_dir()
-        with database.engine.connect() as connection:
-            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-            assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 30_000
-    finally:
-        database.dispose()
-
-
-@pytest.mark.parametrize(
-    ("url", "schema"),
-    [
-        ("sqlite://", None),
-        ("sqlite:///:memory:", None),
-        ("sqlite:///o2c.db", "o2c_test"),
-        ("postgresql://u@db/o2c", 'x"; DROP TABLE invoices; --'),
-        ("mysql://u@db/o2c", None),
-    ],
-)
-def test_unusable_database_settings_are_refused(url: str, schema: str | None) -> None:
-    with pytest.raises(ValueError):
-        LocalDatabase.from_url(url, schema=schema)
-
-
-def test_a_database_from_before_a_new_column_opens_and_gets_it(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    old = LocalDatabase.from_url(url)
-    old.create_schema()
-    with old.engine.begin() as connection:
-        connection.execute(text("DROP INDEX ix_customer_credit_entries_payment_id"))
-        connection.execute(text("ALTER TABLE customer_credit_entries DROP COLUMN payment_id"))
-    old.dispose()
-
-    reopened = LocalDatabase.from_url(url)
-    reopened.create_schema()
-
-    columns = {c["name"] for c in inspect(reopened.engine).get_columns("customer_credit_entries")}
-    reopened.dispose()
-    assert "payment_id" in columns

@@ -3,7 +3,7 @@
 Each test starts its own Temporal dev server (a subprocess on a SQLite file in
 tmp_path), its own `o2c worker` subprocess(es) on a task queue of its own, and a
 database of its own for the local systems. It drives a batch of orders the way
-the 3PL and the bank would (`tests.support.resilience_support.Batch`) while it breaks
+the 3PL and the bank would (`tests.support.resilience_batch.Batch`) while it breaks
 something: it kills the worker, restarts the server, or makes every system
 flaky. Every order must reach Closed, and the local systems must show each
 reservation, shipment, invoice, payment and payment application exactly once.
@@ -21,15 +21,13 @@ import pytest_asyncio
 from o2c_service.orders import OrderService
 from o2c_workflows.models import OrderStatus
 from tests.support.recovery import recovery_after_kill
-from tests.support.resilience_support import (
+from tests.support.resilience_batch import (
     Batch,
-    Processes,
-    activity_running,
     assert_each_order_done_once,
     batch_orders,
-    completed_attempts,
     with_line,
 )
+from tests.support.resilience_processes import Processes, activity_running, completed_attempts
 
 pytestmark = pytest.mark.timeout(300)
 

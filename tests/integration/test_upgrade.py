@@ -19,6 +19,12 @@ histories; this test makes the switch live, as a deployment would:
    dispatch and each payment recorded and applied once, under the keys it began with
    (`<order_id>:<step>`: no execution scope, since it started before the patch), and no
    workflow task may have failed (a nondeterminism error fails the task).
+
+Why one file of some 650 lines: it is one test. The orders it plans, the script it
+runs on the previous code (a string: that code is not this one, nor linted or typed
+with it), the worker processes, the driver on the current code and the checks of
+the outcome serve this test alone and read in the order it runs them; in modules
+of their own they would be pieces of one scenario to be followed from file to file.
 """
 
 from __future__ import annotations

@@ -10,6 +10,13 @@ those.
 
 Every scenario asserts how its workflows ended (Closed, Cancelled, refused, ...)
 before anything is written, so no file holds a half-run.
+
+Why one module of some 650 lines: it is one recorder. Each scenario is a short
+function beside the helpers they share (`harness_on`, `ship`, `closed`,
+`history_of`) and is named, with the files it writes, in `SCENARIOS`, which
+`test_replay` reads; adding or re-recording a path means reading a scenario and its
+entry together, and `python -m tests.support.record_histories` runs them all from
+here.
 """
 
 from __future__ import annotations

@@ -39,13 +39,8 @@ from o2c_service.outcomes import OrderError
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
-from tests.support.resilience_support import (
-    CARRIER,
-    Processes,
-    batch_orders,
-    payment_id,
-    tracking_number,
-)
+from tests.support.resilience_batch import CARRIER, batch_orders, payment_id, tracking_number
+from tests.support.resilience_processes import Processes
 
 SDK_DEFAULTS = {
     "O2C_WORKER_WORKFLOW_TASK_SLOTS": "100",

@@ -2,21 +2,30 @@
 
 They answer from memory and remember every call, so workflow tests can check
 what the workflow asked for (and with which idempotency key) without a database.
+Each stub names the real activity it stands in for: it is registered under that
+activity's name, and mypy holds it to that activity's argument and result types.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.order_activities import CustomerCheck, Undo, UndoResult
+from activities.order_activities import (
+    CustomerCheck,
+    OrderActivities,
+    Undo,
+    UndoResult,
+    activities_of,
+    activity_name,
+)
 from adapters.billing.models import (
     ApplyPayment,
     BillingAccount,
@@ -54,6 +63,18 @@ from adapters.payments.models import (
     Refund,
     RefundPayment,
 )
+
+S = TypeVar("S")
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def stands_in_for(
+    real: Callable[[Any, A], Awaitable[R]],
+) -> Callable[[Callable[[S, A], Awaitable[R]]], Callable[[S, A], Awaitable[R]]]:
+    """Register the decorated stub under `real`'s activity name; mypy holds it to `real`'s
+    argument and result types."""
+    return activity.defn(name=activity_name(real))
 
 
 def business_error(code: str) -> ApplicationError:
@@ -133,7 +154,7 @@ class StubActivities:
         self.undone.append(undo.forward_key)
         return UndoResult(done=True, note=f"{name} {undo.forward_key}")
 
-    @activity.defn(name="crm.validate_customer")
+    @stands_in_for(OrderActivities.validate_customer)
     async def validate_customer(self, check: CustomerCheck) -> Customer:
         self._called("validate_customer")
         if check.customer_id == "CUST-BLOCKED":
@@ -152,7 +173,7 @@ class StubActivities:
             credit_limit=self.credit_limit,
         )
 
-    @activity.defn(name="billing.ensure_account")
+    @stands_in_for(OrderActivities.ensure_billing_account)
     async def ensure_billing_account(self, customer: Customer) -> BillingAccount:
         self._called("ensure_billing_account")
         return BillingAccount(
@@ -162,37 +183,37 @@ class StubActivities:
             currency=customer.currency,
         )
 
-    @activity.defn(name="billing.open_balance")
+    @stands_in_for(OrderActivities.open_balance)
     async def open_balance(self, check: CustomerCheck) -> OpenBalance:
         self._called("open_balance")
         return OpenBalance(
             customer_id=check.customer_id, currency="EUR", amount=self.open_balance_amount
         )
 
-    @activity.defn(name="logistics.release_reservation")
+    @stands_in_for(OrderActivities.release_reservation)
     async def release_reservation(self, undo: Undo) -> UndoResult:
         return self._undo("release_reservation", undo)
 
-    @activity.defn(name="logistics.cancel_shipment")
+    @stands_in_for(OrderActivities.cancel_shipment)
     async def cancel_shipment(self, undo: Undo) -> UndoResult:
         return self._undo("cancel_shipment", undo)
 
-    @activity.defn(name="billing.void_invoice")
+    @stands_in_for(OrderActivities.void_invoice)
     async def void_invoice(self, undo: Undo) -> UndoResult:
         return self._undo("void_invoice", undo)
 
-    @activity.defn(name="payments.refund_payment")
+    @stands_in_for(OrderActivities.refund_payment)
     async def refund_payment(self, undo: Undo) -> UndoResult:
         return self._undo("refund_payment", undo)
 
-    @activity.defn(name="crm.place_on_hold")
+    @stands_in_for(OrderActivities.place_customer_on_hold)
     async def place_customer_on_hold(self, request: CustomerHold) -> Customer:
         self._called("place_on_hold", request.idempotency_key)
         self.customers_on_hold.append(request.customer_id)
         return Customer(customer_id=request.customer_id, name="x", email="x@example.com",
                         currency="EUR", credit_limit=self.credit_limit)  # fmt: skip
 
-    @activity.defn(name="billing.send_dunning_notice")
+    @stands_in_for(OrderActivities.send_dunning_notice)
     async def send_dunning_notice(self, notice: DunningNotice) -> DunningRecord:
         self._called("send_dunning_notice", notice.idempotency_key)
         self.dunning.append((notice.invoice_id, notice.level, notice.days_past_due))
@@ -200,19 +221,19 @@ class StubActivities:
                              level=notice.level, days_past_due=notice.days_past_due,
                              sent_at=datetime.now(UTC))  # fmt: skip
 
-    @activity.defn(name="logistics.amend_reservation")
+    @stands_in_for(OrderActivities.amend_reservation)
     async def amend_reservation(self, request: AmendReservation) -> Reservation:
         self._called("amend_reservation", request.idempotency_key)
         self.amended.append([(line.sku, line.quantity) for line in request.lines])
         return Reservation(reservation_id=request.reservation_id, order_id="", lines=request.lines)
 
-    @activity.defn(name="logistics.receive_return")
+    @stands_in_for(OrderActivities.receive_return)
     async def receive_return(self, receipt: ReturnReceipt) -> Shipment:
         self._called("receive_return", receipt.idempotency_key)
         return Shipment(shipment_id=receipt.shipment_id, order_id=receipt.order_id,
                         status=ShipmentStatus.CONFIRMED)  # fmt: skip
 
-    @activity.defn(name="billing.create_credit_note")
+    @stands_in_for(OrderActivities.create_credit_note)
     async def create_credit_note(self, request: CreditNoteRequest) -> CreditNote:
         self._called("create_credit_note", request.idempotency_key)
         amount = sum((line.amount for line in request.lines), Decimal(0))
@@ -223,7 +244,7 @@ class StubActivities:
                           amount=amount, applied_to_invoice=to_invoice,
                           to_customer_credit=amount - to_invoice)  # fmt: skip
 
-    @activity.defn(name="billing.post_customer_credit")
+    @stands_in_for(OrderActivities.post_customer_credit)
     async def post_customer_credit(self, entry: CustomerCreditEntry) -> CreditBalance:
         self._called("post_customer_credit", entry.idempotency_key)
         if self.customer_credit + entry.amount < 0:
@@ -232,20 +253,20 @@ class StubActivities:
         return CreditBalance(account_id=entry.account_id, currency=entry.currency,
                              balance=self.customer_credit)  # fmt: skip
 
-    @activity.defn(name="billing.check_refund_target")
+    @stands_in_for(OrderActivities.check_refund_target)
     async def check_refund_target(self, target: RefundTarget) -> None:
         self._called("check_refund_target")
         if target.payment_id in self.foreign_payments:
             raise business_error("payment_not_on_account")
 
-    @activity.defn(name="payments.refund")
+    @stands_in_for(OrderActivities.refund)
     async def refund(self, request: RefundPayment) -> Refund:
         self._called("refund", request.idempotency_key)
         self.refunds.append((request.payment_id, request.amount))
         return Refund(refund_id=f"RFD-{len(self.refunds)}", payment_id=request.payment_id,
                       amount=request.amount, currency="EUR")  # fmt: skip
 
-    @activity.defn(name="payments.authorise_card")
+    @stands_in_for(OrderActivities.authorise_card)
     async def authorise_card(self, request: AuthoriseCard) -> Authorisation:
         self._called("authorise_card", request.idempotency_key)
         if request.card_token.startswith("tok_declined"):
@@ -257,7 +278,7 @@ class StubActivities:
                              expires_at=datetime.now(UTC),
                              status=AuthorisationStatus.AUTHORISED)  # fmt: skip
 
-    @activity.defn(name="payments.capture_card")
+    @stands_in_for(OrderActivities.capture_card)
     async def capture_card(self, request: CaptureCard) -> Payment:
         self._called("capture_card", request.idempotency_key)
         if self.authorisations[request.authorisation_id] < request.amount:
@@ -266,11 +287,11 @@ class StubActivities:
         return Payment(payment_id=request.payment_id, order_id="", amount=request.amount,
                        currency="EUR", received_at=datetime.now(UTC))  # fmt: skip
 
-    @activity.defn(name="payments.void_authorisation")
+    @stands_in_for(OrderActivities.void_authorisation)
     async def void_authorisation(self, undo: Undo) -> UndoResult:
         return self._undo("void_authorisation", undo)
 
-    @activity.defn(name="logistics.reserve_stock")
+    @stands_in_for(OrderActivities.reserve_stock)
     async def reserve_stock(self, request: ReserveStock) -> Reservation:
         await self.booking_may_finish.wait()
         self._called("reserve_stock", request.idempotency_key)
@@ -278,7 +299,7 @@ class StubActivities:
             reservation_id=f"RES-{request.order_id}", order_id=request.order_id, lines=request.lines
         )
 
-    @activity.defn(name="logistics.request_shipment")
+    @stands_in_for(OrderActivities.request_shipment)
     async def request_shipment(self, request: ShipmentRequest) -> Shipment:
         self._called("request_shipment", request.idempotency_key)
         return Shipment(
@@ -287,7 +308,7 @@ class StubActivities:
             status=ShipmentStatus.REQUESTED,
         )
 
-    @activity.defn(name="logistics.confirm_shipment")
+    @stands_in_for(OrderActivities.confirm_shipment)
     async def confirm_shipment(self, request: ShipmentConfirmation) -> Shipment:
         await self._at_gate(f"confirm_shipment:{request.tracking_number}")
         self._called("confirm_shipment", request.idempotency_key)
@@ -299,7 +320,7 @@ class StubActivities:
             tracking_number=request.tracking_number,
         )
 
-    @activity.defn(name="billing.create_invoice")
+    @stands_in_for(OrderActivities.create_invoice)
     async def create_invoice(self, request: InvoiceRequest) -> Invoice:
         await self.invoicing_may_finish.wait()
         self._called("create_invoice", request.idempotency_key)
@@ -318,7 +339,7 @@ class StubActivities:
             status=InvoiceStatus.OPEN,
         )
 
-    @activity.defn(name="payments.record_payment")
+    @stands_in_for(OrderActivities.record_payment)
     async def record_payment(self, request: PaymentRecordRequest) -> Payment:
         await self._at_gate(f"record_payment:{request.payment_id}")
         self._called("record_payment", request.idempotency_key)
@@ -331,7 +352,7 @@ class StubActivities:
             received_at=datetime.now(UTC),
         )
 
-    @activity.defn(name="billing.apply_payment")
+    @stands_in_for(OrderActivities.apply_payment)
     async def apply_payment(self, request: ApplyPayment) -> PaymentApplication:
         self._called("apply_payment", request.idempotency_key)
         self.balances[request.invoice_id] -= request.amount
@@ -345,8 +366,4 @@ class StubActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity of the class (each method with `@activity.defn`), bound to `self`."""
-        return [
-            getattr(self, name)
-            for name, member in vars(type(self)).items()
-            if hasattr(member, "__temporal_activity_definition")
-        ]
+        return activities_of(self)

@@ -230,6 +230,9 @@ class OrderState(BaseModel):
     key_scope: str | None = None
     """What idempotency keys start with: the order id and its first run's id (None for
     orders begun before keys were scoped per execution: the order id alone)."""
+    process_version: int = 1
+    """Which version of the order process the order runs, fixed when it starts: 2
+    publishes its search attributes once per wait (`PATCH_PUBLISH_PER_WAIT`)."""
 
     @property
     def paid(self) -> Decimal:

@@ -6,8 +6,10 @@ import asyncio
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributeUpdate
 
 from o2c_workflows.dunning import DunningPolicy
 from o2c_workflows.keys import OrderKeys
@@ -30,6 +32,10 @@ PATCH_EXECUTION_KEYS = "execution-scoped-keys"
 workflow id (restarted from the CLI after the first closed) never shares them."""
 PATCH_PAYMENTS_IN_FLIGHT = "payments-in-flight-keep-the-order-open"
 """The order does not settle while a payment is still being recorded."""
+PATCH_PUBLISH_PER_WAIT = "status-published-per-wait"
+"""Search attributes are upserted once, when the order waits (on the outside world or a
+timer), not at every step. An order started with this patch has the two above as well:
+it records this one marker (`OrderState.process_version` 2), not three."""
 
 
 class OrderInput(BaseModel):
@@ -72,6 +78,8 @@ class InFlight:
     cannot both be taken as the last one."""
     loop_calls: int = 0
     """Activities in flight in the cash and dunning loops."""
+    calls: int = 0
+    """Activities in flight anywhere: search attributes wait until none is."""
     stopping: bool = False
     """Cancelled (or abandoned): the lifecycle stops and compensation runs."""
     resolution: Resolution | None = None
@@ -92,6 +100,8 @@ class OrderBase:
     _lifecycle: asyncio.Task[None] | None
     _cancelled_in_temporal: bool
     _dunning_tasks: dict[str, asyncio.Task[None]]
+    _unpublished: dict[str, SearchAttributeUpdate[Any]]
+    """Search attribute changes not yet upserted, by attribute (process version 2)."""
 
     def _will_undo(self, step: str, undo: UndoKind, forward_key: str) -> None:
         """Register how to undo a forward step, before it runs: if the order is cancelled,

@@ -113,7 +113,7 @@ class Compensation(Steps):
                 # leave the order findable as fallout for a person to sort out.
                 failure = StepFailure.of(error)
                 self._compensated(undo.step, CompensationStatus.FAILED, failure.message)
-                workflow.upsert_search_attributes([HOLD_REASON.value_set(COMPENSATION_FAILED)])
+                self._set_attributes([HOLD_REASON.value_set(COMPENSATION_FAILED)])
                 continue
             status = CompensationStatus.DONE if result.done else CompensationStatus.NOTHING_TO_UNDO
             self._compensated(undo.step, status, result.note)

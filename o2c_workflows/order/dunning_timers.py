@@ -90,5 +90,5 @@ class DunningTimers(Compensation):
         finally:
             self._in_flight.loop_calls -= 1
         invoice.dunning_level, invoice.days_past_due = level, late
-        workflow.upsert_search_attributes([DUNNING_LEVEL.value_set(level)])
+        self._set_attributes([DUNNING_LEVEL.value_set(level)])
         self._note(f"{level} sent for invoice {invoice.invoice_id}, {late} days past due")

@@ -18,6 +18,7 @@ from o2c_domain.lines import SkuQuantity
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.base import (
     PATCH_EXECUTION_KEYS,
+    PATCH_PUBLISH_PER_WAIT,
     WORKFLOW_ID_MISMATCH,
     Resolution,
 )
@@ -48,7 +49,9 @@ class Fulfilment(CashCollection):
 
     def _enter(self) -> None:
         order = self._state.order
-        if workflow.patched(PATCH_EXECUTION_KEYS):
+        if workflow.patched(PATCH_PUBLISH_PER_WAIT):
+            self._state.process_version = 2  # which implies the earlier patches
+        if self._state.process_version >= 2 or workflow.patched(PATCH_EXECUTION_KEYS):
             # The run id's random tail (its head is a timestamp in time-ordered UUIDs).
             first_run = workflow.info().first_execution_run_id.replace("-", "")
             self._state.key_scope = f"{order.order_id}:{first_run[-12:]}"

@@ -48,7 +48,11 @@ class Steps(Timeline):
         config: workflow.ActivityConfig,
     ) -> T:
         """One activity, normal or local as this order was started (`calls.execute`)."""
-        return await calls.execute(activity, argument, config, local=self._local_activities)
+        self._in_flight.calls += 1
+        try:
+            return await calls.execute(activity, argument, config, local=self._local_activities)
+        finally:
+            self._in_flight.calls -= 1
 
     async def _step(
         self,
@@ -119,6 +123,7 @@ class Steps(Timeline):
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() and self._in_flight.idle
         )
+        self._publish()
         workflow.continue_as_new(
             OrderInput(
                 order=self._state.order,

@@ -5,10 +5,13 @@ history says exactly which statuses the order went through.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, time
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 
 from o2c_domain.lines import SkuQuantity
 from o2c_workflows import (
@@ -65,13 +68,49 @@ class Timeline(OrderBase):
         self, status: OrderStatus, note: str, *, hold_reason: str | bool | None = False
     ) -> None:
         """Move to `status`; `hold_reason` sets (a code) or clears (None) HoldReason."""
-        updates = [ORDER_STATUS.value_set(status.value)]
+        updates: list[SearchAttributeUpdate[Any]] = [ORDER_STATUS.value_set(status.value)]
         if hold_reason is None:
             updates.append(HOLD_REASON.value_unset())
         elif isinstance(hold_reason, str):
             updates.append(HOLD_REASON.value_set(hold_reason))
-        workflow.upsert_search_attributes(updates)
+        self._set_attributes(updates)
         self._record(status, note)
+
+    def _set_attributes(self, updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
+        """Upsert now (process version 1), or publish when the order next waits (2)."""
+        if self._state.process_version < 2:
+            workflow.upsert_search_attributes(updates)
+            return
+        for update in updates:
+            self._unpublished[update.key.name] = update
+
+    async def _publish_when_waiting(self) -> None:
+        """One upsert for everything that changed since the order last waited: each
+        upsert is a history event and a billable Action, a status is read while it waits."""
+        while True:
+            # Once the lifecycle is done, `run` publishes how the order ended.
+            await workflow.wait_condition(
+                lambda: (
+                    bool(self._unpublished)
+                    and not self._in_flight.calls
+                    and not (self._lifecycle is not None and self._lifecycle.done())
+                )
+            )
+            # Whatever woke in the same pass (the lifecycle reaching Paid, say) runs first,
+            # so its changes go out in this upsert too.
+            await asyncio.sleep(0)
+            if not self._in_flight.calls and not (self._lifecycle and self._lifecycle.done()):
+                self._publish()
+
+    def _publish(self) -> None:
+        """Upsert what changed, leaving out what the order already shows."""
+        shown = workflow.info().typed_search_attributes
+        changed = [
+            update for update in self._unpublished.values() if shown.get(update.key) != update.value
+        ]
+        self._unpublished.clear()
+        if changed:
+            workflow.upsert_search_attributes(changed)
 
     def _record(self, status: OrderStatus, note: str) -> None:
         self._state.status = status
@@ -102,6 +141,9 @@ class Timeline(OrderBase):
         ]
         if due:
             first = datetime.combine(min(due), time.min, UTC)
-            workflow.upsert_search_attributes([PAYMENT_DUE.value_set(first)])
-        elif workflow.info().typed_search_attributes.get(PAYMENT_DUE) is not None:
-            workflow.upsert_search_attributes([PAYMENT_DUE.value_unset()])
+            self._set_attributes([PAYMENT_DUE.value_set(first)])
+        elif (
+            workflow.info().typed_search_attributes.get(PAYMENT_DUE) is not None
+            or PAYMENT_DUE.name in self._unpublished
+        ):
+            self._set_attributes([PAYMENT_DUE.value_unset()])

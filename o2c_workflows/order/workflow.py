@@ -67,6 +67,7 @@ class OrderWorkflow(Events):
         self._lifecycle = None
         self._cancelled_in_temporal = False
         self._dunning_tasks = {}
+        self._unpublished = {}
 
     @workflow.run
     async def run(self, start: OrderInput) -> OrderSummary:
@@ -75,12 +76,15 @@ class OrderWorkflow(Events):
             self._enter()
         else:
             self._note(f"continued as new (run {self._state.runs})")
+        if self._state.process_version >= 2:
+            asyncio.create_task(self._publish_when_waiting())  # noqa: RUF006 (lives as long as run)
         if await self._completed_unless_cancelled(self._book_ship_invoice_collect()):
             self._transition(OrderStatus.CLOSED, "every line shipped, every invoice settled")
         else:
             await self._compensate()
             self._transition(OrderStatus.CANCELLED, self._state.cancellation_reason or "")
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self._publish()
         if self._cancelled_in_temporal:
             raise asyncio.CancelledError(self._state.cancellation_reason)
         return self._summary()
@@ -97,7 +101,9 @@ class OrderWorkflow(Events):
         try:
             await self._invoice_each_shipment()
             # A payment still being recorded must be applied or credited before the end.
-            in_flight_counts = workflow.patched(PATCH_PAYMENTS_IN_FLIGHT)
+            in_flight_counts = self._state.process_version >= 2 or workflow.patched(
+                PATCH_PAYMENTS_IN_FLIGHT
+            )
             await self._wait_for(
                 lambda: (
                     self._state.settled

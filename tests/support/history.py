@@ -1,7 +1,8 @@
-"""Reading an order's status changes from its history, and waiting for one.
+"""Reading the statuses an order went through, and waiting for one.
 
-Every status change upserts the `OrderStatus` search attribute, so the history
-says exactly which statuses the order went through.
+The order's timeline holds every status it went through; its history holds the
+`OrderStatus` search attribute as published, once per wait on the outside world
+(orders begun on earlier code published every change).
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ def upserted_status(event: HistoryEvent) -> OrderStatus | None:
 
 
 async def status_transitions(handle: OrderHandle) -> list[OrderStatus]:
-    """Every status the history shows the order moving through, in order."""
+    """Every status the order went through, in order, from its timeline."""
+    state = await handle.query(OrderWorkflow.state)
+    statuses = [entry.status for entry in state.timeline]
+    return [status for i, status in enumerate(statuses) if i == 0 or statuses[i - 1] != status]
+
+
+async def published_statuses(handle: OrderHandle) -> list[OrderStatus]:
+    """Every `OrderStatus` the history shows published (at start, then by upserts)."""
     return [
         status
         async for event in handle.fetch_history_events()

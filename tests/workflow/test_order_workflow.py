@@ -18,7 +18,13 @@ from o2c_workflows.order.base import OrderInput
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS
 from o2c_workflows.state import OrderSummary
-from tests.support.history import OrderHandle, status_transitions, wait_for_status
+from tests.support.history import (
+    OrderHandle,
+    published_statuses,
+    status_transitions,
+    until,
+    wait_for_status,
+)
 from tests.support.order_harness import (
     LIFECYCLE,
     SHIPMENT,
@@ -49,6 +55,13 @@ async def test_happy_path_runs_the_lifecycle_through_updates(harness: Harness) -
     invoice_id = f"INV-1-{handle.id}"
     assert summary.invoice_ids == [invoice_id]
     assert await status_transitions(handle) == LIFECYCLE
+    # The search attribute is published when the order waits, not at every step.
+    assert await published_statuses(handle) == [
+        OrderStatus.ENTERED,
+        OrderStatus.BOOKED,
+        OrderStatus.INVOICED,
+        OrderStatus.CLOSED,
+    ]
     assert harness.stubs.calls["create_invoice"] == 1
     assert harness.stubs.calls["apply_payment"] == 2
     order_id = await keys_of(handle)
@@ -107,6 +120,7 @@ async def test_query_returns_the_whole_state(harness: Harness) -> None:
         "order_id", "status", "order", "lines", "total", "booking", "shipment", "dispatches",
         "invoices", "payments", "credit_notes", "returns", "amendments", "card_authorisations",
         "hold", "cancellation_reason", "compensations", "undo", "timeline", "runs", "key_scope",
+        "process_version",
     }  # fmt: skip
     assert dumped["status"] == "Invoiced"
     assert dumped["total"] == "159.97"
@@ -150,8 +164,12 @@ async def test_an_order_started_without_search_attributes_gets_them(harness: Har
         task_queue=harness.task_queue,
         search_attributes=TypedSearchAttributes([SearchAttributePair(CUSTOMER_ID, "other")]),
     )
-    await wait_for_status(handle, OrderStatus.BOOKED)
-    assert (await handle.describe()).typed_search_attributes.get(ORDER_STATUS) == "Booked"
+
+    async def findable_as_booked() -> bool:
+        described = await handle.describe()
+        return described.typed_search_attributes.get(ORDER_STATUS) == "Booked"
+
+    await until(findable_as_booked, "findable as Booked")
     await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
     await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
     assert (await handle.result()).status is OrderStatus.CLOSED

@@ -28,9 +28,11 @@ from tests.support.record_histories import SCENARIOS
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 FILES = sorted(HISTORIES.glob("*.json"))
-EARLIER = sorted((HISTORIES / "earlier-code").glob("*.json"))
-"""The same scenarios as recorded on the code before idempotency keys were scoped per
-execution: orders begun then must replay (and go on) on the code of today."""
+EARLIER = sorted(HISTORIES.glob("*/*.json"))
+"""The same scenarios as recorded on earlier code, a folder per change of the command
+sequence (`earlier-code`: before idempotency keys were scoped per execution;
+`before-publish-per-wait`: before search attributes were published once per wait):
+orders begun then must replay (and go on) on the code of today."""
 
 WORKFLOWS: dict[str, type] = {
     ORDER_WORKFLOW: OrderWorkflow,

@@ -102,6 +102,8 @@ class OrderBase:
     _dunning_tasks: dict[str, asyncio.Task[None]]
     _unpublished: dict[str, SearchAttributeUpdate[Any]]
     """Search attribute changes not yet upserted, by attribute (process version 2)."""
+    _spare_timers: list[asyncio.Task[None]]
+    """Due-date timers whose invoice was paid: cancelled when the order next waits."""
 
     def _will_undo(self, step: str, undo: UndoKind, forward_key: str) -> None:
         """Register how to undo a forward step, before it runs: if the order is cancelled,

@@ -54,11 +54,23 @@ class DunningTimers(Compensation):
         remaining = deadline - workflow.now()
         if remaining.total_seconds() <= 0:
             return invoice.paid >= amount
+        if self._state.process_version < 2:
+            try:
+                await workflow.wait_condition(lambda: invoice.paid >= amount, timeout=remaining)
+            except TimeoutError:
+                return False
+            return True
+        # The timer outlives a payment: cancelled when the order next waits, or dropped
+        # with no event at all if the payment closes the order.
+        timer = asyncio.create_task(
+            workflow.sleep(remaining, summary=f"dunning: invoice {invoice.invoice_id}")
+        )
         try:
-            await workflow.wait_condition(lambda: invoice.paid >= amount, timeout=remaining)
-        except TimeoutError:
-            return False
-        return True
+            await workflow.wait_condition(lambda: invoice.paid >= amount or timer.done())
+        finally:
+            if not timer.done():
+                self._spare_timers.append(timer)
+        return invoice.paid >= amount
 
     async def _send_dunning(
         self, invoice: InvoiceState, level: str, escalate: bool, due: date

@@ -85,13 +85,14 @@ class Timeline(OrderBase):
             self._unpublished[update.key.name] = update
 
     async def _publish_when_waiting(self) -> None:
-        """One upsert for everything that changed since the order last waited: each
-        upsert is a history event and a billable Action, a status is read while it waits."""
+        """When the order waits: one upsert for everything that changed since it last
+        waited (each upsert is a history event and a billable Action; a status is read
+        while the order waits), and the due-date timers of paid invoices cancelled."""
         while True:
             # Once the lifecycle is done, `run` publishes how the order ended.
             await workflow.wait_condition(
                 lambda: (
-                    bool(self._unpublished)
+                    bool(self._unpublished or self._spare_timers)
                     and not self._in_flight.calls
                     and not (self._lifecycle is not None and self._lifecycle.done())
                 )
@@ -99,8 +100,12 @@ class Timeline(OrderBase):
             # Whatever woke in the same pass (the lifecycle reaching Paid, say) runs first,
             # so its changes go out in this upsert too.
             await asyncio.sleep(0)
-            if not self._in_flight.calls and not (self._lifecycle and self._lifecycle.done()):
-                self._publish()
+            if self._in_flight.calls or (self._lifecycle and self._lifecycle.done()):
+                continue
+            for timer in self._spare_timers:
+                timer.cancel()
+            self._spare_timers.clear()
+            self._publish()
 
     def _publish(self) -> None:
         """Upsert what changed, leaving out what the order already shows."""

@@ -68,6 +68,7 @@ class OrderWorkflow(Events):
         self._cancelled_in_temporal = False
         self._dunning_tasks = {}
         self._unpublished = {}
+        self._spare_timers = []
 
     @workflow.run
     async def run(self, start: OrderInput) -> OrderSummary:

@@ -6,9 +6,10 @@ parked Invoiced; it times them and reads their histories.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -17,6 +18,7 @@ from typing import Any
 from rich.progress import Progress, TaskID
 from temporalio.client import Client
 
+from o2c_bench.actions import billable_actions
 from o2c_bench.env import BENCH_CUSTOMER, BenchError, CpuSample, WorkerProcess, process_memory
 from o2c_bench.floor import FloorWorkflow, floor_task_queue
 from o2c_bench.histories import HistorySize, history_figures
@@ -28,6 +30,7 @@ from o2c_bench.report import (
     LifecycleFigures,
     ParkedFigures,
     ProcessMemory,
+    cpu_ratio,
 )
 from o2c_bench.status_board import STEP_TIMEOUT, StatusBoard, at_least
 from o2c_service import events as order_events
@@ -53,6 +56,14 @@ class OrderRun:
     closed_seen: float = 0.0
 
 
+Profiler = Callable[[], contextlib.AbstractAsyncContextManager[None]]
+
+
+@contextlib.asynccontextmanager
+async def not_profiled() -> AsyncIterator[None]:
+    yield
+
+
 @dataclass
 class Bench:
     options: BenchOptions
@@ -63,6 +74,8 @@ class Bench:
     server_pid: int | None
     task_queue: str
     progress: Progress
+    profiler: Profiler = not_profiled
+    """Run around the orders phase (`--profile`): samples the worker while orders run."""
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def cpu(self) -> CpuSample:
@@ -135,6 +148,7 @@ class Bench:
             seconds=round(seconds, 3),
             per_second=round(count / seconds, 2),
             events_per_workflow=len(history.events),
+            actions_per_workflow=billable_actions(history.events).total,
             cpu=used,
         )
 
@@ -206,7 +220,8 @@ class Bench:
             self.progress.advance(closed)
 
         cpu, queries = self.cpu(), self.board.queries
-        await self.launch(count, one)
+        async with self.profiler():
+            await self.launch(count, one)
         used = self.cpu().per_item(cpu, count)
         queries = self.board.queries - queries
         sizes = await self.histories([run.order_id for run in runs])
@@ -222,6 +237,12 @@ class Bench:
             seconds=round(seconds, 3),
             per_second=round(per_second, 2),
             ratio_to_floor=round(per_second / floor.per_second, 3) if floor else None,
+            worker_cpu_ratio_to_floor=cpu_ratio(
+                used.worker_ms, floor.cpu.worker_ms if floor else None
+            ),
+            server_cpu_ratio_to_floor=cpu_ratio(
+                used.server_ms, floor.cpu.server_ms if floor else None
+            ),
             create_to_booked=latency(OrderStatus.BOOKED, lambda r: r.created),
             shipment_to_invoiced=latency(OrderStatus.INVOICED, lambda r: r.shipment_sent),
             payment_to_closed=latency(OrderStatus.CLOSED, lambda r: r.payment_sent),
@@ -241,21 +262,22 @@ class Bench:
             await self.to_invoiced(orders[index], runs[index])
             self.progress.advance(parking)
 
-        start = time.perf_counter()
-        await self.launch(count, park)
-        seconds_to_park = time.perf_counter() - start
-        worker_parked, server_parked = self.worker.memory(), process_memory(self.server_pid)
-
-        closing = self.progress.add_task("orders closed", total=count)
+        closing = self.progress.add_task("orders closed", total=count, visible=False)
         summaries: list[OrderSummary] = []
 
         async def close(index: int) -> None:
             summaries.append(await self.pay_and_close(orders[index], runs[index]))
             self.progress.advance(closing)
 
-        start = time.perf_counter()
-        await self.launch(count, close)
-        seconds_to_close = time.perf_counter() - start
+        async with self.profiler():
+            start = time.perf_counter()
+            await self.launch(count, park)
+            seconds_to_park = time.perf_counter() - start
+            worker_parked, server_parked = self.worker.memory(), process_memory(self.server_pid)
+            self.progress.update(closing, visible=True)
+            start = time.perf_counter()
+            await self.launch(count, close)
+            seconds_to_close = time.perf_counter() - start
         sizes = await self.histories([run.order_id for run in runs])
         parked = ParkedFigures(
             orders=count,

@@ -256,8 +256,15 @@ class WorkerProcess:
 
 @contextlib.asynccontextmanager
 async def worker_process(
-    address: str, namespace: str, task_queue: str, database_url: str, local: bool, log: Path
+    address: str,
+    namespace: str,
+    task_queue: str,
+    database_url: str,
+    local: bool,
+    log: Path,
+    cprofile: Path | None = None,
 ) -> AsyncIterator[WorkerProcess]:
+    """The worker; under cProfile, dumping its stats to `cprofile` at exit, if given."""
     env = {
         **os.environ,
         "O2C_TEMPORAL_ADDRESS": address,
@@ -267,9 +274,10 @@ async def worker_process(
         "O2C_LOCAL_ACTIVITIES": "true" if local else "false",
     }
     env.pop("O2C_FAULTS", None)  # the bench measures the happy path
+    profiling = ["--cprofile", str(cprofile)] if cprofile is not None else []
     with log.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "o2c_bench.worker",
+            sys.executable, "-m", "o2c_bench.worker", *profiling,
             env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )  # fmt: skip
     worker = WorkerProcess(process, log)

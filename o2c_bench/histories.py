@@ -1,5 +1,6 @@
 """What the bench reads from each order's history once it has finished: its size,
-and when it recorded each status (the latencies are taken from there).
+its billable Actions, when it recorded each status (the latencies are taken from
+there), and whether its `OrderStatus` was current while it waited on the outside world.
 """
 
 from __future__ import annotations
@@ -11,11 +12,25 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History, HistoryEvent
 from temporalio.converter import DataConverter
 
+from o2c_bench.actions import billable_actions
 from o2c_bench.report import HistoryFigures
+from o2c_service import events as order_events
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.search_attributes import ORDER_STATUS
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
+
+WAITS: dict[str, OrderStatus] = {
+    name: status
+    for event, status in (
+        (order_events.SHIPMENT, OrderStatus.BOOKED),
+        (order_events.PAYMENT, OrderStatus.INVOICED),
+    )
+    for name in (event.name, event.signal)
+}
+"""The outside world's messages in a happy-path order (as Update or Signal), and the
+status the order must show while it waits for each: the bench confirms the shipment
+of a Booked order and pays an Invoiced one."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,13 @@ class HistorySize:
     workflow_tasks: int
     activities: int
     local_activities: int
+    actions: int
+    """Billable Actions (`o2c_bench.actions`)."""
+    actions_by_kind: dict[str, int]
+    waits: int
+    """Messages from the outside world (`WAITS`) the order received."""
+    stale_waits: int
+    """Of those, the ones that arrived while `OrderStatus` said something else."""
     reached: dict[OrderStatus, float]
 
     @classmethod
@@ -41,20 +63,42 @@ class HistorySize:
             if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
         ]
         reached: dict[OrderStatus, float] = {}
+        visible: OrderStatus | None = None
+        waits = stale = 0
         for event in events:
+            if (message := outside_message(event)) in WAITS:
+                waits += 1
+                if visible is not WAITS[message]:
+                    stale += 1
             status = upserted_status(event)
+            if status is not None:
+                visible = status
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
                 status = OrderStatus.CLOSED  # the result says so; the bench checks it
             if status is not None:
                 reached.setdefault(status, event.event_time.ToMicroseconds() / 1e6)
+        actions = billable_actions(events)
         return cls(
             events=len(events),
             bytes=History(events=events).ByteSize(),
             workflow_tasks=count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
             activities=count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
             local_activities=markers.count(LOCAL_ACTIVITY_MARKER),
+            actions=actions.total,
+            actions_by_kind=actions.by_kind,
+            waits=waits,
+            stale_waits=stale,
             reached=reached,
         )
+
+
+def outside_message(event: HistoryEvent) -> str | None:
+    """The name of the Update or Signal this event records the arrival of, if any."""
+    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+        return event.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+        return event.workflow_execution_signaled_event_attributes.signal_name
+    return None
 
 
 def upserted_status(event: HistoryEvent) -> OrderStatus | None:
@@ -88,4 +132,11 @@ def history_figures(sizes: list[HistorySize]) -> HistoryFigures:
         workflow_tasks_mean=mean(s.workflow_tasks for s in sizes),
         activities_mean=mean(s.activities for s in sizes),
         local_activities_mean=mean(s.local_activities for s in sizes),
+        actions_mean=mean(s.actions for s in sizes),
+        actions_max=max(s.actions for s in sizes),
+        actions_by_kind={
+            kind: round(sum(s.actions_by_kind.get(kind, 0) for s in sizes) / len(sizes), 2)
+            for kind in sorted({kind for s in sizes for kind in s.actions_by_kind})
+        },
+        status_current=sum(1 for s in sizes if s.waits and not s.stale_waits),
     )

@@ -17,6 +17,8 @@ class BenchOptions:
     sqlite: Path | None = None
     address: str | None = None
     parked: int | None = None
+    profile: Path | None = None
+    """Profile the worker during the orders phase and write the profile here."""
 
     @property
     def floor_count(self) -> int:

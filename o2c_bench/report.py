@@ -1,7 +1,8 @@
 """What `o2c bench` measured: the figures, the targets beside them, the table and the JSON.
 
 The targets are reported, never enforced: a run on a busy laptop is still a
-valid run, and comparing two JSON files says more than one verdict.
+valid run, and comparing two JSON files says more than one verdict. Every ratio
+target is to the floor of the same run (same server, worker and machine).
 """
 
 from __future__ import annotations
@@ -11,18 +12,33 @@ from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from rich.table import Table
+from rich.table import Column, Table
 
-FLOOR_RATIO_TARGET = 0.8
+FLOOR_RATIO_TARGET = 0.5
+WORKER_CPU_RATIO_TARGET = 3.0
+SERVER_CPU_RATIO_TARGET = 2.0
 EVENTS_TARGET = 30
+ACTIONS_TARGET = 10
 BYTES_TARGET = 16 * 1024
 BOOKED_P99_TARGET_MS = 300.0
 BOOKED_TARGET_RATE = 10.0
+PARKED_TARGET_ORDERS = 10_000
+PARK_SECONDS_TARGET = 600.0
+CLOSE_SECONDS_TARGET = 600.0
+PARKED_WORKER_RSS_TARGET = 300 * 1024 * 1024
 
 RATIO = "lifecycle throughput / floor"
+WORKER_CPU = "worker CPU per order / floor's"
+SERVER_CPU = "server CPU per order / floor's"
 EVENTS = "history events per order (max)"
+STATUS_CURRENT = "orders with OrderStatus current at every wait"
+ACTIONS = "billable Actions per order (max)"
 BYTES = "history bytes per order (max)"
 BOOKED_P99 = "create -> Booked p99 (ms)"
+PARK_TIME = "orders parked Invoiced (s)"
+PARKED_RSS = "worker peak RSS, parked run (MB)"
+CLOSE_TIME = "parked orders paid and Closed (s)"
+LOST = "parked orders lost"
 
 
 class Latency(BaseModel):
@@ -96,6 +112,7 @@ class FloorFigures(BaseModel):
     seconds: float
     per_second: float
     events_per_workflow: int
+    actions_per_workflow: int = Field(description="Billable Actions of one floor workflow.")
     cpu: CpuPerItem
 
 
@@ -105,6 +122,12 @@ class LifecycleFigures(BaseModel):
     seconds: float = Field(description="From the first create to the last Closed.")
     per_second: float
     ratio_to_floor: float | None
+    worker_cpu_ratio_to_floor: float | None = Field(
+        description="Worker CPU per order / worker CPU per floor workflow."
+    )
+    server_cpu_ratio_to_floor: float | None = Field(
+        description="Server CPU per order / server CPU per floor workflow."
+    )
     create_to_booked: Latency
     shipment_to_invoiced: Latency
     payment_to_closed: Latency
@@ -125,6 +148,15 @@ class HistoryFigures(BaseModel):
     workflow_tasks_mean: float
     activities_mean: float = Field(description="Normal activities scheduled per order.")
     local_activities_mean: float = Field(description="Local activity markers per order.")
+    actions_mean: float = Field(description="Temporal Cloud billable Actions per order.")
+    actions_max: int
+    actions_by_kind: dict[str, float] = Field(
+        description="Billable Actions per order of each kind (mean), named as in o2c_bench.actions."
+    )
+    status_current: int = Field(
+        description="Orders whose OrderStatus search attribute showed the status they waited "
+        "in (Booked, Invoiced) when the shipment and the payment arrived."
+    )
 
 
 class ProcessMemory(BaseModel):
@@ -146,6 +178,26 @@ class ParkedFigures(BaseModel):
     seconds_to_close: float = Field(description="From the first payment to the last Closed.")
 
 
+class ProfiledFunction(BaseModel):
+    function: str
+    location: str = Field(description="File and first line, as the profiler names them.")
+    own: float = Field(description="Samples (py-spy) or seconds (cProfile) in the function itself.")
+    total: float = Field(description="The same, with the functions it called.")
+    own_pct: float
+    total_pct: float
+
+
+class ProfileFigures(BaseModel):
+    """Where the worker spent its CPU, from `--profile`."""
+
+    tool: Literal["py-spy", "cProfile"]
+    file: str
+    scope: str = Field(description="What was profiled: the orders phase, or the worker's life.")
+    unit: Literal["samples", "seconds"]
+    total: float = Field(description="Samples taken (idle ones left out), or seconds of CPU.")
+    top: list[ProfiledFunction]
+
+
 class Target(BaseModel):
     figure: str
     value: float | None
@@ -155,7 +207,7 @@ class Target(BaseModel):
 
 
 class BenchReport(BaseModel):
-    schema_version: int = 1
+    schema_version: int = 2
     machine: Machine
     run: RunInfo
     floor: FloorFigures | None
@@ -165,10 +217,29 @@ class BenchReport(BaseModel):
     worker: ProcessMemory | None = Field(description="The worker process at the end of the run.")
     server: ProcessMemory | None = Field(description="The dev server, when the bench started it.")
     targets: list[Target]
+    profile: ProfileFigures | None = None
+
+
+def cpu_ratio(orders: float | None, floor: float | None) -> float | None:
+    """CPU per order over CPU per floor workflow, when both were read."""
+    if orders is None or not floor:
+        return None
+    return round(orders / floor, 2)
+
+
+def _at_most(figure: str, value: float | None, limit: float, target: str, note: str = "") -> Target:
+    """A `<=` target; `note` says why this run cannot judge it, unless it already failed."""
+    over = value is not None and value > limit
+    met = None if value is None or (note and not over) else not over
+    return Target(figure=figure, value=value, target=target, met=met, note="" if over else note)
 
 
 def targets(
-    run: RunInfo, lifecycle: LifecycleFigures | None, history: HistoryFigures
+    run: RunInfo,
+    history: HistoryFigures,
+    lifecycle: LifecycleFigures | None = None,
+    parked: ParkedFigures | None = None,
+    worker: ProcessMemory | None = None,
 ) -> list[Target]:
     found: list[Target] = []
     if lifecycle is not None:
@@ -184,23 +255,25 @@ def targets(
                 note=note,
             )
         )
+        for figure, value, limit in (
+            (WORKER_CPU, lifecycle.worker_cpu_ratio_to_floor, WORKER_CPU_RATIO_TARGET),
+            (SERVER_CPU, lifecycle.server_cpu_ratio_to_floor, SERVER_CPU_RATIO_TARGET),
+        ):
+            note = "no floor run" if run.floor == 0 else "not read" if value is None else ""
+            found.append(_at_most(figure, value, limit, f"<= {limit:g}x", note))
+    found.append(_at_most(EVENTS, history.events_max, EVENTS_TARGET, f"<= {EVENTS_TARGET}"))
     found.append(
         Target(
-            figure=EVENTS,
-            value=history.events_max,
-            target=f"<= {EVENTS_TARGET}",
-            met=history.events_max <= EVENTS_TARGET,
+            figure=STATUS_CURRENT,
+            value=history.status_current,
+            target=f"all {history.orders}",
+            met=history.status_current == history.orders,
         )
     )
-    found.append(
-        Target(
-            figure=BYTES,
-            value=history.bytes_max,
-            target=f"<= {BYTES_TARGET // 1024} KB",
-            met=history.bytes_max <= BYTES_TARGET,
-        )
-    )
+    found.append(_at_most(ACTIONS, history.actions_max, ACTIONS_TARGET, f"<= {ACTIONS_TARGET}"))
+    found.append(_at_most(BYTES, history.bytes_max, BYTES_TARGET, f"<= {BYTES_TARGET // 1024} KB"))
     if lifecycle is not None:
+        # All at once, orders queue behind each other: only a paced run can tell.
         p99 = lifecycle.create_to_booked.p99_ms
         paced = run.rate is not None and run.rate >= BOOKED_TARGET_RATE
         found.append(
@@ -209,9 +282,39 @@ def targets(
                 value=p99,
                 target=f"<= {BOOKED_P99_TARGET_MS:.0f} ms at {BOOKED_TARGET_RATE:.0f}/s",
                 met=(p99 <= BOOKED_P99_TARGET_MS) if paced and p99 is not None else None,
-                note="" if paced else "needs --rate 10",
+                note="" if paced else f"needs --rate {BOOKED_TARGET_RATE:.0f}",
             )
         )
+    if parked is not None:
+        # Judged at 10,000 parked orders; a smaller run can only fail them.
+        small = (
+            f"needs --parked {PARKED_TARGET_ORDERS}" if parked.orders < PARKED_TARGET_ORDERS else ""
+        )
+        peak = worker.peak_rss_bytes if worker is not None else None
+        found += [
+            _at_most(
+                PARK_TIME,
+                parked.seconds_to_park,
+                PARK_SECONDS_TARGET,
+                f"<= {PARK_SECONDS_TARGET:.0f} s for {PARKED_TARGET_ORDERS:,}",
+                small,
+            ),
+            _at_most(
+                PARKED_RSS,
+                None if peak is None else round(peak / 1024 / 1024, 1),
+                PARKED_WORKER_RSS_TARGET / 1024 / 1024,
+                f"<= {PARKED_WORKER_RSS_TARGET // 1024 // 1024} MB throughout",
+                small if peak is not None else "not read",
+            ),
+            _at_most(
+                CLOSE_TIME,
+                parked.seconds_to_close,
+                CLOSE_SECONDS_TARGET,
+                f"<= {CLOSE_SECONDS_TARGET:.0f} s after",
+                small,
+            ),
+            _at_most(LOST, parked.orders - parked.closed, 0, "none", small),
+        ]
     return found
 
 
@@ -251,6 +354,16 @@ def _met(target: Target | None) -> str:
     return "[green]yes[/green]" if target.met else "[red]no[/red]"
 
 
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _kinds(by_kind: dict[str, float]) -> str:
+    """`9 activity scheduled, 7 search attribute upsert, ...`, the most first."""
+    ordered = sorted(by_kind.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{count:g} {kind}" for kind, count in ordered) or "-"
+
+
 def report_table(report: BenchReport) -> Table:
     """Each figure, with its target (if it has one) and whether this run met it."""
     run = report.run
@@ -259,11 +372,12 @@ def report_table(report: BenchReport) -> Table:
     kind = "local" if run.local_activities else "normal"
     pacing = f"{run.rate:g} orders/s" if run.rate else f"concurrency {run.concurrency}"
     load = "{:.1f} -> {:.1f}".format(*report.machine.load_average)
+    profiled = f", worker profiled ({report.profile.tool})" if report.profile else ""
     title = (
         f"o2c bench: {mode}, {kind} activities, {pacing}, "
-        f"{report.machine.cores} cores (load {load})"
+        f"{report.machine.cores} cores (load {load}){profiled}"
     )
-    table = Table("figure", "value", "target", "met", title=title)
+    table = Table(Column("figure", no_wrap=True), "value", "target", "met", title=title)
     by_figure = {target.figure: target for target in report.targets}
 
     def row(figure: str, value: str, target_key: str | None = None, end: bool = False) -> None:
@@ -275,7 +389,10 @@ def report_table(report: BenchReport) -> Table:
             "floor workflows/s",
             f"{floor.per_second:.1f} ({floor.workflows} in {floor.seconds:.1f} s)",
         )
-        row("floor history events", str(floor.events_per_workflow))
+        row(
+            "floor history events, Actions",
+            f"{floor.events_per_workflow}, {floor.actions_per_workflow}",
+        )
         row("floor CPU: worker / server / bench", _cpu(floor.cpu), end=True)
     if (lifecycle := report.lifecycle) is not None:
         row(
@@ -283,31 +400,70 @@ def report_table(report: BenchReport) -> Table:
             f"{lifecycle.closed} of {lifecycle.orders} in {lifecycle.seconds:.1f} s",
         )
         row("orders/s", f"{lifecycle.per_second:.1f}")
-        ratio = lifecycle.ratio_to_floor
-        row("orders/s / floor workflows/s", "-" if ratio is None else f"{ratio:.2f}x", RATIO)
+        row("orders/s / floor workflows/s", _ratio(lifecycle.ratio_to_floor), RATIO)
         row("order CPU: worker / server / bench", _cpu(lifecycle.cpu))
+        row("worker CPU/order / floor's", _ratio(lifecycle.worker_cpu_ratio_to_floor), WORKER_CPU)
+        row("server CPU/order / floor's", _ratio(lifecycle.server_cpu_ratio_to_floor), SERVER_CPU)
         queries = f"{lifecycle.status_queries_per_order:.1f}"
         row("bench's status queries/order", queries, end=True)
         row("create -> Booked p50/95/99", _latency(lifecycle.create_to_booked), BOOKED_P99)
         row("shipment -> Invoiced p50/95/99", _latency(lifecycle.shipment_to_invoiced))
         row("payment -> Closed p50/95/99", _latency(lifecycle.payment_to_closed), end=True)
     if (parked := report.parked) is not None:
-        row("orders parked Invoiced", f"{parked.orders} in {parked.seconds_to_park:.1f} s")
+        row(
+            "orders parked Invoiced",
+            f"{parked.orders} in {parked.seconds_to_park:.1f} s",
+            PARK_TIME,
+        )
         row("worker RSS, parked", _memory(parked.worker_parked))
+        row(
+            "worker peak RSS, whole run",
+            _mb(report.worker.peak_rss_bytes if report.worker else None),
+            PARKED_RSS,
+        )
         row("worker RSS per parked order", _kb(parked.worker_bytes_per_order))
         row("dev server RSS, parked", _memory(parked.server_parked))
         row("dev server RSS per parked order", _kb(parked.server_bytes_per_order))
         closed = f"{parked.closed} of {parked.orders} in {parked.seconds_to_close:.1f} s"
-        row("closed after payment", closed, end=True)
+        row("closed after payment", closed, CLOSE_TIME)
+        row("lost (not Closed)", str(parked.orders - parked.closed), LOST, end=True)
     history = report.history
     row(
         "history events/order mean, max", f"{history.events_mean:.1f}, {history.events_max}", EVENTS
     )
+    current = f"{history.status_current} of {history.orders}"
+    row("OrderStatus current at each wait", current, STATUS_CURRENT)
     size = f"{history.bytes_mean / 1024:.1f}, {history.bytes_max / 1024:.1f} KB"
     row("history bytes/order mean, max", size, BYTES)
     row("workflow tasks/order", f"{history.workflow_tasks_mean:.1f}")
     activities = f"{history.activities_mean:.1f}, {history.local_activities_mean:.1f}"
     row("activities/order: normal, local", activities, end=True)
+    actions = f"{history.actions_mean:.1f}, {history.actions_max}"
+    row("billable Actions/order mean, max", actions, ACTIONS)
+    row("Actions/order by kind (mean)", _kinds(history.actions_by_kind), end=True)
     row("worker RSS", _memory(report.worker))
     row("dev server RSS", _memory(report.server))
+    return table
+
+
+def profile_table(report: BenchReport) -> Table | None:
+    """The worker's top functions by own samples (or own time), with `--profile`."""
+    profile = report.profile
+    if profile is None:
+        return None
+    unit = "samples" if profile.unit == "samples" else "s"
+    title = (
+        f"worker profile ({profile.tool}, {profile.scope}): top {len(profile.top)} functions "
+        f"by own {profile.unit}, of {profile.total:g} {unit}; all in {profile.file}"
+    )
+    table = Table("own", "own %", "total", "total %", "function", "where", title=title)
+    for function in profile.top:
+        table.add_row(
+            f"{function.own:g}",
+            f"{function.own_pct:.1f}",
+            f"{function.total:g}",
+            f"{function.total_pct:.1f}",
+            function.function,
+            function.location,
+        )
     return table

@@ -11,7 +11,8 @@ production worker plus the floor workflow), warms both up, then
    is Closed -> orders/s, latencies, history size, CPU and memory;
 
 or, with `--parked N`, parks N orders Invoiced, reads the memory they hold,
-pays them all and counts the orders that closed.
+pays them all and counts the orders that closed. With `--profile FILE` the
+worker is profiled while the orders run (`profile`).
 
 How the bench sees an order reach Booked or Invoiced: one visibility query
 (`WorkflowId IN (...)`, reading the `OrderStatus` search attribute) for every
@@ -25,8 +26,9 @@ not blur them.
 
 This module is the run from start to end (`run`); the rest is beside it: the
 options (`options`), the driving of workflows and orders (`drive`), the status
-board (`status_board`), what histories say (`histories`) and the machine the
-run ran on (`machine`).
+board (`status_board`), what histories say (`histories`) and the Actions they
+bill (`actions`), the profiler (`profile`) and the machine the run ran on
+(`machine`).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
-from o2c_bench.drive import Bench
+from o2c_bench.drive import Bench, Profiler, not_profiled
 from o2c_bench.env import (
     BenchError,
     Server,
@@ -63,7 +65,21 @@ from o2c_bench.env import (
 )
 from o2c_bench.machine import machine
 from o2c_bench.options import BenchOptions
-from o2c_bench.report import BenchReport, LifecycleFigures, ParkedFigures, RunInfo, targets
+from o2c_bench.profile import (
+    Tool,
+    choose_tool,
+    cprofile_figures,
+    py_spy_figures,
+    py_spy_recording,
+)
+from o2c_bench.report import (
+    BenchReport,
+    LifecycleFigures,
+    ParkedFigures,
+    ProfileFigures,
+    RunInfo,
+    targets,
+)
 from o2c_bench.status_board import StatusBoard
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import OrderError
@@ -100,6 +116,12 @@ async def run_bench(options: BenchOptions, console: Console) -> BenchReport:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = os.getloadavg()[0]
     task_queue = f"o2c-bench-{uuid.uuid4().hex[:8]}"
+    tool: Tool | None = None
+    if options.profile is not None:
+        tool, why_not = choose_tool()
+        if why_not:
+            console.print(f"profiling the worker with cProfile, not py-spy: {why_not}")
+    cprofile = options.profile if tool == "cProfile" else None
     with tempfile.TemporaryDirectory(prefix="o2c-bench-") as scratch:
         database_url = f"sqlite:///{Path(scratch) / 'o2c.db'}"
         prepare_database(database_url)
@@ -108,7 +130,7 @@ async def run_bench(options: BenchOptions, console: Console) -> BenchReport:
             temporal_server(settings, options.address, options.sqlite, server_log) as server,
             worker_process(
                 server.address, settings.temporal_namespace, task_queue, database_url,
-                options.local_activities, worker_log,
+                options.local_activities, worker_log, cprofile,
             ) as worker,
             StatusBoard(server.client) as board,
         ):  # fmt: skip
@@ -116,6 +138,10 @@ async def run_bench(options: BenchOptions, console: Console) -> BenchReport:
                 service = OrderService(
                     server.client, task_queue, local_activities=options.local_activities
                 )
+                profiler: Profiler = not_profiled
+                if tool == "py-spy" and options.profile is not None:
+                    output, log = options.profile, Path(scratch) / "py-spy.log"
+                    profiler = lambda: py_spy_recording(worker.pid, output, log)  # noqa: E731
                 bench = Bench(
                     options=options,
                     client=server.client,
@@ -125,10 +151,24 @@ async def run_bench(options: BenchOptions, console: Console) -> BenchReport:
                     server_pid=server.pid,
                     task_queue=task_queue,
                     progress=progress,
+                    profiler=profiler,
                 )
-                return await worker.supervise(
+                report = await worker.supervise(
                     _measure(bench, settings, server, started_at, load_before)
                 )
+    # After the worker has stopped: under cProfile, it writes its stats as it exits.
+    return report.model_copy(update={"profile": _profile(options, tool, report)})
+
+
+def _profile(
+    options: BenchOptions, tool: Tool | None, report: BenchReport
+) -> ProfileFigures | None:
+    if options.profile is None or tool is None:
+        return None
+    if tool == "cProfile":
+        return cprofile_figures(options.profile)
+    scope = "orders phase" if report.parked is None else "parked orders, parking and closing"
+    return py_spy_figures(options.profile).model_copy(update={"scope": scope})
 
 
 async def _measure(
@@ -144,6 +184,7 @@ async def _measure(
         parked, history = await bench.parked(options.parked)
     else:
         lifecycle, history = await bench.orders(options.orders, floor)
+    worker = bench.worker.memory()
     run = RunInfo(
         started_at=started_at,
         mode=server.mode,
@@ -164,9 +205,9 @@ async def _measure(
         lifecycle=lifecycle,
         parked=parked,
         history=history,
-        worker=bench.worker.memory(),
+        worker=worker,
         server=process_memory(server.pid),
-        targets=targets(run, lifecycle, history),
+        targets=targets(run, history, lifecycle, parked, worker),
     )
 
 

@@ -6,12 +6,25 @@ a second small worker for the floor workflow on its own task queue
 (`<O2C_TASK_QUEUE>-floor`), so the order worker is not changed in any way for
 the benchmark. It runs in a process of its own so that its peak memory can be
 read from /proc and its CPU is not shared with the load generator.
+
+`--cprofile FILE` (`o2c bench --profile` where py-spy cannot attach) runs it
+under cProfile, every thread from its start, and dumps the stats to FILE at exit.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import cProfile
 import logging
+import pstats
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from temporalio.worker import Worker
 
@@ -47,8 +60,53 @@ async def main() -> None:
         await worker
 
 
+@contextmanager
+def cprofiled(output: Path) -> Iterator[None]:
+    """cProfile on this thread and on every thread started inside; their stats merged.
+
+    Each thread's profiler counts that thread's CPU time (`time.thread_time`),
+    so a thread waiting for work or I/O adds nothing.
+
+    A profiler hooks only the thread that enables it, and the SDK runs workflow
+    tasks on threads of its own, so each new thread enables one of its own on its
+    first profile event.
+    """
+    profilers: list[cProfile.Profile] = []
+    lock = threading.Lock()
+
+    def enable_here(_frame: FrameType, _event: str, _arg: Any) -> None:
+        profiler = cProfile.Profile(time.thread_time)
+        with lock:
+            profilers.append(profiler)
+        profiler.enable()  # replaces this hook, on this thread
+
+    main = cProfile.Profile(time.thread_time)
+    profilers.append(main)
+    threading.setprofile(enable_here)
+    main.enable()
+    try:
+        yield
+    finally:
+        main.disable()
+        threading.setprofile(None)
+        merged = pstats.Stats()
+        with lock:
+            for profiler in profilers:
+                profiler.create_stats()
+                if profiler.stats:  # empty for a thread that never ran Python
+                    merged.add(profiler)
+        merged.dump_stats(output)
+
+
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m o2c_bench.worker")
+    parser.add_argument("--cprofile", type=Path, help="profile every thread, dump stats here")
+    arguments = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(main())
+    if arguments.cprofile is None:
+        asyncio.run(main())
+    else:
+        with cprofiled(arguments.cprofile):
+            asyncio.run(main())

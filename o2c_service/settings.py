@@ -11,6 +11,7 @@ import shutil
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +82,11 @@ class Settings(BaseSettings):
     the worker is killed, its orders' next tasks wait this long; shorter recovers sooner,
     but a busy worker then replays more orders from their histories."""
 
+    worker_workflow_sandbox: Literal["passthrough", "strict"] = "passthrough"
+    """How the worker sandboxes workflow code (O2C_WORKER_WORKFLOW_SANDBOX). `passthrough`
+    imports the project's modules once for every workflow, instead of once per workflow
+    started or replayed; the sandbox still restricts what workflow code may call, and the
+    replay tests run under `strict`, which re-imports them for each workflow."""
     worker_activity_slots: int | None = Field(default=None, ge=1)
     """Activities one worker runs at once (O2C_WORKER_ACTIVITY_SLOTS); default 100 (the SDK's)."""
 

@@ -106,9 +106,15 @@ def bench(
     parked: Annotated[
         int | None, typer.Option(min=1, help="Park N orders Invoiced, read memory, pay them all.")
     ] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False, help="Profile the worker during the orders; write its stacks here."
+        ),
+    ] = None,
 ) -> None:
     """Measure throughput, latency, history size and memory per order against a floor workflow."""
-    from o2c_bench.report import report_table
+    from o2c_bench.report import profile_table, report_table
     from o2c_bench.run import BenchError, BenchOptions, run
 
     if sqlite is not None and address is not None:
@@ -124,13 +130,17 @@ def bench(
         sqlite=sqlite,
         address=address,
         parked=parked,
+        profile=profile,
     )
     try:
         report = run(options, err)
     except BenchError as error:
         fail(str(error))
     # Piped to a file, rich would wrap at 80 columns.
-    (out if out.is_terminal else Console(width=110)).print(report_table(report))
+    console = out if out.is_terminal else Console(width=110)
+    console.print(report_table(report))
+    if (profiled := profile_table(report)) is not None:
+        console.print(profiled)
     if json_file is not None:
         json_file.write_text(report.model_dump_json(indent=2) + "\n")
         out.print(f"figures written to {json_file}", highlight=False, markup=False)

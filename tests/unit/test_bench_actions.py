@@ -25,8 +25,10 @@ from o2c_bench.actions import (
 )
 
 HISTORIES = Path(__file__).parents[1] / "histories"
+BEFORE = "before-publish-per-wait"
+"""Recorded on the code that upserted every status change (process version 1)."""
 
-# happy.json, 85 events; the ones that bill (every other event is 0):
+# before-publish-per-wait/happy.json, 85 events; the ones that bill (every other event is 0):
 #   1  WorkflowExecutionStarted (OrderStatus, CustomerId set at start: excluded) -> 1
 #   ActivityTaskScheduled 7 validate_customer, 16 ensure_account, 22 open_balance,
 #     28 reserve_stock, 35 request_shipment, 45 confirm_shipment, 53 create_invoice,
@@ -47,7 +49,7 @@ HAPPY = {
     UPDATE_ACCEPTED: 2,
 }
 
-# local-activities.json, 40 events:
+# before-publish-per-wait/local-activities.json, 40 events:
 #   1  WorkflowExecutionStarted                                                  -> 1
 #   MarkerRecorded core_local_activity, grouped by the workflow task that recorded them
 #   (workflowTaskCompletedEventId): 7 8 9 10 12 (task 3), 20 23 (task 17), 33 34 (task 30)
@@ -69,6 +71,24 @@ LOCAL = {
     UPDATE_ACCEPTED: 2,
 }
 
+# local-activities.json (today's code: search attributes published once per wait), 33:
+#   1  WorkflowExecutionStarted                                                  -> 1
+#   MarkerRecorded core_local_activity by workflow task: 7-11 (task 3), 20 22 (task 17),
+#     29 30 (task 26)                                                            -> 3
+#   MarkerRecorded 5 core_patch; 6 sets only TemporalChangeVersion               -> 0
+#   UpsertWorkflowSearchAttributes 12 OrderStatus (Booked), 24 OrderStatus and
+#     PaymentDueDate (Invoiced), 32 OrderStatus and PaymentDueDate (Closed)      -> 3
+#   23 TimerStarted                                                              -> 1
+#   WorkflowExecutionUpdateAccepted 19, 28                                       -> 2
+#   total 1 + 3 + 3 + 1 + 2                                                      = 10
+PUBLISHED_PER_WAIT = {
+    WORKFLOW_STARTED: 1,
+    LOCAL_ACTIVITIES: 3,
+    SEARCH_ATTRIBUTE_UPSERT: 3,
+    TIMER_STARTED: 1,
+    UPDATE_ACCEPTED: 2,
+}
+
 
 def events_of(name: str) -> list[HistoryEvent]:
     path = HISTORIES / f"{name}.json"
@@ -76,17 +96,24 @@ def events_of(name: str) -> list[HistoryEvent]:
 
 
 def test_the_happy_history_bills_20_actions() -> None:
-    counted = billable_actions(events_of("happy"))
+    counted = billable_actions(events_of(f"{BEFORE}/happy"))
 
     assert counted.by_kind == HAPPY
     assert counted.total == 20
 
 
 def test_local_activities_of_one_workflow_task_bill_once_together() -> None:
-    counted = billable_actions(events_of("local-activities"))
+    counted = billable_actions(events_of(f"{BEFORE}/local-activities"))
 
     assert counted.by_kind == LOCAL
     assert counted.total == 14
+
+
+def test_an_order_publishing_once_per_wait_bills_10_actions() -> None:
+    counted = billable_actions(events_of("local-activities"))
+
+    assert counted.by_kind == PUBLISHED_PER_WAIT
+    assert counted.total == 10
 
 
 def test_a_history_proto_counts_as_its_events() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ from o2c_bench.report import CpuPerItem, ProcessMemory
 from o2c_service.dev import _die_with_parent
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
+from o2c_workflows.calls import LocalCalls
 from o2c_workflows.search_attributes import ALL
 
 T = TypeVar("T")
@@ -260,7 +262,7 @@ async def worker_process(
     namespace: str,
     task_queue: str,
     database_url: str,
-    local: bool,
+    local: LocalCalls,
     log: Path,
     cprofile: Path | None = None,
 ) -> AsyncIterator[WorkerProcess]:
@@ -271,7 +273,7 @@ async def worker_process(
         "O2C_TEMPORAL_NAMESPACE": namespace,
         "O2C_TASK_QUEUE": task_queue,
         "O2C_DATABASE_URL": database_url,
-        "O2C_LOCAL_ACTIVITIES": "true" if local else "false",
+        "O2C_LOCAL_ACTIVITIES": json.dumps(local),
     }
     env.pop("O2C_FAULTS", None)  # the bench measures the happy path
     profiling = ["--cprofile", str(cprofile)] if cprofile is not None else []

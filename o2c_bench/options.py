@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from o2c_workflows.calls import LocalCalls
+
 
 @dataclass(frozen=True)
 class BenchOptions:
@@ -13,7 +15,7 @@ class BenchOptions:
     """Floor workflows; None: as many as orders (with --parked: none). 0 skips the floor."""
     concurrency: int = 20
     rate: float | None = None
-    local_activities: bool = False
+    local_activities: LocalCalls = False
     sqlite: Path | None = None
     address: str | None = None
     parked: int | None = None

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from rich.table import Column, Table
 
+from o2c_workflows.calls import LocalCalls
+
 FLOOR_RATIO_TARGET = 0.5
 WORKER_CPU_RATIO_TARGET = 3.0
 SERVER_CPU_RATIO_TARGET = 2.0
@@ -93,7 +95,7 @@ class RunInfo(BaseModel):
     floor: int
     concurrency: int
     rate: float | None = Field(description="Orders started per second; None: all at once.")
-    local_activities: bool
+    local_activities: LocalCalls
     parked: int | None
 
 
@@ -369,7 +371,9 @@ def report_table(report: BenchReport) -> Table:
     run = report.run
     mode = {"memory": "in-memory dev server", "sqlite": f"dev server on {run.sqlite}",
             "address": f"server at {run.address}"}[run.mode]  # fmt: skip
-    kind = "local" if run.local_activities else "normal"
+    local = run.local_activities
+    kind = {True: "local", False: "normal"}.get(local) if isinstance(local, bool) else None
+    kind = kind or f"local for {', '.join(local) if isinstance(local, list) else ''}"
     pacing = f"{run.rate:g} orders/s" if run.rate else f"concurrency {run.concurrency}"
     load = "{:.1f} -> {:.1f}".format(*report.machine.load_average)
     profiled = f", worker profiled ({report.profile.tool})" if report.profile else ""

@@ -46,6 +46,7 @@ from o2c_service.outcomes import (
     TemporalUnavailable,
 )
 from o2c_workflows import presentation
+from o2c_workflows.calls import LocalCalls
 from o2c_workflows.dunning import DunningPolicy
 from o2c_workflows.messages import CancelRequest, SupportAction
 from o2c_workflows.models import Identifier, OrderRequest, OrderStatus
@@ -113,7 +114,7 @@ class OrderService(CreditRefunds):
         task_queue: str,
         dunning: DunningPolicy | None = None,
         clock: Clock | None = None,
-        local_activities: bool = False,
+        local_activities: LocalCalls = False,
         *,
         accept_wait: timedelta = ACCEPT_WAIT,
         event_wait: timedelta = EVENT_WAIT,

@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from o2c_workflows import rejections
+from o2c_workflows.calls import LocalCalls
 from o2c_workflows.order.base import WORKFLOW_NAME
 from o2c_workflows.order.workflow import OrderWorkflow
 
@@ -99,7 +100,7 @@ class TemporalCalls:
         client: Client,
         task_queue: str,
         *,
-        local_activities: bool = False,
+        local_activities: LocalCalls = False,
         task_timeout: timedelta | None = None,
     ) -> None:
         """`task_timeout` is each started workflow's task timeout (None: Temporal's 10 s)."""

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from adapters.payments.models import RefundPayment
     from o2c_domain.money import Amount, CurrencyCode, PlainAmount, at_currency_scale
     from o2c_workflows import calls
+    from o2c_workflows.calls import LocalCalls
     from o2c_workflows.failure_policy import ACTIVITY_FAILURES, StepFailure
     from o2c_workflows.keys import RefundKeys
     from o2c_workflows.models import Identifier, ShortText, Strict
@@ -80,8 +81,10 @@ class CreditRefundRequest(Strict):
 
 class CreditRefundInput(BaseModel):
     request: CreditRefundRequest
-    local_activities: bool = Field(
-        default=False, description="Run the adapter calls as local activities (fewer events)."
+    local_activities: LocalCalls = Field(
+        default=False,
+        description="Run the adapter calls as local activities (fewer events): all, none, "
+        "or those of the systems listed.",
     )
 
 

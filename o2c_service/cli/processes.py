@@ -18,6 +18,7 @@ from o2c_service.cli.common import (
     out,
 )
 from o2c_service.settings import Settings
+from o2c_workflows.calls import LocalCalls
 
 
 def _logging() -> None:
@@ -119,14 +120,15 @@ def bench(
 
     if sqlite is not None and address is not None:
         fail("--sqlite starts a dev server on that file; --address uses another server: not both")
-    if local_activities is None:
-        local_activities = Settings().local_activities
+    local: LocalCalls = (
+        Settings().local_activities if local_activities is None else local_activities
+    )
     options = BenchOptions(
         orders=orders,
         floor=floor,
         concurrency=concurrency,
         rate=rate,
-        local_activities=local_activities,
+        local_activities=local,
         sqlite=sqlite,
         address=address,
         parked=parked,

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeUpdate
 
+from o2c_workflows.calls import LocalCalls
 from o2c_workflows.dunning import DunningPolicy
 from o2c_workflows.keys import OrderKeys
 from o2c_workflows.models import OrderRequest, OrderStatus
@@ -46,8 +47,10 @@ class OrderInput(BaseModel):
     carried: OrderState | None = Field(
         default=None, description="The state of the previous run, when continuing as new."
     )
-    local_activities: bool = Field(
-        default=False, description="Run the adapter calls as local activities (fewer events)."
+    local_activities: LocalCalls = Field(
+        default=False,
+        description="Run the adapter calls as local activities (fewer events): all, none, "
+        "or those of the systems listed.",
     )
 
 
@@ -95,7 +98,7 @@ class OrderBase:
 
     _state: OrderState
     _dunning: DunningPolicy
-    _local_activities: bool
+    _local_activities: LocalCalls
     _in_flight: InFlight
     _lifecycle: asyncio.Task[None] | None
     _cancelled_in_temporal: bool

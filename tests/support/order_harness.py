@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 from o2c_service import events as order_events
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import EventRejected, TemporalUnavailable
+from o2c_workflows.calls import LocalCalls
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
@@ -88,7 +89,7 @@ class Harness:
         env: WorkflowEnvironment,
         task_queue: str,
         stubs: StubActivities,
-        local_activities: bool = False,
+        local_activities: LocalCalls = False,
     ) -> None:
         self.env = env
         self.client: Client = env.client
@@ -130,7 +131,7 @@ def stubs() -> StubActivities:
 
 @asynccontextmanager
 async def running_harness(
-    env: WorkflowEnvironment, stubs: StubActivities, *, local_activities: bool
+    env: WorkflowEnvironment, stubs: StubActivities, *, local_activities: LocalCalls
 ) -> AsyncIterator[Harness]:
     task_queue = f"orders-{uuid.uuid4()}"
     async with Worker(
@@ -145,7 +146,7 @@ async def running_harness(
 async def harness(
     time_skipping_env: WorkflowEnvironment, stubs: StubActivities
 ) -> AsyncIterator[Harness]:
-    """Orders whose adapter calls are normal activities (the default)."""
+    """Orders whose adapter calls are normal activities."""
     async with running_harness(time_skipping_env, stubs, local_activities=False) as harness:
         yield harness
 
@@ -154,6 +155,6 @@ async def harness(
 async def local_harness(
     time_skipping_env: WorkflowEnvironment, stubs: StubActivities
 ) -> AsyncIterator[Harness]:
-    """Orders started with `local_activities=True` (the benchmark's cheaper mode)."""
+    """Orders started with `local_activities=True` (the default for embedded adapters)."""
     async with running_harness(time_skipping_env, stubs, local_activities=True) as harness:
         yield harness

@@ -12,6 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
 
 from o2c_domain.lines import SkuQuantity
 from o2c_service import events as order_events
@@ -19,8 +20,16 @@ from o2c_workflows.messages import CancelRequest, ShipmentConfirmed, SupportActi
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.state import CompensationStatus
 from tests.support.history import status_transitions, wait_for_status
-from tests.support.order_harness import LIFECYCLE, SHIPMENT, TOTAL, Harness, make_order, payment
-from tests.support.stub_activities import business_error
+from tests.support.order_harness import (
+    LIFECYCLE,
+    SHIPMENT,
+    TOTAL,
+    Harness,
+    make_order,
+    payment,
+    running_harness,
+)
+from tests.support.stub_activities import StubActivities, business_error
 
 
 async def test_the_lifecycle_runs_on_local_activities(local_harness: Harness) -> None:
@@ -34,6 +43,37 @@ async def test_the_lifecycle_runs_on_local_activities(local_harness: Harness) ->
     kinds = {event.event_type async for event in handle.fetch_history_events()}
     assert EventType.EVENT_TYPE_MARKER_RECORDED in kinds
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds
+
+
+async def test_only_the_listed_systems_run_local(
+    time_skipping_env: WorkflowEnvironment, stubs: StubActivities
+) -> None:
+    """`O2C_LOCAL_ACTIVITIES='["crm", "billing"]'`: a remote logistics or payments system
+    keeps normal activities (a task queue, rate limits) while the embedded ones run local."""
+    async with running_harness(
+        time_skipping_env, stubs, local_activities=["crm", "billing"]
+    ) as harness:
+        handle = await harness.booked()
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+        await wait_for_status(handle, OrderStatus.INVOICED)
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
+        assert (await handle.result()).status is OrderStatus.CLOSED
+        events = [event async for event in handle.fetch_history_events()]
+
+    scheduled = {
+        event.activity_task_scheduled_event_attributes.activity_type.name.partition(".")[0]
+        for event in events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    assert scheduled == {"logistics", "payments"}
+    local_markers = [
+        event
+        for event in events
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    # validate_customer, ensure_billing_account, open_balance, create_invoice, apply_payment
+    assert len(local_markers) == 5
 
 
 async def test_a_business_error_parks_and_retry_resumes(local_harness: Harness) -> None:

@@ -271,9 +271,13 @@ async def test_an_event_still_being_applied_is_202_and_shows_on_the_order(stack:
         rules=[FaultRule(system="payments", operation="record_payment", latency_ms=3000)]
     )
     activities = local_activities(stack.adapters, slow)
+    # Normal activities: a local one holds the workflow task, so the order accepts the
+    # payment only once it is recorded, and accepted and applied arrive together.
     async with (
         build_worker(stack.env.client, task_queue, activities),
-        api_on(stack, task_queue=task_queue, event_wait_seconds=0.5) as http,
+        api_on(
+            stack, task_queue=task_queue, event_wait_seconds=0.5, local_activities=False
+        ) as http,
     ):
         order_id = await booked_order(http)
         payment = {"payment_id": f"PAY-{uuid.uuid4().hex[:8]}", "amount": "5.00",

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from o2c_service.orders import OrderService
 from o2c_workflows.models import OrderStatus
 from tests.support.recovery import recovery_after_kill
 from tests.support.resilience_batch import (
     Batch,
     assert_each_order_done_once,
     batch_orders,
+    service_for,
     with_line,
 )
 from tests.support.resilience_processes import Processes, activity_running, completed_attempts
@@ -99,7 +99,7 @@ async def test_a_worker_killed_mid_batch_is_replaced_and_every_order_closes(
     # Reserving the slow order hangs for longer than the activity's start-to-close
     # timeout, so the kill certainly finds that activity under way.
     doomed = processes.start_worker(faults=slow_reservations(60_000))
-    batch = Batch(OrderService(client, processes.settings.task_queue), processes)
+    batch = Batch(service_for(client, processes), processes)
     orders = batch_orders(BATCH_SIZE)
     caught = orders[FIRST_WAVE - 1] = with_line(orders[FIRST_WAVE - 1], SLOW_SKU)
 
@@ -127,7 +127,7 @@ async def test_the_server_restarted_mid_batch_and_every_order_closes(
     # The slow order's reservation is made while the server is down, so its answer
     # cannot be reported then.
     processes.start_worker(faults=slow_reservations(5_000))
-    batch = Batch(OrderService(client, processes.settings.task_queue), processes)
+    batch = Batch(service_for(client, processes), processes)
     orders = batch_orders(BATCH_SIZE)
     caught = orders[FIRST_WAVE - 1] = with_line(orders[FIRST_WAVE - 1], SLOW_SKU)
 
@@ -160,7 +160,7 @@ async def test_every_system_flaky_and_unsure_and_every_order_closes_once(
 ) -> None:
     client = await processes.start_server()
     worker = processes.start_worker(faults=FLAKY_SYSTEMS)
-    batch = Batch(OrderService(client, processes.settings.task_queue), processes)
+    batch = Batch(service_for(client, processes), processes)
     orders = batch_orders(BATCH_SIZE)
 
     batch.start(orders)

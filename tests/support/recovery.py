@@ -39,7 +39,13 @@ from o2c_service.outcomes import OrderError
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
-from tests.support.resilience_batch import CARRIER, batch_orders, payment_id, tracking_number
+from tests.support.resilience_batch import (
+    CARRIER,
+    batch_orders,
+    payment_id,
+    service_for,
+    tracking_number,
+)
 from tests.support.resilience_processes import Processes
 
 SDK_DEFAULTS = {
@@ -193,7 +199,7 @@ async def recovery_after_kill(
     """Park `count` orders, SIGKILL the worker, pay every order while none runs, start
     another worker (with `worker_settings`), and measure until every order is served."""
     client = await processes.start_server()
-    service = OrderService(client, processes.settings.task_queue)
+    service = service_for(client, processes)
     first = processes.start_worker(settings=worker_settings)
     await processes.wait_until_polling(first)
     orders = batch_orders(count)

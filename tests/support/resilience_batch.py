@@ -229,6 +229,13 @@ class Batch:
 # --- outcomes -------------------------------------------------------------------------------
 
 
+def service_for(client: Client, processes: Processes) -> OrderService:
+    """The order service as the API builds it from the processes' settings (so orders
+    run in the default mode: the embedded adapters' calls as local activities)."""
+    settings = processes.settings
+    return OrderService(client, settings.task_queue, local_activities=settings.local_activities)
+
+
 async def assert_each_order_done_once(
     client: Client, settings: Settings, orders: list[OrderRequest]
 ) -> None:

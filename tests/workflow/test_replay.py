@@ -20,6 +20,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from o2c_service.temporal import workflow_runner
 from o2c_workflows import credit_refund
 from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order.base import WORKFLOW_NAME as ORDER_WORKFLOW
@@ -74,6 +75,13 @@ def test_the_corpus_covers_both_workflows() -> None:
 async def test_a_recorded_history_replays_without_nondeterminism(path: Path) -> None:
     history = load(path)
     workflow = WORKFLOWS[workflow_type(history)]
-    replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter)
+    # The SDK's strict sandbox, whatever the worker runs with: it re-imports the workflow's
+    # modules for each replay and restricts what they call, so a non-deterministic
+    # change fails here.
+    replayer = Replayer(
+        workflows=[workflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner("strict"),
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

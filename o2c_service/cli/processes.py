@@ -115,8 +115,8 @@ def bench(
     ] = None,
 ) -> None:
     """Measure throughput, latency, history size and memory per order against a floor workflow."""
-    from o2c_bench.report import profile_table, report_table
     from o2c_bench.run import BenchError, BenchOptions, run
+    from o2c_bench.table import profile_table, report_table
 
     if sqlite is not None and address is not None:
         fail("--sqlite starts a dev server on that file; --address uses another server: not both")

@@ -1,0 +1,178 @@
+"""`o2c bench`'s output for people: every figure beside its target, and the profile."""
+
+from __future__ import annotations
+
+from rich.table import Column, Table
+
+from o2c_bench.report import (
+    ACTIONS,
+    BOOKED_P99,
+    BYTES,
+    CLOSE_TIME,
+    EVENTS,
+    LOST,
+    PARK_TIME,
+    PARKED_RSS,
+    RATIO,
+    SERVER_CPU,
+    STATUS_CURRENT,
+    WORKER_CPU,
+    BenchReport,
+    CpuPerItem,
+    Latency,
+    ProcessMemory,
+    Target,
+)
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1024 / 1024:.1f} MB"
+
+
+def _kb(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1024:.1f} KB"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _cpu(cpu: CpuPerItem) -> str:
+    return " / ".join(_ms(value) for value in (cpu.worker_ms, cpu.server_ms, cpu.bench_ms)) + " ms"
+
+
+def _latency(latency: Latency) -> str:
+    return (
+        " / ".join(_ms(value) for value in (latency.p50_ms, latency.p95_ms, latency.p99_ms)) + " ms"
+    )
+
+
+def _memory(memory: ProcessMemory | None) -> str:
+    if memory is None:
+        return "-"
+    return f"{_mb(memory.rss_bytes)} ({_mb(memory.peak_rss_bytes)} peak)"
+
+
+def _met(target: Target | None) -> str:
+    if target is None:
+        return ""
+    if target.met is None:
+        return target.note or "-"
+    return "[green]yes[/green]" if target.met else "[red]no[/red]"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _kinds(by_kind: dict[str, float]) -> str:
+    """`9 activity scheduled, 7 search attribute upsert, ...`, the most first."""
+    ordered = sorted(by_kind.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{count:g} {kind}" for kind, count in ordered) or "-"
+
+
+def report_table(report: BenchReport) -> Table:
+    """Each figure, with its target (if it has one) and whether this run met it."""
+    run = report.run
+    mode = {"memory": "in-memory dev server", "sqlite": f"dev server on {run.sqlite}",
+            "address": f"server at {run.address}"}[run.mode]  # fmt: skip
+    local = run.local_activities
+    kind = {True: "local", False: "normal"}.get(local) if isinstance(local, bool) else None
+    kind = kind or f"local for {', '.join(local) if isinstance(local, list) else ''}"
+    pacing = f"{run.rate:g} orders/s" if run.rate else f"concurrency {run.concurrency}"
+    load = "{:.1f} -> {:.1f}".format(*report.machine.load_average)
+    profiled = f", worker profiled ({report.profile.tool})" if report.profile else ""
+    title = (
+        f"o2c bench: {mode}, {kind} activities, {pacing}, "
+        f"{report.machine.cores} cores (load {load}){profiled}"
+    )
+    table = Table(Column("figure", no_wrap=True), "value", "target", "met", title=title)
+    by_figure = {target.figure: target for target in report.targets}
+
+    def row(figure: str, value: str, target_key: str | None = None, end: bool = False) -> None:
+        target = by_figure.get(target_key) if target_key else None
+        table.add_row(figure, value, target.target if target else "", _met(target), end_section=end)
+
+    if (floor := report.floor) is not None:
+        row(
+            "floor workflows/s",
+            f"{floor.per_second:.1f} ({floor.workflows} in {floor.seconds:.1f} s)",
+        )
+        row(
+            "floor history events, Actions",
+            f"{floor.events_per_workflow}, {floor.actions_per_workflow}",
+        )
+        row("floor CPU: worker / server / bench", _cpu(floor.cpu), end=True)
+    if (lifecycle := report.lifecycle) is not None:
+        row(
+            "orders closed",
+            f"{lifecycle.closed} of {lifecycle.orders} in {lifecycle.seconds:.1f} s",
+        )
+        row("orders/s", f"{lifecycle.per_second:.1f}")
+        row("orders/s / floor workflows/s", _ratio(lifecycle.ratio_to_floor), RATIO)
+        row("order CPU: worker / server / bench", _cpu(lifecycle.cpu))
+        row("worker CPU/order / floor's", _ratio(lifecycle.worker_cpu_ratio_to_floor), WORKER_CPU)
+        row("server CPU/order / floor's", _ratio(lifecycle.server_cpu_ratio_to_floor), SERVER_CPU)
+        queries = f"{lifecycle.status_queries_per_order:.1f}"
+        row("bench's status queries/order", queries, end=True)
+        row("create -> Booked p50/95/99", _latency(lifecycle.create_to_booked), BOOKED_P99)
+        row("shipment -> Invoiced p50/95/99", _latency(lifecycle.shipment_to_invoiced))
+        row("payment -> Closed p50/95/99", _latency(lifecycle.payment_to_closed), end=True)
+    if (parked := report.parked) is not None:
+        row(
+            "orders parked Invoiced",
+            f"{parked.orders} in {parked.seconds_to_park:.1f} s",
+            PARK_TIME,
+        )
+        row("worker RSS, parked", _memory(parked.worker_parked))
+        row(
+            "worker peak RSS, whole run",
+            _mb(report.worker.peak_rss_bytes if report.worker else None),
+            PARKED_RSS,
+        )
+        row("worker RSS per parked order", _kb(parked.worker_bytes_per_order))
+        row("dev server RSS, parked", _memory(parked.server_parked))
+        row("dev server RSS per parked order", _kb(parked.server_bytes_per_order))
+        closed = f"{parked.closed} of {parked.orders} in {parked.seconds_to_close:.1f} s"
+        row("closed after payment", closed, CLOSE_TIME)
+        row("lost (not Closed)", str(parked.orders - parked.closed), LOST, end=True)
+    history = report.history
+    row(
+        "history events/order mean, max", f"{history.events_mean:.1f}, {history.events_max}", EVENTS
+    )
+    current = f"{history.status_current} of {history.orders}"
+    row("OrderStatus current at each wait", current, STATUS_CURRENT)
+    size = f"{history.bytes_mean / 1024:.1f}, {history.bytes_max / 1024:.1f} KB"
+    row("history bytes/order mean, max", size, BYTES)
+    row("workflow tasks/order", f"{history.workflow_tasks_mean:.1f}")
+    activities = f"{history.activities_mean:.1f}, {history.local_activities_mean:.1f}"
+    row("activities/order: normal, local", activities, end=True)
+    actions = f"{history.actions_mean:.1f}, {history.actions_max}"
+    row("billable Actions/order mean, max", actions, ACTIONS)
+    row("Actions/order by kind (mean)", _kinds(history.actions_by_kind), end=True)
+    row("worker RSS", _memory(report.worker))
+    row("dev server RSS", _memory(report.server))
+    return table
+
+
+def profile_table(report: BenchReport) -> Table | None:
+    """The worker's top functions by own samples (or own time), with `--profile`."""
+    profile = report.profile
+    if profile is None:
+        return None
+    unit = "samples" if profile.unit == "samples" else "s"
+    title = (
+        f"worker profile ({profile.tool}, {profile.scope}): top {len(profile.top)} functions "
+        f"by own {profile.unit}, of {profile.total:g} {unit}; all in {profile.file}"
+    )
+    table = Table("own", "own %", "total", "total %", "function", "where", title=title)
+    for function in profile.top:
+        table.add_row(
+            f"{function.own:g}",
+            f"{function.own_pct:.1f}",
+            f"{function.total:g}",
+            f"{function.total_pct:.1f}",
+            function.function,
+            function.location,
+        )
+    return table

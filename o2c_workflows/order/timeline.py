@@ -1,6 +1,7 @@
 """Where the order stands and how it shows: status, timeline, search attributes and the
-Temporal UI's current details. Every status change upserts `OrderStatus`, so the
-history says exactly which statuses the order went through.
+Temporal UI's current details. The timeline holds every status the order went
+through; the search attributes are upserted once per wait on the outside world
+(process version 2), or at every change (orders begun on earlier code).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """`Bench`: drives the workflows of one run. The floor workflows, each order from
 create to Closed with the outside world answering as soon as it can, the orders
-parked Invoiced; it times them and reads their histories.
+parked Invoiced; it times them and reads their histories. However many worker
+processes take the orders, it drives them the same way: they share one task queue.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -19,7 +20,7 @@ from rich.progress import Progress, TaskID
 from temporalio.client import Client
 
 from o2c_bench.actions import billable_actions
-from o2c_bench.env import BENCH_CUSTOMER, BenchError, CpuSample, WorkerProcess, process_memory
+from o2c_bench.env import BENCH_CUSTOMER, BenchError, CpuSample, Workers, process_memory
 from o2c_bench.floor import FloorWorkflow, floor_task_queue
 from o2c_bench.histories import HistorySize, history_figures
 from o2c_bench.options import BenchOptions
@@ -43,6 +44,8 @@ from o2c_workflows.state import OrderSummary
 BENCH_SKU = "SKU-WIDGET"
 UNIT_PRICE = Decimal("1.00")
 HISTORY_READERS = 20
+WARM_UP_ROUNDS = 5
+"""With several workers: rounds of one warm-up order per worker, until each has run one."""
 
 
 @dataclass
@@ -70,7 +73,7 @@ class Bench:
     client: Client
     service: OrderService
     board: StatusBoard
-    worker: WorkerProcess
+    workers: Workers
     server_pid: int | None
     task_queue: str
     progress: Progress
@@ -79,7 +82,7 @@ class Bench:
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def cpu(self) -> CpuSample:
-        return CpuSample.now(self.worker.pid, self.server_pid)
+        return CpuSample.now(self.workers.pids, self.server_pid)
 
     def order(self, name: str) -> OrderRequest:
         return OrderRequest(
@@ -200,10 +203,29 @@ class Bench:
         return run
 
     async def warm_up(self) -> None:
-        """One floor workflow and one order first: worker start-up and imports are not measured."""
+        """One floor workflow and one order first: worker start-up and imports are not measured.
+
+        With several worker processes, one order per worker at once, in rounds, until
+        each has started a workflow task of one (the histories say which did): the
+        task queue, not the bench, chooses the worker. At most `WARM_UP_ROUNDS`.
+        """
         task = self.progress.add_task("warming up", total=None)
         await self.floor_workflow("warm-up")
-        await self.lifecycle(self.order("warm-up"))
+        processes = self.workers.processes
+        cold = {worker.identity for worker in processes}
+        for round_ in range(WARM_UP_ROUNDS):
+            names = [f"warm-up-{round_}-{index}" for index in range(len(processes))]
+            orders = [self.order(name) for name in names]
+            async with asyncio.TaskGroup() as group:
+                for order in orders:
+                    group.create_task(self.lifecycle(order))
+            if len(processes) == 1:
+                break
+            sizes = await self.histories([order.order_id for order in orders], label=None)
+            for size in sizes.values():
+                cold -= size.workflow_tasks_by_worker.keys()
+            if not cold:
+                break
         self.progress.remove_task(task)
 
     # -- the phases ----------------------------------------------------------------
@@ -253,7 +275,7 @@ class Bench:
 
     async def parked(self, count: int) -> tuple[ParkedFigures, HistoryFigures]:
         """Park `count` orders Invoiced, read what they hold, then pay them all and count Closed."""
-        worker_before, server_before = self.worker.memory(), process_memory(self.server_pid)
+        workers_before, server_before = self.workers.memory(), process_memory(self.server_pid)
         parking = self.progress.add_task("orders parked Invoiced", total=count)
         orders = [self.order(f"parked-{index}") for index in range(count)]
         runs = [OrderRun(order.order_id) for order in orders]
@@ -273,7 +295,8 @@ class Bench:
             start = time.perf_counter()
             await self.launch(count, park)
             seconds_to_park = time.perf_counter() - start
-            worker_parked, server_parked = self.worker.memory(), process_memory(self.server_pid)
+            workers_parked = self.workers.memory()
+            server_parked = process_memory(self.server_pid)
             self.progress.update(closing, visible=True)
             start = time.perf_counter()
             await self.launch(count, close)
@@ -282,20 +305,22 @@ class Bench:
         parked = ParkedFigures(
             orders=count,
             seconds_to_park=round(seconds_to_park, 3),
-            worker_before=worker_before,
-            worker_parked=worker_parked,
-            worker_bytes_per_order=_growth(worker_before, worker_parked, count),
+            workers_before=workers_before,
+            workers_parked=workers_parked,
+            worker_bytes_per_order=_growth(workers_before, workers_parked, count),
             server_before=server_before,
             server_parked=server_parked,
-            server_bytes_per_order=_growth(server_before, server_parked, count),
+            server_bytes_per_order=_growth([server_before], [server_parked], count),
             closed=sum(1 for summary in summaries if summary.status is OrderStatus.CLOSED),
             seconds_to_close=round(seconds_to_close, 3),
         )
         return parked, history_figures(list(sizes.values()))
 
-    async def histories(self, order_ids: list[str]) -> dict[str, HistorySize]:
-        """Each order's real history, read once it has finished."""
-        task = self.progress.add_task("reading histories", total=len(order_ids))
+    async def histories(
+        self, order_ids: list[str], label: str | None = "reading histories"
+    ) -> dict[str, HistorySize]:
+        """Each order's real history, read once it has finished (shown as `label`, if any)."""
+        task = self.progress.add_task(label or "", total=len(order_ids), visible=bool(label))
         limit = asyncio.Semaphore(HISTORY_READERS)
         sizes: dict[str, HistorySize] = {}
 
@@ -311,8 +336,24 @@ class Bench:
         return sizes
 
 
-def _growth(before: ProcessMemory | None, after: ProcessMemory | None, count: int) -> float | None:
-    """Resident memory gained per order between two readings."""
-    if before is None or after is None or before.rss_bytes is None or after.rss_bytes is None:
+def _growth(
+    before: Sequence[ProcessMemory | None], after: Sequence[ProcessMemory | None], count: int
+) -> float | None:
+    """Resident memory gained per order between two readings of the same processes, summed."""
+    then, now = _rss(before), _rss(after)
+    same = [memory and memory.pid for memory in before] == [
+        memory and memory.pid for memory in after
+    ]
+    if then is None or now is None or not same:
         return None
-    return round((after.rss_bytes - before.rss_bytes) / count, 1)
+    return round((now - then) / count, 1)
+
+
+def _rss(readings: Sequence[ProcessMemory | None]) -> int | None:
+    """The processes' resident memory, summed; None if one was not read."""
+    total = 0
+    for memory in readings:
+        if memory is None or memory.rss_bytes is None:
+            return None
+        total += memory.rss_bytes
+    return total if readings else None

@@ -1,9 +1,11 @@
-"""What `o2c bench` runs and reads: the Temporal server, the worker process, /proc.
+"""What `o2c bench` runs and reads: the Temporal server, the worker processes, /proc.
 
-The worker runs in a process of its own (`python -m o2c_bench.worker`)
+Each worker runs in a process of its own (`python -m o2c_bench.worker`)
 so that its memory and CPU time can be read from /proc apart from the load
 generator's; a dev server started by the bench is a child of this process,
-found (and read) the same way.
+found (and read) the same way. `--workers N` starts N of them on the same task
+queue and the same local-systems database; only the first runs the floor's
+worker, and only the first is profiled.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -90,13 +93,25 @@ def cpu_seconds(pid: int | None) -> float | None:
 
 @dataclass(frozen=True)
 class CpuSample:
-    worker: float | None
+    workers: tuple[float | None, ...]
+    """Each worker process's CPU seconds so far, in the order they started."""
     server: float | None
     bench: float
 
     @classmethod
-    def now(cls, worker_pid: int, server_pid: int | None) -> CpuSample:
-        return cls(cpu_seconds(worker_pid), cpu_seconds(server_pid), time.process_time())
+    def now(cls, worker_pids: Sequence[int], server_pid: int | None) -> CpuSample:
+        return cls(
+            tuple(cpu_seconds(pid) for pid in worker_pids),
+            cpu_seconds(server_pid),
+            time.process_time(),
+        )
+
+    @property
+    def worker(self) -> float | None:
+        """The worker processes' CPU seconds, summed; None if one could not be read."""
+        if not self.workers or any(seconds is None for seconds in self.workers):
+            return None
+        return sum(seconds for seconds in self.workers if seconds is not None)
 
     def per_item(self, since: CpuSample, items: int) -> CpuPerItem:
         def ms(now: float | None, then: float | None) -> float | None:
@@ -106,6 +121,9 @@ class CpuSample:
 
         return CpuPerItem(
             worker_ms=ms(self.worker, since.worker),
+            worker_ms_each=[
+                ms(now, then) for now, then in zip(self.workers, since.workers, strict=True)
+            ],
             server_ms=ms(self.server, since.server),
             bench_ms=ms(self.bench, since.bench),
         )
@@ -218,55 +236,120 @@ def prepare_database(database_url: str) -> None:
 class WorkerProcess:
     """`python -m o2c_bench.worker` in a process of its own, watched while it runs."""
 
-    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        log: Path,
+        floor: bool = True,
+    ) -> None:
         self.process = process
         self.log = log
-        self._exited = asyncio.ensure_future(process.wait())
+        self.floor = floor
+        self.exited = asyncio.ensure_future(process.wait())
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def identity(self) -> str:
+        """How its workers name themselves to Temporal: the SDK's default, `pid@host`."""
+        return f"{self.pid}@{socket.gethostname()}"
+
     def memory(self) -> ProcessMemory | None:
         return process_memory(self.pid)
-
-    async def supervise(self, work: Awaitable[T]) -> T:
-        """`work`, unless the worker dies first: then fail at once with the worker's log."""
-        task = asyncio.ensure_future(work)
-        await asyncio.wait({task, self._exited}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        raise BenchError(
-            f"the worker exited with code {self.process.returncode}; "
-            f"the end of its log:\n{tail(self.log)}"
-        )
 
     async def stop(self) -> None:
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(asyncio.shield(self._exited), WORKER_STOP_TIMEOUT)
+                await asyncio.wait_for(asyncio.shield(self.exited), WORKER_STOP_TIMEOUT)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     self.process.kill()
-        await self._exited
+        await self.exited
+
+
+@dataclass
+class Workers:
+    """The worker processes of one run, in the order they started: the first also runs
+    the floor's worker, and is the one profiled."""
+
+    processes: list[WorkerProcess]
+
+    @property
+    def first(self) -> WorkerProcess:
+        return self.processes[0]
+
+    @property
+    def pids(self) -> list[int]:
+        return [worker.pid for worker in self.processes]
+
+    def memory(self) -> list[ProcessMemory]:
+        """Each worker's memory now (those that could be read)."""
+        return [memory for worker in self.processes if (memory := worker.memory()) is not None]
+
+    async def supervise(self, work: Awaitable[T]) -> T:
+        """`work`, unless a worker dies first: then fail at once with that worker's log."""
+        task = asyncio.ensure_future(work)
+        exits = {worker.exited: worker for worker in self.processes}
+        await asyncio.wait({task, *exits}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        dead = next(worker for exited, worker in exits.items() if exited.done())
+        which = f"worker {self.processes.index(dead) + 1} of {len(self.processes)}"
+        raise BenchError(
+            f"{which if len(self.processes) > 1 else 'the worker'} (pid {dead.pid}) exited with "
+            f"code {dead.process.returncode}; the end of its log:\n{tail(dead.log)}"
+        )
 
 
 @contextlib.asynccontextmanager
-async def worker_process(
+async def worker_processes(
+    count: int,
+    address: str,
+    namespace: str,
+    task_queue: str,
+    database_url: str,
+    local: LocalCalls,
+    logs: Path,
+    cprofile: Path | None = None,
+) -> AsyncIterator[Workers]:
+    """`count` workers on one task queue and one database, each logging to `logs/worker-<i>.log`.
+
+    The first also runs the floor's worker and, if `cprofile` is given, runs under
+    cProfile, dumping its stats there at exit; the others run the order worker only.
+    """
+    workers = Workers([])
+    try:
+        for index in range(count):
+            first = index == 0
+            workers.processes.append(
+                await _start_worker(
+                    address, namespace, task_queue, database_url, local,
+                    logs / f"worker-{index + 1}.log",
+                    floor=first, cprofile=cprofile if first else None,
+                )
+            )  # fmt: skip
+        yield workers
+    finally:
+        await asyncio.gather(*(worker.stop() for worker in workers.processes))
+
+
+async def _start_worker(
     address: str,
     namespace: str,
     task_queue: str,
     database_url: str,
     local: LocalCalls,
     log: Path,
-    cprofile: Path | None = None,
-) -> AsyncIterator[WorkerProcess]:
-    """The worker; under cProfile, dumping its stats to `cprofile` at exit, if given."""
+    floor: bool,
+    cprofile: Path | None,
+) -> WorkerProcess:
     env = {
         **os.environ,
         "O2C_TEMPORAL_ADDRESS": address,
@@ -276,14 +359,12 @@ async def worker_process(
         "O2C_LOCAL_ACTIVITIES": json.dumps(local),
     }
     env.pop("O2C_FAULTS", None)  # the bench measures the happy path
-    profiling = ["--cprofile", str(cprofile)] if cprofile is not None else []
+    arguments = ["--cprofile", str(cprofile)] if cprofile is not None else []
+    if not floor:
+        arguments.append("--no-floor")
     with log.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "o2c_bench.worker", *profiling,
+            sys.executable, "-m", "o2c_bench.worker", *arguments,
             env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )  # fmt: skip
-    worker = WorkerProcess(process, log)
-    try:
-        yield worker
-    finally:
-        await worker.stop()
+    return WorkerProcess(process, log, floor=floor)

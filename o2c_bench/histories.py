@@ -5,6 +5,7 @@ there), and whether its `OrderStatus` was current while it waited on the outside
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,10 @@ class HistorySize:
     stale_waits: int
     """Of those, the ones that arrived while `OrderStatus` said something else."""
     reached: dict[OrderStatus, float]
+    workflow_tasks_by_worker: dict[str, int]
+    """Workflow tasks started by each worker, by its identity (`pid@host`)."""
+    activity_tasks_by_worker: dict[str, int]
+    """Normal activity tasks started by each worker, by its identity."""
 
     @classmethod
     def of(cls, events: Sequence[HistoryEvent]) -> HistorySize:
@@ -78,6 +83,16 @@ class HistorySize:
             if status is not None:
                 reached.setdefault(status, event.event_time.ToMicroseconds() / 1e6)
         actions = billable_actions(events)
+        workflow_tasks = Counter(
+            event.workflow_task_started_event_attributes.identity
+            for event in events
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+        )
+        activity_tasks = Counter(
+            event.activity_task_started_event_attributes.identity
+            for event in events
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        )
         return cls(
             events=len(events),
             bytes=History(events=events).ByteSize(),
@@ -89,6 +104,8 @@ class HistorySize:
             waits=waits,
             stale_waits=stale,
             reached=reached,
+            workflow_tasks_by_worker=dict(workflow_tasks),
+            activity_tasks_by_worker=dict(activity_tasks),
         )
 
 
@@ -139,4 +156,13 @@ def history_figures(sizes: list[HistorySize]) -> HistoryFigures:
             for kind in sorted({kind for s in sizes for kind in s.actions_by_kind})
         },
         status_current=sum(1 for s in sizes if s.waits and not s.stale_waits),
+        workflow_tasks_by_worker=_summed(s.workflow_tasks_by_worker for s in sizes),
+        activity_tasks_by_worker=_summed(s.activity_tasks_by_worker for s in sizes),
     )
+
+
+def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for count in counts:
+        total.update(count)
+    return dict(sorted(total.items()))

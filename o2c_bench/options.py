@@ -20,7 +20,9 @@ class BenchOptions:
     address: str | None = None
     parked: int | None = None
     profile: Path | None = None
-    """Profile the worker during the orders phase and write the profile here."""
+    """Profile the (first) worker during the orders phase and write the profile here."""
+    workers: int = 1
+    """Worker processes on the order task queue; the floor's worker runs in the first only."""
 
     @property
     def floor_count(self) -> int:

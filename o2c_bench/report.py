@@ -97,12 +97,22 @@ class RunInfo(BaseModel):
     rate: float | None = Field(description="Orders started per second; None: all at once.")
     local_activities: LocalCalls
     parked: int | None
+    workers: int = Field(
+        default=1,
+        description="Worker processes on the order task queue (`--workers`); the floor's "
+        "worker runs in the first only.",
+    )
 
 
 class CpuPerItem(BaseModel):
     """CPU time each process spent per workflow (or order) during a phase, in ms."""
 
-    worker_ms: float | None
+    worker_ms: float | None = Field(
+        description="Summed over the worker processes; None if one could not be read."
+    )
+    worker_ms_each: list[float | None] = Field(
+        default_factory=list, description="Each worker process's, in the order they started."
+    )
     server_ms: float | None = Field(description="None when the server is not ours to read.")
     bench_ms: float | None = Field(description="This load generator, Temporal client included.")
 
@@ -159,6 +169,15 @@ class HistoryFigures(BaseModel):
         description="Orders whose OrderStatus search attribute showed the status they waited "
         "in (Booked, Invoiced) when the shipment and the payment arrived."
     )
+    workflow_tasks_by_worker: dict[str, int] = Field(
+        default_factory=dict,
+        description="Workflow tasks of these orders started by each worker, by its identity "
+        "(`pid@host`, from the WorkflowTaskStarted events).",
+    )
+    activity_tasks_by_worker: dict[str, int] = Field(
+        default_factory=dict,
+        description="The same for normal activity tasks (ActivityTaskStarted).",
+    )
 
 
 class ProcessMemory(BaseModel):
@@ -167,12 +186,30 @@ class ProcessMemory(BaseModel):
     peak_rss_bytes: int | None = Field(description="VmHWM: the most it ever held.")
 
 
+class WorkerProcessFigures(ProcessMemory):
+    """One worker process: its memory at the end of the run, and the work it took."""
+
+    identity: str = Field(description="`pid@host`, as its histories name it.")
+    floor: bool = Field(description="It also runs the floor's worker (the first only).")
+    profiled: bool = Field(description="`--profile` profiled it (the first only).")
+    workflow_tasks: int = Field(
+        description="Workflow tasks of the measured orders it started (their histories)."
+    )
+    activity_tasks: int = Field(description="Normal activity tasks of those orders it started.")
+
+
 class ParkedFigures(BaseModel):
     orders: int
     seconds_to_park: float = Field(description="From the first create to the last Invoiced.")
-    worker_before: ProcessMemory | None = Field(description="After the warm-up, before parking.")
-    worker_parked: ProcessMemory | None
-    worker_bytes_per_order: float | None = Field(description="RSS gained per parked order.")
+    workers_before: list[ProcessMemory] = Field(
+        description="Each worker process after the warm-up, before parking."
+    )
+    workers_parked: list[ProcessMemory] = Field(
+        description="Each worker process with the orders parked."
+    )
+    worker_bytes_per_order: float | None = Field(
+        description="RSS gained per parked order, summed over the worker processes."
+    )
     server_before: ProcessMemory | None
     server_parked: ProcessMemory | None
     server_bytes_per_order: float | None
@@ -209,17 +246,29 @@ class Target(BaseModel):
 
 
 class BenchReport(BaseModel):
-    schema_version: int = 2
+    schema_version: int = 3
     machine: Machine
     run: RunInfo
     floor: FloorFigures | None
     lifecycle: LifecycleFigures | None
     parked: ParkedFigures | None
     history: HistoryFigures
-    worker: ProcessMemory | None = Field(description="The worker process at the end of the run.")
+    worker: ProcessMemory | None = Field(
+        description="The worker process at the end of the run; with several, the one with the "
+        "highest peak RSS (the parked target is per worker process)."
+    )
+    workers: list[WorkerProcessFigures] = Field(
+        default_factory=list, description="Every worker process, in the order they started."
+    )
     server: ProcessMemory | None = Field(description="The dev server, when the bench started it.")
     targets: list[Target]
     profile: ProfileFigures | None = None
+
+
+def highest_peak(memories: Sequence[ProcessMemory | None]) -> ProcessMemory | None:
+    """The process that held the most at its peak (VmHWM), of those read."""
+    read = [memory for memory in memories if memory is not None]
+    return max(read, key=lambda memory: memory.peak_rss_bytes or 0, default=None)
 
 
 def cpu_ratio(orders: float | None, floor: float | None) -> float | None:

@@ -2,7 +2,9 @@
 
 One run starts a dev server (in memory, on a SQLite file, or uses an existing
 server), a worker in a process of its own (`o2c_bench.worker`: the
-production worker plus the floor workflow), warms both up, then
+production worker plus the floor workflow), or `--workers N` of them on one task
+queue and one local-systems database (the floor's worker in the first only),
+warms them up, then
 
 1. the floor: N one-activity workflows, `--concurrency` at a time -> workflows/s;
 2. N orders started as the API starts them (`OrderService.create`), with the
@@ -12,7 +14,7 @@ production worker plus the floor workflow), warms both up, then
 
 or, with `--parked N`, parks N orders Invoiced, reads the memory they hold,
 pays them all and counts the orders that closed. With `--profile FILE` the
-worker is profiled while the orders run (`profile`).
+(first) worker is profiled while the orders run (`profile`).
 
 How the bench sees an order reach Booked or Invoiced: one visibility query
 (`WorkflowId IN (...)`, reading the `OrderStatus` search attribute) for every
@@ -58,10 +60,11 @@ from o2c_bench.drive import Bench, Profiler, not_profiled
 from o2c_bench.env import (
     BenchError,
     Server,
+    Workers,
     prepare_database,
     process_memory,
     temporal_server,
-    worker_process,
+    worker_processes,
 )
 from o2c_bench.machine import machine
 from o2c_bench.options import BenchOptions
@@ -74,10 +77,14 @@ from o2c_bench.profile import (
 )
 from o2c_bench.report import (
     BenchReport,
+    HistoryFigures,
     LifecycleFigures,
     ParkedFigures,
+    ProcessMemory,
     ProfileFigures,
     RunInfo,
+    WorkerProcessFigures,
+    highest_peak,
     targets,
 )
 from o2c_bench.status_board import StatusBoard
@@ -125,13 +132,13 @@ async def run_bench(options: BenchOptions, console: Console) -> BenchReport:
     with tempfile.TemporaryDirectory(prefix="o2c-bench-") as scratch:
         database_url = f"sqlite:///{Path(scratch) / 'o2c.db'}"
         prepare_database(database_url)
-        server_log, worker_log = Path(scratch) / "server.log", Path(scratch) / "worker.log"
+        server_log = Path(scratch) / "server.log"
         async with (
             temporal_server(settings, options.address, options.sqlite, server_log) as server,
-            worker_process(
-                server.address, settings.temporal_namespace, task_queue, database_url,
-                options.local_activities, worker_log, cprofile,
-            ) as worker,
+            worker_processes(
+                options.workers, server.address, settings.temporal_namespace, task_queue,
+                database_url, options.local_activities, Path(scratch), cprofile,
+            ) as workers,
             StatusBoard(server.client) as board,
         ):  # fmt: skip
             with _progress(console) as progress:
@@ -141,23 +148,27 @@ async def run_bench(options: BenchOptions, console: Console) -> BenchReport:
                 profiler: Profiler = not_profiled
                 if tool == "py-spy" and options.profile is not None:
                     output, log = options.profile, Path(scratch) / "py-spy.log"
-                    profiler = lambda: py_spy_recording(worker.pid, output, log)  # noqa: E731
+                    pid = workers.first.pid
+                    profiler = lambda: py_spy_recording(pid, output, log)  # noqa: E731
                 bench = Bench(
                     options=options,
                     client=server.client,
                     service=service,
                     board=board,
-                    worker=worker,
+                    workers=workers,
                     server_pid=server.pid,
                     task_queue=task_queue,
                     progress=progress,
                     profiler=profiler,
                 )
-                report = await worker.supervise(
+                report = await workers.supervise(
                     _measure(bench, settings, server, started_at, load_before)
                 )
     # After the worker has stopped: under cProfile, it writes its stats as it exits.
     return report.model_copy(update={"profile": _profile(options, tool, report)})
+
+
+_MEMORY = set(ProcessMemory.model_fields)
 
 
 def _profile(
@@ -165,10 +176,12 @@ def _profile(
 ) -> ProfileFigures | None:
     if options.profile is None or tool is None:
         return None
+    of = f", the first of {options.workers} worker processes" if options.workers > 1 else ""
     if tool == "cProfile":
-        return cprofile_figures(options.profile)
+        figures = cprofile_figures(options.profile)
+        return figures.model_copy(update={"scope": figures.scope + of})
     scope = "orders phase" if report.parked is None else "parked orders, parking and closing"
-    return py_spy_figures(options.profile).model_copy(update={"scope": scope})
+    return py_spy_figures(options.profile).model_copy(update={"scope": scope + of})
 
 
 async def _measure(
@@ -184,7 +197,12 @@ async def _measure(
         parked, history = await bench.parked(options.parked)
     else:
         lifecycle, history = await bench.orders(options.orders, floor)
-    worker = bench.worker.memory()
+    workers = _workers(bench.workers, history, options)
+    # The parked target is per worker process: the one that held the most is the one to judge.
+    peak = highest_peak(workers)
+    worker = (
+        None if peak is None else ProcessMemory.model_validate(peak.model_dump(include=_MEMORY))
+    )
     run = RunInfo(
         started_at=started_at,
         mode=server.mode,
@@ -197,6 +215,7 @@ async def _measure(
         rate=options.rate,
         local_activities=options.local_activities,
         parked=options.parked,
+        workers=options.workers,
     )
     return BenchReport(
         machine=machine(settings, await _server_version(server.client), load_before),
@@ -206,9 +225,32 @@ async def _measure(
         parked=parked,
         history=history,
         worker=worker,
+        workers=workers,
         server=process_memory(server.pid),
         targets=targets(run, history, lifecycle, parked, worker),
     )
+
+
+def _workers(
+    workers: Workers, history: HistoryFigures, options: BenchOptions
+) -> list[WorkerProcessFigures]:
+    """Each worker process now, and the measured orders' tasks it started."""
+    found: list[WorkerProcessFigures] = []
+    for index, worker in enumerate(workers.processes):
+        memory = worker.memory()
+        if memory is None:
+            continue
+        found.append(
+            WorkerProcessFigures(
+                **memory.model_dump(),
+                identity=worker.identity,
+                floor=worker.floor,
+                profiled=index == 0 and options.profile is not None,
+                workflow_tasks=history.workflow_tasks_by_worker.get(worker.identity, 0),
+                activity_tasks=history.activity_tasks_by_worker.get(worker.identity, 0),
+            )
+        )
+    return found
 
 
 def run(options: BenchOptions, console: Console) -> BenchReport:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.table import Column, Table
 
 from o2c_bench.report import (
@@ -53,6 +55,23 @@ def _memory(memory: ProcessMemory | None) -> str:
     return f"{_mb(memory.rss_bytes)} ({_mb(memory.peak_rss_bytes)} peak)"
 
 
+def _memories(memories: Sequence[ProcessMemory]) -> str:
+    """One process's memory; several: each one's RSS, then their sum and the largest."""
+    if len(memories) <= 1:
+        return _memory(memories[0] if memories else None)
+    each = ", ".join(_mb(memory.rss_bytes) for memory in memories)
+    return f"{each} ({_sum_max(memories)})"
+
+
+def _sum_max(memories: Sequence[ProcessMemory]) -> str:
+    rss = [memory.rss_bytes or 0 for memory in memories]
+    return f"sum {_mb(sum(rss))}, max {_mb(max(rss, default=0))}"
+
+
+def _each_ms(cpu: CpuPerItem) -> str:
+    return " + ".join(_ms(value) for value in cpu.worker_ms_each) + " ms"
+
+
 def _met(target: Target | None) -> str:
     if target is None:
         return ""
@@ -81,9 +100,12 @@ def report_table(report: BenchReport) -> Table:
     kind = kind or f"local for {', '.join(local) if isinstance(local, list) else ''}"
     pacing = f"{run.rate:g} orders/s" if run.rate else f"concurrency {run.concurrency}"
     load = "{:.1f} -> {:.1f}".format(*report.machine.load_average)
-    profiled = f", worker profiled ({report.profile.tool})" if report.profile else ""
+    several = run.workers > 1
+    which = f"worker 1 of {run.workers}" if several else "worker"
+    profiled = f", {which} profiled ({report.profile.tool})" if report.profile else ""
+    workers = f", {run.workers} worker processes" if several else ""
     title = (
-        f"o2c bench: {mode}, {kind} activities, {pacing}, "
+        f"o2c bench: {mode}, {kind} activities, {pacing}{workers}, "
         f"{report.machine.cores} cores (load {load}){profiled}"
     )
     table = Table(Column("figure", no_wrap=True), "value", "target", "met", title=title)
@@ -102,7 +124,9 @@ def report_table(report: BenchReport) -> Table:
             "floor history events, Actions",
             f"{floor.events_per_workflow}, {floor.actions_per_workflow}",
         )
-        row("floor CPU: worker / server / bench", _cpu(floor.cpu), end=True)
+        row("floor CPU: worker / server / bench", _cpu(floor.cpu), end=not several)
+        if several:
+            row("floor CPU: each worker", _each_ms(floor.cpu), end=True)
     if (lifecycle := report.lifecycle) is not None:
         row(
             "orders closed",
@@ -111,6 +135,8 @@ def report_table(report: BenchReport) -> Table:
         row("orders/s", f"{lifecycle.per_second:.1f}")
         row("orders/s / floor workflows/s", _ratio(lifecycle.ratio_to_floor), RATIO)
         row("order CPU: worker / server / bench", _cpu(lifecycle.cpu))
+        if several:
+            row("order CPU: each worker", _each_ms(lifecycle.cpu))
         row("worker CPU/order / floor's", _ratio(lifecycle.worker_cpu_ratio_to_floor), WORKER_CPU)
         row("server CPU/order / floor's", _ratio(lifecycle.server_cpu_ratio_to_floor), SERVER_CPU)
         queries = f"{lifecycle.status_queries_per_order:.1f}"
@@ -124,13 +150,14 @@ def report_table(report: BenchReport) -> Table:
             f"{parked.orders} in {parked.seconds_to_park:.1f} s",
             PARK_TIME,
         )
-        row("worker RSS, parked", _memory(parked.worker_parked))
+        row("worker RSS, parked", _memories(parked.workers_parked))
         row(
-            "worker peak RSS, whole run",
+            f"worker peak RSS, whole run{' (max)' if several else ''}",
             _mb(report.worker.peak_rss_bytes if report.worker else None),
             PARKED_RSS,
         )
-        row("worker RSS per parked order", _kb(parked.worker_bytes_per_order))
+        summed = " (all workers)" if several else ""
+        row(f"worker RSS per parked order{summed}", _kb(parked.worker_bytes_per_order))
         row("dev server RSS, parked", _memory(parked.server_parked))
         row("dev server RSS per parked order", _kb(parked.server_bytes_per_order))
         closed = f"{parked.closed} of {parked.orders} in {parked.seconds_to_close:.1f} s"
@@ -150,7 +177,19 @@ def report_table(report: BenchReport) -> Table:
     actions = f"{history.actions_mean:.1f}, {history.actions_max}"
     row("billable Actions/order mean, max", actions, ACTIONS)
     row("Actions/order by kind (mean)", _kinds(history.actions_by_kind), end=True)
-    row("worker RSS", _memory(report.worker))
+    if several:
+        for index, worker in enumerate(report.workers, start=1):
+            roles = [
+                role for role, on in (("floor", worker.floor), ("profiled", worker.profiled)) if on
+            ]
+            tasks = f"{worker.workflow_tasks} workflow, {worker.activity_tasks} activity tasks"
+            row(
+                f"worker {index} (pid {worker.pid}{', ' if roles else ''}{', '.join(roles)})",
+                f"{_memory(worker)}; {tasks}",
+            )
+        row("worker RSS", _sum_max(report.workers))
+    else:
+        row("worker RSS", _memory(report.worker))
     row("dev server RSS", _memory(report.server))
     return table
 

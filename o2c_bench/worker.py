@@ -7,6 +7,9 @@ a second small worker for the floor workflow on its own task queue
 the benchmark. It runs in a process of its own so that its peak memory can be
 read from /proc and its CPU is not shared with the load generator.
 
+`--no-floor` leaves the floor's worker out: `o2c bench --workers N` starts N of
+these on the same task queue, and only the first runs the floor.
+
 `--cprofile FILE` (`o2c bench --profile` where py-spy cannot attach) runs it
 under cProfile, every thread from its start, and dumps the stats to FILE at exit.
 """
@@ -45,14 +48,13 @@ async def run_floor_worker(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
 
 
-async def main() -> None:
+async def main(floor: bool = True) -> None:
     settings = Settings()
     stop = asyncio.Event()
     stop_on_signals(stop)
-    workers = [
-        asyncio.create_task(run_worker(settings, stop), name="orders"),
-        asyncio.create_task(run_floor_worker(settings, stop), name="floor"),
-    ]
+    workers = [asyncio.create_task(run_worker(settings, stop), name="orders")]
+    if floor:
+        workers.append(asyncio.create_task(run_floor_worker(settings, stop), name="floor"))
     # Either failing stops the other; the error surfaces as a non-zero exit.
     await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
     stop.set()
@@ -101,12 +103,15 @@ def cprofiled(output: Path) -> Iterator[None]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m o2c_bench.worker")
     parser.add_argument("--cprofile", type=Path, help="profile every thread, dump stats here")
+    parser.add_argument(
+        "--no-floor", dest="floor", action="store_false", help="run the order worker only"
+    )
     arguments = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if arguments.cprofile is None:
-        asyncio.run(main())
+        asyncio.run(main(arguments.floor))
     else:
         with cprofiled(arguments.cprofile):
-            asyncio.run(main())
+            asyncio.run(main(arguments.floor))

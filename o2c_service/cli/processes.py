@@ -110,9 +110,17 @@ def bench(
     profile: Annotated[
         Path | None,
         typer.Option(
-            dir_okay=False, help="Profile the worker during the orders; write its stacks here."
+            dir_okay=False,
+            help="Profile the worker (the first, with --workers) during the orders; "
+            "write its stacks here.",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Worker processes on the order task queue (the floor's runs in the first)."
+        ),
+    ] = 1,
 ) -> None:
     """Measure throughput, latency, history size and memory per order against a floor workflow."""
     from o2c_bench.run import BenchError, BenchOptions, run
@@ -133,6 +141,7 @@ def bench(
         address=address,
         parked=parked,
         profile=profile,
+        workers=workers,
     )
     try:
         report = run(options, err)

@@ -59,9 +59,11 @@ def assert_sane_common(report: dict[str, Any], orders: int) -> None:
     assert kinds["workflow started"] == 1 and kinds["update accepted"] == 2
     assert abs(sum(kinds.values()) - history["actions_mean"]) < 0.1
     assert 0 <= history["status_current"] <= orders
-    for process in (report["worker"], report["server"]):
+    for process in (report["worker"], report["server"], *report["workers"]):
         assert process["pid"] > 0
         assert 0 < process["rss_bytes"] <= process["peak_rss_bytes"]
+    assert len(report["workers"]) == run["workers"]
+    assert report["worker"]["pid"] in {worker["pid"] for worker in report["workers"]}
     assert {target["figure"] for target in report["targets"]} >= {
         figures.EVENTS,
         figures.STATUS_CURRENT,
@@ -112,8 +114,10 @@ def test_parked_orders_hold_memory_and_all_close_once_paid(tmp_path: Path) -> No
     parked = report["parked"]
     assert parked["orders"] == parked["closed"] == 5
     assert parked["seconds_to_park"] > 0 and parked["seconds_to_close"] > 0
-    for reading in ("worker_before", "worker_parked", "server_before", "server_parked"):
+    for reading in ("server_before", "server_parked"):
         assert parked[reading]["rss_bytes"] > 0
+    for reading in ("workers_before", "workers_parked"):
+        assert [worker["rss_bytes"] > 0 for worker in parked[reading]] == [True]
     assert report["floor"] is None and report["lifecycle"] is None
     by_figure = {target["figure"]: target for target in report["targets"]}
     for figure in (figures.PARK_TIME, figures.PARKED_RSS, figures.CLOSE_TIME, figures.LOST):
@@ -133,6 +137,29 @@ def test_local_activities_reach_the_orders_the_bench_starts(tmp_path: Path) -> N
     assert report["history"]["local_activities_mean"] > 0
     kinds = report["history"]["actions_by_kind"]
     assert kinds[LOCAL_ACTIVITIES] > 0 and ACTIVITY_SCHEDULED not in kinds
+
+
+def test_two_worker_processes_take_the_same_run_and_every_order_closes(tmp_path: Path) -> None:
+    report = bench(tmp_path, "-n", "10", "--workers", "2")
+
+    assert_sane_common(report, 10)
+    assert report["run"]["workers"] == 2
+    lifecycle = report["lifecycle"]
+    assert lifecycle["orders"] == lifecycle["closed"] == 10, "nothing lost"
+    workers = report["workers"]
+    assert len(workers) == 2 and len({worker["pid"] for worker in workers}) == 2
+    assert [worker["floor"] for worker in workers] == [True, False], "one floor worker"
+    assert report["floor"]["workflows"] == 10
+    # CPU per order is the workers' sum; each one's is beside it.
+    for cpu in (report["floor"]["cpu"], lifecycle["cpu"]):
+        assert len(cpu["worker_ms_each"]) == 2
+        assert abs(sum(cpu["worker_ms_each"]) - cpu["worker_ms"]) < 0.05
+    # Every workflow task of the measured orders was started by one of the two.
+    history = report["history"]
+    tasks = history["workflow_tasks_by_worker"]
+    assert set(tasks) <= {worker["identity"] for worker in workers}
+    assert sum(tasks.values()) >= history["workflow_tasks_mean"] * 10 - 0.5
+    assert sum(worker["workflow_tasks"] for worker in workers) == sum(tasks.values())
 
 
 def test_the_bench_sees_whether_order_status_was_current_when_the_world_answered() -> None:

@@ -141,7 +141,7 @@ class LocalBilling:
         currency the local CRM table gives them, or in "" (no currency) if it has no
         such customer either.
         """
-        with self._db.session() as session:
+        with self._db.reading() as session:
             account = session.exec(
                 select(BillingAccountRow).where(col(BillingAccountRow.customer_id) == customer_id)
             ).first()

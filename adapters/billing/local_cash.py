@@ -145,7 +145,7 @@ class LocalCashApplication:
         return self._db.run_once(find, create)
 
     def find_application(self, idempotency_key: IdempotencyKey) -> PaymentApplication | None:
-        with self._db.session() as session:
+        with self._db.reading() as session:
             return _application_by_key(session, idempotency_key)
 
     def list_applications(self, invoice_id: str) -> list[PaymentApplication]:
@@ -155,5 +155,5 @@ class LocalCashApplication:
             .where(col(row.invoice_id) == invoice_id)
             .order_by(col(row.created_at), col(row.application_id))
         )
-        with self._db.session() as session:
+        with self._db.reading() as session:
             return [_application(row) for row in session.exec(query)]

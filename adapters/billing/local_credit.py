@@ -137,13 +137,13 @@ class LocalCredit:
         self._db = database
 
     def find_credit_note(self, idempotency_key: IdempotencyKey) -> CreditNote | None:
-        with self._db.session() as session:
+        with self._db.reading() as session:
             return credit_note_by_key(session, idempotency_key)
 
     def paid_into(self, account_id: str, payment_id: str) -> bool:
         """Whether the payment's money reached this account: applied to one of its
         invoices, or kept on it as customer credit."""
-        with self._db.session() as session:
+        with self._db.reading() as session:
             applied = session.exec(
                 select(PaymentApplicationRow.application_id)
                 .join(
@@ -161,7 +161,7 @@ class LocalCredit:
 
     def customer_credit(self, account_id: str) -> CreditBalance:
         """The account's credit (0 with no entries); `account_not_found`."""
-        with self._db.session() as session:
+        with self._db.reading() as session:
             account = _account(session, account_id)
             return _balance(account, _credit_sum(session, account_id))
 

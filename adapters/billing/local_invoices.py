@@ -113,7 +113,7 @@ class LocalInvoices:
         return self._db.run_once(find, create)
 
     def find_invoice(self, idempotency_key: IdempotencyKey) -> Invoice | None:
-        with self._db.session() as session:
+        with self._db.reading() as session:
             return _invoice_by_key(session, idempotency_key)
 
     def void_invoice(self, request: VoidInvoice) -> Invoice:
@@ -162,7 +162,7 @@ class LocalInvoices:
             .where(col(InvoiceRow.order_id) == order_id)
             .order_by(col(InvoiceRow.created_at), col(InvoiceRow.invoice_id))
         )
-        with self._db.session() as session:
+        with self._db.reading() as session:
             return [_invoice(row) for row in session.exec(query)]
 
     def send_dunning_notice(self, notice: DunningNotice) -> DunningRecord:
@@ -210,7 +210,7 @@ class LocalInvoices:
                 col(InvoiceRow.due_date), col(InvoiceRow.created_at), col(InvoiceRow.invoice_id)
             )
         )
-        with self._db.session() as session:
+        with self._db.reading() as session:
             return [_invoice(row) for row in session.exec(query)]
 
     def list_invoices_dated(self, start: date, end: date) -> list[Invoice]:
@@ -223,5 +223,5 @@ class LocalInvoices:
                 col(InvoiceRow.invoice_date), col(InvoiceRow.created_at), col(InvoiceRow.invoice_id)
             )
         )
-        with self._db.session() as session:
+        with self._db.reading() as session:
             return [_invoice(row) for row in session.exec(query)]

@@ -50,7 +50,7 @@ class LocalCrm:
         return await asyncio.to_thread(self._place_on_hold, request)
 
     def _get_customer(self, customer_id: str) -> Customer:
-        with self._db.session() as session:
+        with self._db.reading() as session:
             return _customer(_existing_customer(session, customer_id))
 
     def _place_on_hold(self, request: CustomerHold) -> Customer:

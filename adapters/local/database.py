@@ -5,10 +5,16 @@ PostgreSQL is there for several workers on several hosts. Every transaction
 that may write is serialised on SQLite (`BEGIN IMMEDIATE` + a busy timeout), and
 relies on row locks and unique indexes on PostgreSQL, so the insert-and-catch
 idempotency in `run_once` holds across threads and processes on both.
+
+Transactions that only read say so (`reading()`, and `run_once`'s look-ups):
+on SQLite they begin deferred on connections of their own, so in WAL mode they
+read a snapshot and never wait for a writer, nor a writer for them; on
+PostgreSQL they are `READ ONLY`. Either way a write in one of them is refused.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
 
 from adapters.local.tables import LocalTable
@@ -37,7 +44,35 @@ def _normalised_url(url: str) -> URL:
     return parsed
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _executor_threads() -> int:
+    """How many threads asyncio's default executor has: the threads the local
+    adapters' calls (`asyncio.to_thread`) run on in the worker and the API."""
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def _sqlite_engine(url: URL, *, write: bool) -> Engine:
+    """The engine of this process's writing or of its reading transactions.
+
+    SQLAlchemy's default pool for a file (5 connections, 10 more opened and closed
+    per use beyond that) let every executor thread hold a connection of its own.
+    SQLite lets one transaction write at a time. The writing engine has one
+    connection, so this process's writers queue for it in the pool and each is
+    woken as the one before returns it, instead of every thread holding a
+    connection of its own and polling for the write lock in SQLite's busy handler
+    (it sleeps 1 to 100 ms between tries, in no order), and that connection's page
+    cache stays warm. Writers in other processes (the API, another worker) still
+    meet this one at the lock, waiting up to the busy timeout; a writer here waits
+    as long for the pool.
+
+    The reading engine keeps a connection per executor thread (more are opened,
+    and closed after use, when more threads read at once): in WAL mode readers do
+    not wait for each other or for the writer, so none should wait for the pool.
+    Its connections are `query_only`, so a transaction marked as reading that
+    tries to write fails at once rather than racing for the lock it did not take
+    up front. Each connection is set up once, when opened. (The price of readers
+    running beside the writer is the GIL they then share: see "SQLite: reads
+    beside the writer" in docs/benchmark.md.)
+    """
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         raise ValueError(
@@ -45,7 +80,15 @@ def _sqlite_engine(url: URL) -> Engine:
             f"database: {url}"
         )
     Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    readers = _executor_threads()
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False},
+        poolclass=QueuePool,
+        pool_size=1 if write else readers,
+        max_overflow=0 if write else readers,
+        pool_timeout=_BUSY_TIMEOUT_MS / 1000,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -56,13 +99,19 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        if not write:
+            cursor.execute("PRAGMA query_only = ON")
         cursor.close()
+
+    # Take the write lock up front: a deferred transaction that reads and then
+    # writes fails with SQLITE_BUSY instead of waiting when another wrote meanwhile.
+    # A transaction that only reads begins deferred: in WAL mode it reads the last
+    # committed state without taking, or waiting for, the write lock.
+    begin = "BEGIN IMMEDIATE" if write else "BEGIN"
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Take the write lock up front: a deferred transaction that reads and then
-        # writes fails with SQLITE_BUSY instead of waiting when another wrote meanwhile.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
     return engine
 
@@ -75,11 +124,18 @@ def _postgres_engine(url: URL, schema: str | None) -> Engine:
 
 
 class LocalDatabase:
-    """A SQLAlchemy engine plus the transaction helpers the local adapters share."""
+    """A SQLAlchemy engine plus the transaction helpers the local adapters share.
 
-    def __init__(self, engine: Engine, *, schema: str | None = None) -> None:
+    `engine` runs the transactions that may write; `reader` those that only read
+    (on PostgreSQL, the same pool in `READ ONLY` transactions).
+    """
+
+    def __init__(
+        self, engine: Engine, *, schema: str | None = None, reader: Engine | None = None
+    ) -> None:
         self.engine = engine
         self.schema = schema
+        self.reader = reader if reader is not None else engine
 
     @classmethod
     def from_url(cls, url: str, *, schema: str | None = None) -> LocalDatabase:
@@ -95,9 +151,15 @@ class LocalDatabase:
         if backend == "sqlite":
             if schema is not None:
                 raise ValueError("a schema can only be chosen on PostgreSQL")
-            return cls(_sqlite_engine(parsed))
+            return cls(
+                _sqlite_engine(parsed, write=True), reader=_sqlite_engine(parsed, write=False)
+            )
         if backend == "postgresql":
-            return cls(_postgres_engine(parsed, schema), schema=schema)
+            engine = _postgres_engine(parsed, schema)
+            # PostgreSQL's plain BEGIN never waits for a writer: readers share the pool,
+            # in READ ONLY transactions (a write in one is refused, as on SQLite).
+            reader = engine.execution_options(postgresql_readonly=True)
+            return cls(engine, schema=schema, reader=reader)
         raise ValueError(f"unsupported database URL {parsed!r}: use sqlite:/// or postgresql://")
 
     @property
@@ -123,21 +185,32 @@ class LocalDatabase:
     def dispose(self) -> None:
         """Close every pooled connection (before dropping a schema, or at shutdown)."""
         self.engine.dispose()
+        if self.reader.pool is not self.engine.pool:
+            self.reader.dispose()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
+        """One transaction that may write: committed when the block ends, rolled back
+        if it raises. On SQLite it holds the write lock from its first statement."""
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """One transaction that only reads; a write in it is refused. On SQLite it reads
+        one snapshot and neither waits for a writer nor holds one up."""
+        with Session(self.reader, expire_on_commit=False) as session, session.begin():
             yield session
 
     def run_once(self, find: Callable[[Session], T | None], create: Callable[[Session], T]) -> T:
         """The keyed record `find` sees, else the one `create` makes, never two.
 
-        `create` must insert the row carrying the unique key (and do the work that key
-        guards) in its transaction; if a concurrent caller inserted it first, the
+        `find` only reads (it runs in a `reading()` transaction); `create` must
+        insert the row carrying the unique key (and do the work that key guards) in
+        its transaction, which may write; if a concurrent caller inserted it first, the
         unique index refuses ours, everything rolls back and the winner's is returned.
         """
-        with self.session() as session:
+        with self.reading() as session:
             found = find(session)
         if found is not None:
             return found
@@ -145,7 +218,7 @@ class LocalDatabase:
             with self.session() as session:
                 return create(session)
         except IntegrityError:
-            with self.session() as session:
+            with self.reading() as session:
                 found = find(session)
             if found is None:
                 raise

@@ -94,7 +94,7 @@ class LocalReservations:
         self._db = database
 
     def find_reservation(self, idempotency_key: IdempotencyKey) -> Reservation | None:
-        with self._db.session() as session:
+        with self._db.reading() as session:
             return reservation_by_key(session, idempotency_key)
 
     def reserve_stock(self, request: ReserveStock) -> Reservation:

@@ -62,7 +62,7 @@ class LocalShipments:
         self._db = database
 
     def find_shipment(self, idempotency_key: IdempotencyKey) -> Shipment | None:
-        with self._db.session() as session:
+        with self._db.reading() as session:
             return shipment_by_key(session, idempotency_key)
 
     def request_shipment(self, request: ShipmentRequest) -> Shipment:

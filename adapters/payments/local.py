@@ -91,7 +91,7 @@ class LocalPayments:
         return await asyncio.to_thread(self._cards.void, request)
 
     def _find_payment(self, idempotency_key: IdempotencyKey) -> Payment | None:
-        with self._db.session() as session:
+        with self._db.reading() as session:
             query = select(PaymentRow).where(col(PaymentRow.idempotency_key) == idempotency_key)
             row = session.exec(query).first()
             return None if row is None else _payment(row)

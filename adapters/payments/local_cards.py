@@ -85,7 +85,7 @@ class LocalCards:
         self._db = database
 
     def find_authorisation(self, idempotency_key: IdempotencyKey) -> Authorisation | None:
-        with self._db.session() as session:
+        with self._db.reading() as session:
             return _authorisation_by_key(session, idempotency_key)
 
     def authorise(self, request: AuthoriseCard) -> Authorisation:
@@ -208,7 +208,7 @@ class LocalCards:
         except IntegrityError:
             # Not this key's capture (run_once would have returned it): the payment id
             # was taken by a payment recorded at the same moment under another key.
-            with self._db.session() as session:
+            with self._db.reading() as session:
                 if session.get(PaymentRow, request.payment_id) is not None:
                     raise _payment_conflict(request.payment_id) from None
             raise

@@ -58,7 +58,7 @@ RowCheck = Callable[[LocalDatabase], None]
 
 def count(db: LocalDatabase, table: type[LocalTable]) -> int:
     """Rows in `table`; reservations (and their lines) made to probe stock do not count."""
-    with db.session() as session:
+    with db.reading() as session:
         if table is ReservationRow:
             query = select(func.count()).where(col(ReservationRow.order_id) != PROBE_ORDER)
             return session.exec(query.select_from(ReservationRow)).one()
@@ -74,7 +74,7 @@ def count(db: LocalDatabase, table: type[LocalTable]) -> int:
 
 
 def on_hand(db: LocalDatabase, sku: str) -> int:
-    with db.session() as session:
+    with db.reading() as session:
         item = session.get(ItemRow, sku)
         assert item is not None
         return item.on_hand
@@ -82,7 +82,7 @@ def on_hand(db: LocalDatabase, sku: str) -> int:
 
 def invoice_row(db: LocalDatabase, key: str = "inv-1") -> InvoiceRow:
     """The invoice raised with idempotency key `key`."""
-    with db.session() as session:
+    with db.reading() as session:
         row = session.exec(select(InvoiceRow).where(col(InvoiceRow.idempotency_key) == key)).one()
         return row
 
@@ -353,7 +353,7 @@ async def test_money_is_kept_in_minor_units(
 
 
 def _snapshot(db: LocalDatabase) -> list[str]:
-    with db.session() as session:
+    with db.reading() as session:
         customers = session.exec(select(CustomerRow).order_by(CustomerRow.customer_id)).all()
         items = session.exec(select(ItemRow).order_by(ItemRow.sku)).all()
         return [row.model_dump_json() for row in [*customers, *items]]

@@ -13,7 +13,7 @@ from datetime import timedelta
 from importlib.resources import files
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Query, Request, Response, status
+from fastapi import Body, FastAPI, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.models import Example
@@ -107,6 +107,41 @@ class EventAccepted(BaseModel):
     accepted: bool = True
     message: str
     links: OrderLinks
+
+
+RESPOND_ASYNC = "respond-async"
+PREFER_HEADER = (
+    "RFC 7240. `respond-async`: start the order and answer 202 at once (status Entered, "
+    "`Preference-Applied: respond-async`) instead of waiting for the booking's outcome."
+)
+CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    201: {
+        "description": "Started by this request: how its booking ended (`status` Booked, or "
+        "OnHold with `hold_reason` and `hold_message`)"
+    },
+    200: {
+        "model": OrderCreated,
+        "description": "The order existed already (`created: false`): how its booking "
+        "ended, or its final status once finished",
+    },
+    202: {
+        "model": OrderCreated,
+        "description": "Started, booking goes on (`status` Entered): asked for with "
+        "`Prefer: respond-async`, or booking took longer than the API waits; follow "
+        "`Location`",
+    },
+    409: {"description": "The same `source_order_id` holds an order with other content"},
+}
+
+
+def prefers_respond_async(prefer: list[str]) -> bool:
+    """Whether the `Prefer` header (RFC 7240: comma-separated preferences, each a
+    case-insensitive token with optional `=value` and `;` parameters) asks respond-async."""
+    return any(
+        preference.split(";")[0].split("=")[0].strip().lower() == RESPOND_ASYNC
+        for header in prefer
+        for preference in header.split(",")
+    )
 
 
 _STATUS_FOR: dict[type[OrderError], int] = {
@@ -258,17 +293,35 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         "/orders",
         status_code=status.HTTP_201_CREATED,
         tags=["orders"],
-        responses={200: {"model": OrderCreated, "description": "The order existed already"}},
+        response_model_exclude_none=True,
+        responses=CREATE_RESPONSES,
     )
     async def create_order(
         order: Annotated[OrderRequest, Body(openapi_examples=ORDER_EXAMPLES)],
         request: Request,
         response: Response,
+        prefer: Annotated[list[str] | None, Header(description=PREFER_HEADER)] = None,
     ) -> OrderCreated:
-        """Start an order. Sending the same source order again returns it and starts nothing."""
-        created = await orders(request).create(order)
-        if not created.created:
+        """Start an order and answer how its booking ended, in the same call.
+
+        201 with `status` Booked, or OnHold with `hold_reason` (the code, e.g.
+        `credit_limit_exceeded`) and `hold_message`; Cancelled with
+        `cancellation_reason`. Sending the same source order again starts nothing and
+        answers 200 with the order's booking outcome (a finished order: its final
+        status), `created: false`; the same `source_order_id` with other content is 409.
+        Booking that takes longer than a few seconds (10 by default) is answered 202,
+        `status` Entered: the order is started and books on its own; `Location` is where
+        to follow it. With `Prefer: respond-async` the order is started without waiting:
+        202, `status` Entered, `Preference-Applied: respond-async`.
+        """
+        respond_async = prefers_respond_async(prefer or [])
+        created = await orders(request).create(order, wait=not respond_async)
+        if created.status is OrderStatus.ENTERED:
+            response.status_code = status.HTTP_202_ACCEPTED
+        elif not created.created:
             response.status_code = status.HTTP_200_OK
+        if respond_async:
+            response.headers["Preference-Applied"] = RESPOND_ASYNC
         response.headers["Location"] = f"/orders/{created.order_id}"
         return OrderCreated(**created.model_dump(), links=links(created.order_id))
 

@@ -11,6 +11,9 @@ table and the workflow's Update and Signal declarations agree.
 Adding an event: its message in `o2c_workflows/messages.py`, what it does in
 `o2c_workflows/order/events.py`, its Update, validator and Signal in
 `o2c_workflows/order/workflow.py`, and one entry here.
+
+Not here: the `booking` Update, a read that changes nothing (`POST /orders` asks it how
+booking ended); the test names each such read-only Update.
 """
 
 from __future__ import annotations

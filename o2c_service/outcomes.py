@@ -134,9 +134,7 @@ class TemporalCalls:
         except WorkflowAlreadyStartedError:
             handle = self._client.get_workflow_handle(workflow_id)
             description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-        memo = await description.memo()
-        if description.workflow_type != workflow_type or memo.get(REQUEST_HASH_MEMO) != sha:
-            raise OrderConflict(conflict)
+        await same_request(description, workflow_type, sha, conflict)
         return description
 
     def _handle(self, order_id: str) -> WorkflowHandle[OrderWorkflow, object]:
@@ -239,6 +237,16 @@ class TemporalCalls:
         except RPCError:
             return False
         return description.status not in (None, WorkflowExecutionStatus.RUNNING)
+
+
+async def same_request(
+    description: WorkflowExecutionDescription, workflow_type: str, sha: str, conflict: str
+) -> None:
+    """The workflow found under a business key holds this very request, or `OrderConflict`
+    with `conflict` as the reason (another request, or another kind of workflow)."""
+    memo = await description.memo()
+    if description.workflow_type != workflow_type or memo.get(REQUEST_HASH_MEMO) != sha:
+        raise OrderConflict(conflict)
 
 
 def business_failure(error: BaseException) -> ApplicationError | None:

@@ -121,3 +121,17 @@ class SupportAck(BaseModel):
     order_id: str
     status: OrderStatus
     message: str
+
+
+class BookingOutcome(BaseModel):
+    """How booking ended, as the `booking` Update (a read) answers once it has: Booked (or
+    later) with the shipment requested, OnHold with the reason, or Cancelled with the
+    reason."""
+
+    order_id: str
+    status: OrderStatus
+    hold_reason: str | None = Field(
+        default=None, description="OnHold: the reason's code, e.g. credit_limit_exceeded."
+    )
+    hold_message: str | None = Field(default=None, description="OnHold: the reason, for people.")
+    cancellation_reason: str | None = Field(default=None, description="Cancelled: why.")

@@ -46,7 +46,8 @@ def create_order(
     output: OutputOption = Output.TABLE,
     api_url: ApiUrlOption = None,
 ) -> None:
-    """Create an order from a JSON file; sending it again returns the same order."""
+    """Create an order from a JSON file and show how booking ended (Booked, or OnHold and
+    why); sending it again returns the same order."""
     try:
         body = json.loads(file.read_text())
     except json.JSONDecodeError as error:
@@ -55,6 +56,10 @@ def create_order(
     table = Table(show_header=False)
     for key in ("order_id", "status", "created"):
         table.add_row(key, str(created[key]))
+    # Only when the order is held or cancelled: the reason.
+    for key in ("hold_reason", "hold_message", "cancellation_reason"):
+        if created.get(key) is not None:
+            table.add_row(key, str(created[key]))
     table.add_row("temporal_ui", created["links"]["temporal_ui"])
     emit(created, output, table)
 

@@ -1,6 +1,7 @@
 """What each outside event does once it is accepted: shipments, payments, amendments,
 returns, and support's retry, release and cancel. A copy of an event already
 applied, or being applied, is answered as a duplicate with the original's outcome.
+Also the one read that waits: the booking's outcome, for `POST /orders`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from o2c_workflows.failure_policy import ACTIVITY_FAILURES, StepFailure
 from o2c_workflows.messages import (
     Amendment,
     AmendmentAck,
+    BookingOutcome,
     CancelRequest,
     EventAck,
     PaymentReceived,
@@ -344,6 +346,29 @@ class Events(Fulfilment):
             status=self._state.status,
             message="cancelled; " + ("; ".join(undone) if undone else "nothing to undo"),
         )
+
+    async def _booking_outcome(self) -> BookingOutcome:
+        """How booking ended, once it has: booked (stock reserved and the shipment requested,
+        so the order takes every event of a Booked order), held, or cancelled. A read: it
+        only waits and answers, so it adds no command to the order's history."""
+        await workflow.wait_condition(self._booking_ended)
+        state = self._state
+        hold = state.hold if state.status is OrderStatus.ON_HOLD else None
+        return BookingOutcome(
+            order_id=state.order_id,
+            status=state.status,
+            hold_reason=hold.code if hold else None,
+            hold_message=hold.message if hold else None,
+            cancellation_reason=(
+                state.cancellation_reason if state.status is OrderStatus.CANCELLED else None
+            ),
+        )
+
+    def _booking_ended(self) -> bool:
+        status = self._state.status
+        if status in (OrderStatus.ON_HOLD, OrderStatus.CANCELLED):
+            return True
+        return status is not OrderStatus.ENTERED and self._state.shipment is not None
 
     async def _as_signal(self, handling: Awaitable[object]) -> None:
         """Run a message as a signal: a refusal is a business outcome, logged in one line."""

@@ -4,7 +4,8 @@
 payments, returns, amendments) and support actions (retry, release, cancel)
 arrive as Updates, whose validators answer at once, and as Signals, which the
 Temporal UI and `temporal workflow signal` can send; both go through the same
-methods, and a rejected message changes nothing.
+methods, and a rejected message changes nothing. One Update is a read: `booking`
+answers how booking ended once it has (`POST /orders` waits on it).
 
 Goods may leave in several shipments; each is invoiced for exactly what it
 shipped, every invoice has its due dates as durable timers and is dunned when
@@ -25,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from o2c_workflows.messages import (
         Amendment,
         AmendmentAck,
+        BookingOutcome,
         CancelRequest,
         EventAck,
         PaymentReceived,
@@ -214,6 +216,12 @@ class OrderWorkflow(Events):
     @workflow.signal(name="cancel_requested")
     async def cancel_requested(self, request: CancelRequest) -> None:
         await self._as_signal(self._cancel(request))
+
+    @workflow.update
+    async def booking(self) -> BookingOutcome:
+        """A read: how booking ended (Booked with the shipment requested, OnHold, Cancelled),
+        once it has."""
+        return await self._booking_outcome()
 
     @workflow.query(name="state")
     def state(self) -> OrderState:

@@ -30,6 +30,7 @@ from tests.support.stack import Stack, free_port
 async def booked_order(http: httpx.AsyncClient) -> str:
     created = await http.post("/orders", json=demo_order())
     assert created.status_code == 201, created.text
+    assert created.json()["status"] == "Booked"
     order_id: str = created.json()["order_id"]
 
     async def is_booked() -> bool:
@@ -254,8 +255,9 @@ async def test_without_a_worker_an_event_is_503_and_nothing_is_applied(stack: St
     # Temporal is up, but no worker polls this queue: the order's tasks reach nobody.
     nobody = f"nobody-{uuid.uuid4()}"
     async with api_on(stack, task_queue=nobody, event_accept_seconds=1) as http:
-        created = await http.post("/orders", json=demo_order())
-        assert created.status_code == 201
+        # Started without waiting for a booking no worker will do.
+        created = await http.post("/orders", json=demo_order(), headers={"Prefer": "respond-async"})
+        assert created.status_code == 202
         unworked = created.json()["order_id"]
         answer = await http.post(f"/orders/{unworked}/payments", json=payment)
     assert answer.status_code == 503, answer.text
@@ -343,4 +345,5 @@ async def test_the_documented_order_example_books_as_is(stack: Stack) -> None:
     assert spec["components"]["schemas"][schema_name]["examples"] == [example]
     created = await stack.http.post("/orders", json=example)
     assert created.status_code == 201, created.text
+    assert created.json()["status"] == "Booked"
     await stack.wait_for_status(created.json()["order_id"], OrderStatus.BOOKED)

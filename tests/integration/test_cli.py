@@ -47,7 +47,7 @@ async def test_support_staff_take_an_order_to_closed(stack: Stack, tmp_path: Pat
     assert created.code == 0, created.err
     order_id = json.loads(order_file.read_text())["source_order_id"]
     order_id = f"webshop:{order_id}"
-    assert order_id in created.out and "True" in created.out
+    assert order_id in created.out and "True" in created.out and "Booked" in created.out
 
     again = await o2c(
         "orders", "create", "-f", str(order_file), "-o", "json", api_url=stack.api_url

@@ -51,12 +51,15 @@ async def test_an_order_goes_from_post_to_closed_over_http(stack: Stack) -> None
     order_id = body["order_id"]
     assert order_id == f"webshop:{order['source_order_id']}"
     assert body["created"] is True
+    assert body["status"] == "Booked"  # booking's outcome, in the same call
+    assert "hold_reason" not in body
     assert body["links"]["self"] == f"/orders/{order_id}"
     assert body["links"]["temporal_ui"].endswith(f"/workflows/{order_id}")
 
     again = await http.post("/orders", json=order)
     assert again.status_code == 200
     assert (again.json()["order_id"], again.json()["created"]) == (order_id, False)
+    assert again.json()["status"] == "Booked"
 
     await stack.wait_for_status(order_id, OrderStatus.BOOKED)
     shipped = await http.post(
@@ -96,6 +99,11 @@ async def test_an_order_goes_from_post_to_closed_over_http(stack: Stack) -> None
     assert "finished" in late.json()["detail"]
     assert len(await stack.adapters.billing.list_applications(invoices[0].invoice_id)) == 1
 
+    # Sent again once finished, the order answers with its final status.
+    closed_again = await http.post("/orders", json=order)
+    assert closed_again.status_code == 200, closed_again.text
+    assert (closed_again.json()["status"], closed_again.json()["created"]) == ("Closed", False)
+
     assert await listed(stack, order_id, status="Closed", customer_id="CUST-ACME")
     # Visibility has caught up with Closed, so the order is no longer listed as Booked.
     booked = await http.get("/orders", params={"status": "Booked"})
@@ -105,10 +113,21 @@ async def test_an_order_goes_from_post_to_closed_over_http(stack: Stack) -> None
 async def test_the_same_source_order_with_other_content_is_a_conflict(stack: Stack) -> None:
     order = demo_order()
     assert (await stack.http.post("/orders", json=order)).status_code == 201
+    order_id = f"webshop:{order['source_order_id']}"
+    handle = stack.env.client.get_workflow_handle(order_id)
+    before = await handle.describe()
     order["lines"][0]["quantity"] = 5
     conflict = await stack.http.post("/orders", json=order)
     assert conflict.status_code == 409
     assert "already exists with different content" in conflict.json()["detail"]
+    # Nothing started, and the order was not asked anything: one run, one booking read.
+    assert (await handle.describe()).run_id == before.run_id
+    updates = [
+        event.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        async for event in handle.fetch_history_events()
+        if event.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    assert updates == ["booking"]
 
 
 async def test_events_that_do_not_fit_get_the_reason(stack: Stack) -> None:

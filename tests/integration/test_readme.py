@@ -116,7 +116,7 @@ async def test_the_readme_blocks_work_pasted_in_order(tmp_path: Path) -> None:
         for done in ("retry: 1 of 1 orders", "release: 1 of 1 orders", "cancel: 1 of 1 orders"):
             assert done in bulk, bulk
         quick_start = printed[0]
-        assert '"order_id":"webshop:SO-1001","status":"Entered","created":true' in quick_start
+        assert '"order_id":"webshop:SO-1001","status":"Booked","created":true' in quick_start
         async with httpx.AsyncClient(base_url=dev.api, timeout=30) as http:
             cli = await order(http, "webshop:SO-1001")
             assert cli["status"] == "Closed"

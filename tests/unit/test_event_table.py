@@ -13,19 +13,32 @@ from o2c_service.api import create_app
 from o2c_service.cli import app as cli_app
 from o2c_service.events import ORDER_EVENTS, OrderEvent
 from o2c_service.settings import Settings
+from o2c_workflows.messages import BookingOutcome
 from o2c_workflows.order.workflow import OrderWorkflow
 
 DEFINITION = workflow._Definition.must_from_class(OrderWorkflow)
 EVENT_IDS = [event.name for event in ORDER_EVENTS]
+READ_ONLY_UPDATES: dict[str, type] = {"booking": BookingOutcome}
+"""Updates that are reads, not outside events: they take no message, change nothing and
+only wait for an answer (`POST /orders` waits on `booking`). Each is named here on purpose."""
 
 
 def test_every_update_and_signal_of_the_order_is_in_the_table() -> None:
     assert sorted(name for name in DEFINITION.updates if name) == sorted(
-        event.name for event in ORDER_EVENTS
+        [*(event.name for event in ORDER_EVENTS), *READ_ONLY_UPDATES]
     )
     assert sorted(name for name in DEFINITION.signals if name) == sorted(
         event.signal for event in ORDER_EVENTS
     )
+
+
+@pytest.mark.parametrize("name", sorted(READ_ONLY_UPDATES))
+def test_a_read_only_update_takes_nothing_and_has_no_signal(name: str) -> None:
+    update = DEFINITION.updates[name]
+    assert update.arg_types == []
+    assert update.ret_type is READ_ONLY_UPDATES[name]
+    assert name not in DEFINITION.signals
+    assert name not in {event.name for event in ORDER_EVENTS}
 
 
 @pytest.mark.parametrize("event", ORDER_EVENTS, ids=EVENT_IDS)

@@ -210,6 +210,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
             local_activities=settings.local_activities,
             accept_wait=timedelta(seconds=settings.event_accept_seconds),
             event_wait=timedelta(seconds=settings.event_wait_seconds),
+            booking_wait=timedelta(seconds=settings.booking_wait_seconds),
             task_timeout=settings.workflow_task_timeout(),
         )
 

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     """How long the API waits for a worker to accept an event before it answers 503,
     nothing applied (O2C_EVENT_ACCEPT_SECONDS)."""
 
+    booking_wait_seconds: float = Field(default=10, gt=0)
+    """How long `POST /orders` waits for the booking outcome before it answers 202, the
+    order started and booking going on (O2C_BOOKING_WAIT_SECONDS)."""
+
     event_wait_seconds: float = 60
     """How long the API waits for an accepted event to be applied before it answers 202
     (O2C_EVENT_WAIT_SECONDS)."""

@@ -6,7 +6,7 @@ schedule, whatever the others are doing) and times each call from sending the re
 to reading the whole answer, which now says how booking ended. Prints p50/p95/p99
 (nearest rank) and the answers by status.
 
-    .venv/bin/python scripts/post_orders_latency.py -n 300 --rate 10 [--local-activities]
+    .venv/bin/python scripts/post_orders_latency.py -n 300 --rate 10 [--normal-activities]
 """
 
 from __future__ import annotations
@@ -81,7 +81,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--orders", type=int, default=300)
     parser.add_argument("--rate", type=float, default=10.0, help="orders sent per second")
-    parser.add_argument("--local-activities", action="store_true")
+    parser.add_argument(
+        "--normal-activities",
+        action="store_true",
+        help="the adapter calls as normal activities (default: local, as O2C_LOCAL_ACTIVITIES)",
+    )
     options = parser.parse_args()
 
     temporal = installed_binary("temporal")
@@ -101,7 +105,7 @@ async def main() -> None:
             "O2C_DATA_DIR": str(data),
             "O2C_DATABASE_URL": f"sqlite:///{data / 'o2c.db'}",
             "O2C_API_PORT": str(port),
-            "O2C_LOCAL_ACTIVITIES": "true" if options.local_activities else "false",
+            "O2C_LOCAL_ACTIVITIES": "false" if options.normal_activities else "true",
         }
         processes = [
             await asyncio.create_subprocess_exec(
@@ -134,7 +138,7 @@ async def main() -> None:
                 process.terminate()
                 await asyncio.wait_for(process.wait(), 30)
     latencies = [elapsed * 1000 for elapsed, _ in results]
-    mode = "local activities" if options.local_activities else "normal activities"
+    mode = "normal activities" if options.normal_activities else "local activities"
     print(f"POST /orders, {options.orders} orders at {options.rate:g}/s, {mode}:")
     print(
         "  p50 {:.0f} ms, p95 {:.0f} ms, p99 {:.0f} ms, max {:.0f} ms".format(

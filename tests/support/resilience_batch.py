@@ -201,7 +201,9 @@ class Batch:
         while asyncio.get_running_loop().time() < self._deadline:
             try:
                 if not created:
-                    await self.service.create(order)
+                    # As `Prefer: respond-async`: the driver follows the order by reading
+                    # it, so a test can catch its booking under way.
+                    await self.service.create(order, wait=False)
                     created = True
                 state = await self.service.get(order.order_id)
                 self.seen[order.order_id] = state

@@ -21,9 +21,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
+from o2c_service.creating import CreatedOrder
 from o2c_service.events import ORDER_EVENTS, M, OrderEvent, R
 from o2c_service.listing import OrderPage
-from o2c_service.orders import BulkOutcome, CreatedOrder, OrderSelection, OrderService, SupportVerb
+from o2c_service.orders import BulkOutcome, OrderSelection, OrderService, SupportVerb
 from o2c_service.outcomes import (
     EventRejected,
     EventStillApplying,

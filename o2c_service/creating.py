@@ -1,0 +1,297 @@
+"""Starting an order once, and answering how its booking ended.
+
+`POST /orders` starts the order and asks it the read-only `booking` Update in one
+call (update-with-start); identical requests, even at once, start one order and get
+the same answer; another request under the same id is a conflict and starts nothing;
+`Prefer: respond-async` is a plain start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import timedelta
+from typing import Any, TypedDict
+
+from pydantic import BaseModel, Field
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from o2c_service.credit_refunds import CreditRefunds
+from o2c_service.outcomes import (
+    REQUEST_HASH_MEMO,
+    RPC_TIMEOUT,
+    TemporalUnavailable,
+    same_request,
+)
+from o2c_workflows import presentation
+from o2c_workflows.dunning import DunningPolicy
+from o2c_workflows.messages import BookingOutcome
+from o2c_workflows.models import OrderRequest, OrderStatus
+from o2c_workflows.order.base import WORKFLOW_NAME, OrderInput
+from o2c_workflows.order.workflow import OrderWorkflow
+from o2c_workflows.search_attributes import CUSTOMER_ID, HOLD_REASON, ORDER_STATUS
+
+BOOKING_WAIT = timedelta(seconds=10)
+"""How long `POST /orders` waits for the booking's outcome before answering 202, the order
+Entered and booking going on (O2C_BOOKING_WAIT_SECONDS)."""
+
+
+class CreatedOrder(BaseModel):
+    """An order as `POST /orders` answers it: how its booking ended, or Entered while
+    booking goes on (the answer did not come in time, or was not asked for)."""
+
+    order_id: str
+    status: OrderStatus = Field(
+        description="Booked (or later), OnHold or Cancelled: how booking ended; Entered: "
+        "started, booking goes on"
+    )
+    created: bool = Field(description="True for the request that started the order.")
+    hold_reason: str | None = Field(
+        default=None, description="OnHold: the reason's code, e.g. credit_limit_exceeded."
+    )
+    hold_message: str | None = Field(default=None, description="OnHold: the reason, for people.")
+    cancellation_reason: str | None = Field(default=None, description="Cancelled: why.")
+
+
+class _StartOptions(TypedDict):
+    """How an order's workflow starts, by plain start or update-with-start alike."""
+
+    id: str
+    task_queue: str
+    id_conflict_policy: WorkflowIDConflictPolicy
+    id_reuse_policy: WorkflowIDReusePolicy
+    search_attributes: TypedSearchAttributes
+    memo: dict[str, Any]
+    static_summary: str
+    static_details: str
+    task_timeout: timedelta | None
+
+
+def _conflict(order: OrderRequest) -> str:
+    return (
+        f"order {order.order_id} already exists with different content; "
+        "send a new source_order_id for a new order"
+    )
+
+
+def _as_shown(order_id: str, description: WorkflowExecutionDescription) -> CreatedOrder:
+    """The order found, as its search attributes show it (no call to its worker)."""
+    attributes = description.typed_search_attributes
+    status = attributes.get(ORDER_STATUS)
+    shown = OrderStatus(status) if status else OrderStatus.ENTERED
+    held = shown is OrderStatus.ON_HOLD
+    return CreatedOrder(
+        order_id=order_id,
+        status=shown,
+        created=False,
+        hold_reason=attributes.get(HOLD_REASON) if held else None,
+    )
+
+
+def _started(operation: WithStartWorkflowOperation[Any, Any]) -> bool:
+    """Whether Temporal answered the start of an update-with-start that has returned.
+    Looked at, not waited for: a call that failed before reaching Temporal never settles
+    it. Reading a failed start keeps asyncio from logging it as never retrieved."""
+    start = operation._workflow_handle  # the SDK offers only a wait on it
+    if not start.done() or start.cancelled():
+        return False
+    return start.exception() is None
+
+
+def request_hash(order: OrderRequest) -> str:
+    return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
+
+
+class OrderCreation(CreditRefunds):
+    """`create`, for `OrderService`; the attributes below are set by its `__init__`."""
+
+    _dunning: DunningPolicy
+    _booking_wait: timedelta
+    _booking_reads: dict[str, asyncio.Task[BookingOutcome]]
+
+    async def create(self, order: OrderRequest, *, wait: bool = True) -> CreatedOrder:
+        """Start the order, or find it if the caller sent it before; answer how booking ended.
+
+        The workflow id is the order id and a start never joins an existing run (`FAIL`), so
+        of any number of identical POSTs, even at once, exactly one starts the order and is
+        told `created`; the others find it. The same id holding another request is
+        `OrderConflict`, and nothing starts.
+
+        With `wait`, the order starts with the `booking` Update (update-with-start, one
+        round trip) and the answer is the booking's outcome: Booked, OnHold with the reason,
+        or Cancelled; a caller who finds the order running asks it the same, and one who
+        finds it finished gets its final status. Booking that takes longer than
+        `booking_wait` is answered Entered: the order is started and booking goes on.
+        Without `wait` (`Prefer: respond-async`) it is a plain start, answered Entered.
+        """
+        sha = request_hash(order)
+        async with self.translated(order.order_id):
+            found = await self.start_once(
+                order.order_id,
+                WORKFLOW_NAME,
+                sha,
+                _conflict(order),
+                (lambda: self._start_and_book(order, sha))
+                if wait
+                else (lambda: self._start(order, sha)),
+            )
+            if isinstance(found, CreatedOrder):
+                return found
+            return await self._found(order.order_id, found, wait=wait)
+
+    def _start_options(self, order: OrderRequest, sha: str) -> _StartOptions:
+        return _StartOptions(
+            id=order.order_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(ORDER_STATUS, OrderStatus.ENTERED.value),
+                    SearchAttributePair(CUSTOMER_ID, order.customer_id),
+                ]
+            ),
+            memo={REQUEST_HASH_MEMO: sha},
+            static_summary=presentation.static_summary(order),
+            static_details=presentation.static_details(order),
+            task_timeout=self._task_timeout,
+        )
+
+    def _input(self, order: OrderRequest) -> OrderInput:
+        return OrderInput(
+            order=order, dunning=self._dunning, local_activities=self._local_activities
+        )
+
+    async def _start(self, order: OrderRequest, sha: str) -> CreatedOrder:
+        """Start the order without waiting for anything (one billable Action fewer)."""
+        await self._client.start_workflow(
+            OrderWorkflow.run,
+            self._input(order),
+            **self._start_options(order, sha),
+            rpc_timeout=RPC_TIMEOUT,
+        )
+        return CreatedOrder(order_id=order.order_id, status=OrderStatus.ENTERED, created=True)
+
+    async def _start_and_book(self, order: OrderRequest, sha: str) -> CreatedOrder:
+        """Start the order and wait, in the same call, for how booking ended."""
+        operation = WithStartWorkflowOperation(
+            OrderWorkflow.run, self._input(order), **self._start_options(order, sha)
+        )
+        entered = CreatedOrder(order_id=order.order_id, status=OrderStatus.ENTERED, created=True)
+        try:
+            async with asyncio.timeout(self._booking_wait.total_seconds()):
+                outcome = await self._client.execute_update_with_start_workflow(
+                    OrderWorkflow.booking,
+                    start_workflow_operation=operation,
+                    rpc_timeout=self._booking_wait,
+                )
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+            if not _started(operation):
+                # No answer at all: the start may or may not have reached Temporal.
+                await self._started_by_this_request(order, sha, error)
+            if (broken := await self._broken(order.order_id)) is not None:
+                raise broken from error
+            return entered
+        except WorkflowUpdateFailedError:
+            # Started, but not answered: a worker on code without `booking` refused the read.
+            return entered
+        except Exception:
+            _started(operation)  # reads the start's error, which is raised here already
+            raise
+        return CreatedOrder(**outcome.model_dump(), created=True)
+
+    async def _started_by_this_request(
+        self, order: OrderRequest, sha: str, error: BaseException
+    ) -> None:
+        """After a start that got no answer: the order holds this request, or the caller is
+        told nothing was started (`TemporalUnavailable`) or that the id is another order's."""
+        try:
+            description = await self._handle(order.order_id).describe(rpc_timeout=RPC_TIMEOUT)
+        except RPCError as missing:
+            if missing.status != RPCStatusCode.NOT_FOUND:
+                raise
+            raise TemporalUnavailable(
+                f"Temporal did not answer within {self._booking_wait.total_seconds():g} s: "
+                f"order {order.order_id} was not started; sending it again is safe"
+            ) from error
+        await same_request(description, WORKFLOW_NAME, sha, _conflict(order))
+
+    async def _found(
+        self, order_id: str, description: WorkflowExecutionDescription, *, wait: bool
+    ) -> CreatedOrder:
+        """An order an identical request started: with `wait`, how its booking ended, waited
+        for as its first caller waits; a finished order's final status."""
+        if description.status not in (None, WorkflowExecutionStatus.RUNNING):
+            return await self._finished(order_id, description)
+        if not wait:
+            return _as_shown(order_id, description)
+        try:
+            async with asyncio.timeout(self._booking_wait.total_seconds()):
+                outcome = await self._read_booking(order_id)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as error:
+            if (broken := await self._broken(order_id)) is not None:
+                raise broken from error
+            return _as_shown(order_id, description)
+        except WorkflowUpdateFailedError:
+            return _as_shown(order_id, description)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # It finished in between.
+            finished = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
+            return await self._finished(order_id, finished)
+        return CreatedOrder(**outcome.model_dump(), created=False)
+
+    async def _read_booking(self, order_id: str) -> BookingOutcome:
+        """The order's `booking` read. Callers in this process at once (a client resending
+        in a burst) share one Update: a workflow takes only a few Updates in flight."""
+        reading = self._booking_reads.get(order_id)
+        if reading is None:
+            reading = asyncio.create_task(
+                self._handle(order_id).execute_update(
+                    OrderWorkflow.booking, rpc_timeout=self._booking_wait
+                )
+            )
+            self._booking_reads[order_id] = reading
+
+            def done(task: asyncio.Task[BookingOutcome]) -> None:
+                del self._booking_reads[order_id]
+                if not task.cancelled():
+                    task.exception()  # each caller has its own; none is left unread
+
+            reading.add_done_callback(done)
+        return await asyncio.shield(reading)
+
+    async def _finished(
+        self, order_id: str, description: WorkflowExecutionDescription
+    ) -> CreatedOrder:
+        """A finished order's final status: its result when it completed (Closed, or
+        Cancelled with the reason), else the status it showed last."""
+        if description.status is WorkflowExecutionStatus.COMPLETED:
+            try:
+                handle = self._client.get_workflow_handle_for(OrderWorkflow.run, order_id)
+                summary = await handle.result(rpc_timeout=RPC_TIMEOUT)
+            except (RPCError, WorkflowFailureError):
+                pass
+            else:
+                return CreatedOrder(
+                    order_id=order_id,
+                    status=summary.status,
+                    created=False,
+                    cancellation_reason=summary.cancellation_reason,
+                )
+        return _as_shown(order_id, description)

@@ -6,23 +6,20 @@ Temporal through `OrderService`; it holds no order state of its own.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.models import Example
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from o2c_service.api_docs import serve_docs_offline
 from o2c_service.creating import CreatedOrder
-from o2c_service.events import ORDER_EVENTS, M, OrderEvent, R
+from o2c_service.event_routes import add_event_routes
 from o2c_service.listing import OrderPage
 from o2c_service.orders import BulkOutcome, OrderSelection, OrderService, SupportVerb
 from o2c_service.outcomes import (
@@ -63,8 +60,6 @@ from o2c_workflows.models import (
 )
 from o2c_workflows.state import OrderState
 
-DOCS_ASSETS = files("fastapi_offline") / "static"
-"""Swagger UI and ReDoc, as the `fastapi-offline` package ships them."""
 ORDER_EXAMPLES: dict[str, Example] = {
     "demo": Example(
         summary="The seeded demo customer and items: books as is on a fresh `o2c dev`",
@@ -176,29 +171,6 @@ def _error_status(error: OrderError) -> int:
     return next(code for kind, code in _STATUS_FOR.items() if isinstance(error, kind))
 
 
-def _event_route(event: OrderEvent[M, R]) -> Callable[..., Awaitable[R]]:
-    """The route of one outside event: its message as the body, its answer as the response."""
-
-    async def route(order_id: str, request: Request, message: M | None = None) -> R:
-        service: OrderService = request.app.state.orders
-        return await service.send(event, order_id, message or event.message())
-
-    message_type: Any = event.message if event.body_required else event.message | None
-    route.__name__ = event.name
-    route.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [
-            inspect.Parameter("order_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
-            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                              annotation=Request),
-            inspect.Parameter("message", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                              annotation=Annotated[message_type, Body()],
-                              default=inspect.Parameter.empty if event.body_required else None),
-        ],
-        return_annotation=event.ack,
-    )  # fmt: skip
-    return route
-
-
 def create_app(settings: Settings, service_factory: ServiceFactory | None = None) -> FastAPI:
     """The API. Temporal is connected lazily, so the API is up (and says 503) before it is."""
 
@@ -236,27 +208,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         redoc_url=None,
     )
     app.add_middleware(BodyLimit)
-    app.mount("/static/docs", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
-
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="o2c API",
-            swagger_js_url="/static/docs/swagger-ui-bundle.js",
-            swagger_css_url="/static/docs/swagger-ui.css",
-            swagger_favicon_url="/static/docs/favicon.png",
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url="/openapi.json",
-            title="o2c API",
-            redoc_js_url="/static/docs/redoc.standalone.js",
-            redoc_favicon_url="/static/docs/favicon.png",
-            with_google_fonts=False,
-        )
+    serve_docs_offline(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -382,15 +334,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         """The order's whole current state, with its timeline."""
         return await orders(request).get(order_id)
 
-    for event in ORDER_EVENTS:
-        app.post(
-            f"/orders/{{order_id}}/{event.route}",
-            tags=[event.tag],
-            responses=EVENT_RESPONSES,
-            response_model=event.ack,
-            name=event.name,
-            description=event.summary,
-        )(_event_route(event))
+    add_event_routes(app, EVENT_RESPONSES)
 
     # -- customer credit (o2c_workflows/credit_refund.py) ----------------------
 

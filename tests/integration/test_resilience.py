@@ -33,7 +33,6 @@ from tests.support.resilience_processes import (
     activity_running,
     completed_attempts,
     local_calls_recorded,
-    workflow_task_running,
 )
 
 pytestmark = pytest.mark.timeout(300)
@@ -162,17 +161,17 @@ async def test_the_server_restarted_mid_batch_and_every_order_closes(
 ) -> None:
     client = await processes.start_server()
     # The slow order's reservation is made while the server is down, so its answer
-    # cannot be reported then. In the default mode it is a local activity, inside the
-    # workflow task that books the order.
+    # cannot be reported then. Normal activities: the reservation is seen under way as a
+    # pending activity (a local one is only seen once its workflow task reports it).
     processes.start_worker(faults=slow_reservations(5_000))
-    batch = Batch(service_for(client, processes), processes)
+    batch = Batch(OrderService(client, processes.settings.task_queue), processes)
     orders = batch_orders(BATCH_SIZE)
     caught = orders[FIRST_WAVE - 1] = with_line(orders[FIRST_WAVE - 1], SLOW_SKU)
 
     await batch.start_in_turn(orders[:FIRST_WAVE])
     await batch.wait_until(
-        lambda: workflow_task_running(client, caught.order_id),
-        f"{caught.order_id} booking",
+        lambda: activity_running(client, caught.order_id, RESERVE_STOCK),
+        f"{caught.order_id} reserving stock",
     )
     await processes.stop_server()
     assert 0 < batch.count_reached(OrderStatus.BOOKED) < len(orders), batch.report()

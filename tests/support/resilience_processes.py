@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import EventType, PendingActivityState, PendingWorkflowTaskState
+from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client
 
 from o2c_service.dev import server_log, start_dev_server, stop_server, wait_for_server
@@ -174,14 +174,6 @@ async def activity_running(client: Client, order_id: str, activity: str) -> bool
         and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
         for pending in description.raw_description.pending_activities
     )
-
-
-async def workflow_task_running(client: Client, order_id: str) -> bool:
-    """Whether a worker is running a workflow task of the order: with local activities,
-    its adapter calls run inside that task."""
-    description = await client.get_workflow_handle(order_id).describe()
-    task = description.raw_description.pending_workflow_task
-    return task.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED
 
 
 async def local_calls_recorded(client: Client, order_id: str) -> int:

@@ -46,6 +46,14 @@ async def commands(handle: OrderHandle) -> list[str]:
     ]
 
 
+async def booking_accepted(handle: OrderHandle) -> bool:
+    """Whether the order has taken the `booking` Update (it is then waiting to answer)."""
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            return True
+    return False
+
+
 async def shows_booked(handle: OrderHandle) -> bool:
     return (await published_statuses(handle))[-1] is OrderStatus.BOOKED
 
@@ -54,7 +62,7 @@ async def test_booking_answers_booked_once_the_order_has_booked(harness: Harness
     harness.stubs.booking_may_finish.clear()  # the order stays Entered until set
     handle = await harness.start(make_order())
     answer = asyncio.create_task(handle.execute_update(OrderWorkflow.booking))
-    await asyncio.sleep(0.5)
+    await until(partial(booking_accepted, handle), "the booking Update accepted")
     assert not answer.done(), "answered while the order was still Entered"
     assert (await handle.query(OrderWorkflow.state)).status is OrderStatus.ENTERED
 
@@ -95,7 +103,7 @@ async def test_booking_answers_a_cancellation_with_why(harness: Harness) -> None
     harness.stubs.booking_may_finish.clear()  # reserve_stock waits: the order stays Entered
     handle = await harness.start(make_order())
     answer = asyncio.create_task(handle.execute_update(OrderWorkflow.booking))
-    await asyncio.sleep(0.5)
+    await until(partial(booking_accepted, handle), "the booking Update accepted")
     assert not answer.done()
 
     cancel = CancelRequest(reason="no stock")

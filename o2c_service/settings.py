@@ -44,6 +44,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".o2c")
     database_url: str = "sqlite:///.o2c/o2c.db"
+    """The local systems' database (CRM, billing, logistics, payments when embedded)."""
+    api_database_url: str = "sqlite:///.o2c/api.db"
+    """The API's own records: keys, webhook ids seen, idempotent answers
+    (O2C_API_DATABASE_URL; `o2c_service/store.py`)."""
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -21,7 +21,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    create_engine,
+    event,
+    inspect,
+    make_url,
+    text,
+)
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
@@ -171,16 +180,19 @@ class LocalDatabase:
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
-    def create_schema(self) -> None:
-        """Create the schema and tables that are missing; safe to run from many processes."""
+    def create_schema(self, metadata: MetaData = LocalTable.metadata) -> None:
+        """Create the schema and tables that are missing; safe to run from many processes.
+
+        `metadata`: whose tables (the local systems' by default; the API's own records
+        use the same database discipline with tables of their own)."""
         with self.engine.begin() as connection:
             if self.is_postgres:
                 lock = text("SELECT pg_advisory_xact_lock(:id)")
                 connection.execute(lock, {"id": _CREATE_LOCK_ID})
                 if self.schema is not None:
                     connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
-            LocalTable.metadata.create_all(connection)
-            _add_missing_columns(connection)
+            metadata.create_all(connection)
+            _add_missing_columns(connection, metadata)
 
     def dispose(self) -> None:
         """Close every pooled connection (before dropping a schema, or at shutdown)."""
@@ -225,11 +237,11 @@ class LocalDatabase:
             return found
 
 
-def _add_missing_columns(connection: Connection) -> None:
+def _add_missing_columns(connection: Connection, metadata: MetaData) -> None:
     """Columns added to a table after a database was created: nullable, so a database
     from an earlier version opens as it is (create_all makes only missing tables)."""
     inspector = inspect(connection)
-    for table in LocalTable.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
         if not inspector.has_table(table.name):  # tables live on the search path
             continue
         present = {column["name"] for column in inspector.get_columns(table.name)}

@@ -1,0 +1,1 @@
+"""Imports every module that declares an `ApiTable`, so `open_store` creates them all."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from adapters.local.database import LocalDatabase
 from o2c_service.orders import OrderService
 from o2c_workflows.models import OrderStatus
 from tests.support.recovery import recovery_after_kill
@@ -25,6 +26,7 @@ from tests.support.resilience_batch import (
     Batch,
     assert_each_order_done_once,
     batch_orders,
+    reservations_made,
     service_for,
     with_line,
 )
@@ -186,6 +188,47 @@ async def test_the_server_restarted_mid_batch_and_every_order_closes(
 
     # The same SQLite file and port. The test's client (also the drivers') and the
     # worker's reconnect on their own: the client the restart hands back is not used.
+    await processes.start_server()
+    await batch.finish()
+
+    await assert_each_order_done_once(client, processes.settings, orders)
+
+
+async def test_the_server_restarted_with_local_activities_under_way_and_every_order_closes(
+    processes: Processes,
+) -> None:
+    """The default mode: the slow order's reservation, a local activity, is made while
+    the server is down, inside a workflow task the worker then cannot complete. After
+    the restart the order is replayed and the call made again under the same key, which
+    finds the reservation already made: one reservation, and every order closes."""
+    client = await processes.start_server()
+    processes.start_worker(faults=slow_reservations(12_000))
+    batch = Batch(service_for(client, processes), processes)
+    orders = batch_orders(BATCH_SIZE)
+    caught = orders[FIRST_WAVE - 1] = with_line(orders[FIRST_WAVE - 1], SLOW_SKU)
+    systems = LocalDatabase.from_url(processes.settings.database_url)
+
+    await batch.start_in_turn(orders[:FIRST_WAVE])
+
+    async def reserving() -> bool:
+        # A workflow task longer than 80% of its timeout is heartbeated with the local
+        # activities done so far: the customer check, the billing account, the balance.
+        recorded = await local_calls_recorded(client, caught.order_id)
+        return recorded >= 3 and batch.status(caught) in (None, OrderStatus.ENTERED)
+
+    await batch.wait_until(reserving, f"{caught.order_id} reserving stock")
+    await processes.stop_server()
+    late = orders[FIRST_WAVE:]
+    batch.start(late)
+    await batch.wait_until(
+        lambda: (
+            all(order.order_id in batch.last_error for order in late)
+            and reservations_made(systems, caught.order_id) == 1
+        ),
+        "the slow reservation made and every late order told that Temporal is unavailable",
+    )
+    systems.dispose()
+
     await processes.start_server()
     await batch.finish()
 

@@ -23,6 +23,7 @@ from temporalio.client import Client
 
 from adapters.billing.models import InvoiceStatus
 from adapters.local import open_local_adapters
+from adapters.local.database import LocalDatabase
 from adapters.local.tables import (
     PaymentRow,
     ReservationRow,
@@ -229,6 +230,13 @@ class Batch:
 
 
 # --- outcomes -------------------------------------------------------------------------------
+
+
+def reservations_made(database: LocalDatabase, order_id: str) -> int:
+    """Reservations logistics holds for the order (any status), as its database says."""
+    with database.reading() as session:
+        rows = session.exec(select(ReservationRow).where(col(ReservationRow.order_id) == order_id))
+        return len(rows.all())
 
 
 def service_for(client: Client, processes: Processes) -> OrderService:

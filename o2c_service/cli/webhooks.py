@@ -87,7 +87,9 @@ def list_secrets(output: OutputOption = Output.TABLE) -> None:
         {
             "source": info.source,
             "created_at": info.created_at.isoformat(timespec="seconds"),
-            "verifies_until": info.expires_at.isoformat(timespec="seconds") if info.expires_at else None,
+            "verifies_until": (
+                info.expires_at.isoformat(timespec="seconds") if info.expires_at else None
+            ),
         }
         for info in found
     ]

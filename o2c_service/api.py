@@ -45,6 +45,7 @@ from o2c_service.reports import (
 from o2c_service.request_checks import BodyLimit, validation_details
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
+from o2c_service.webhooks.routes import add_webhook_routes, with_rejected_counts
 from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundResult
 from o2c_workflows.messages import (
     CancelRequest,
@@ -197,6 +198,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
             yield
         finally:
             billing_for_reports.close()
+            app.state.webhooks.close()
 
     app = FastAPI(
         title="o2c",
@@ -295,14 +297,17 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         `page_token` (with the same filters) for the next page.
         Held orders: `?status=OnHold`, optionally `&hold_reason=out_of_stock`.
         Search is eventually consistent: a change shows here within a second or so.
+        `rejected_webhooks` counts the webhook events an order refused, for support
+        (`GET /webhooks/rejected?order_id=...`).
         """
-        return await orders(request).search(
+        page = await orders(request).search(
             status=order_status,
             customer_id=customer_id,
             hold_reason=hold_reason,
             limit=limit,
             page_token=page_token,
         )
+        return await with_rejected_counts(request.app, page)
 
     async def bulk(request: Request, verb: SupportVerb, selection: OrderSelection,
                    argument: SupportAction | CancelRequest) -> BulkResult:  # fmt: skip
@@ -335,6 +340,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         return await orders(request).get(order_id)
 
     add_event_routes(app, EVENT_RESPONSES)
+    add_webhook_routes(app, settings)
 
     # -- customer credit (o2c_workflows/credit_refund.py) ----------------------
 

@@ -20,6 +20,11 @@ class OrderListItem(BaseModel):
     execution_status: str
     started_at: datetime | None
     closed_at: datetime | None
+    rejected_webhooks: int = Field(
+        default=0,
+        description="Webhook events this order refused, awaiting support: "
+        "GET /webhooks/rejected?order_id=...",
+    )
 
 
 class OrderPage(BaseModel):

@@ -34,12 +34,18 @@ from o2c_service.outcomes import (
     EventStillApplying,
     FinalStateUnreadable,
     InvalidParameter,
+    OrderConflict,
     OrderError,
     TemporalUnavailable,
 )
 from o2c_workflows.calls import LocalCalls
 from o2c_workflows.dunning import DunningPolicy
-from o2c_workflows.messages import BookingOutcome, CancelRequest, SupportAction
+from o2c_workflows.messages import (
+    BookingOutcome,
+    CancelRequest,
+    OutsideEventNote,
+    SupportAction,
+)
 from o2c_workflows.models import Identifier, OrderStatus
 from o2c_workflows.order.base import WORKFLOW_NAME
 from o2c_workflows.order.workflow import OrderWorkflow
@@ -199,6 +205,19 @@ class OrderService(OrderCreation):
             finished_applied if applied is not None else None,
             recognised=event.recognised(message),
         )
+
+    async def note_outside_event(self, order_id: str, note: OutsideEventNote) -> bool:
+        """Keep a note of an outside event on the order (its Signal: durable once Temporal
+        has it, a copy noted once). False when the order is finished and takes no more
+        notes; `OrderNotFound` when there is no such order."""
+        try:
+            async with self.translated(order_id):
+                await self._handle(order_id).signal(
+                    OrderWorkflow.outside_event_noted, note, rpc_timeout=RPC_TIMEOUT
+                )
+        except OrderConflict:
+            return False
+        return True
 
     async def act_on_matching(
         self,

@@ -102,6 +102,20 @@ class CancelRequest(Strict):
     reason: ShortText = Field(examples=["customer changed their mind"])
 
 
+class OutsideEventNote(Strict):
+    """An outside system's event the order keeps a note of but does not act on: a
+    delivery, a shipment exception, a failed or refunded payment, or an event the order
+    refused (`rejected`), as a signed webhook brought it (docs/webhooks.md)."""
+
+    source: Identifier = Field(examples=["logistics"])
+    type: ShortText = Field(examples=["shipment.delivered"])
+    event_id: ShortText = Field(description="The sender's id for it (`webhook-id`): noted once.")
+    rejected: bool = Field(
+        default=False, description="True: the order refused the event; `detail` says why."
+    )
+    detail: ShortText | None = None
+
+
 class EventAck(BaseModel):
     """The answer to an event that was accepted."""
 

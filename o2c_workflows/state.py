@@ -146,6 +146,17 @@ class ReturnState(BaseModel):
     credit_notes: list[str]
 
 
+class OutsideEventState(BaseModel):
+    """An outside event the order noted without acting on it (`OutsideEventNote`)."""
+
+    source: str
+    type: str
+    event_id: str
+    rejected: bool = False
+    detail: str | None = None
+    noted_at: datetime
+
+
 class HoldKind(StrEnum):
     CREDIT = "credit"
     """Over the credit limit: support releases it (or cancels the order)."""
@@ -217,6 +228,11 @@ class OrderState(BaseModel):
     card_authorisations: list[str] = Field(
         default_factory=list, description="Idempotency keys of the card authorisations made."
     )
+    outside_events: list[OutsideEventState] = Field(
+        default_factory=list,
+        description="Outside events noted, not acted on: deliveries, shipment exceptions, "
+        "failed or refunded payments, and events the order refused (`rejected`).",
+    )
     hold: HoldState | None = None
     cancellation_reason: str | None = None
     compensations: list[CompensationRecord] = Field(default_factory=list)
@@ -274,6 +290,12 @@ class OrderState(BaseModel):
 
     def dispatch(self, event_id: str) -> DispatchState | None:
         return next((d for d in self.dispatches if d.event_id == event_id), None)
+
+    def outside_event(self, source: str, event_id: str) -> OutsideEventState | None:
+        return next(
+            (e for e in self.outside_events if (e.source, e.event_id) == (source, event_id)),
+            None,
+        )
 
     def returned(self, return_id: str) -> ReturnState | None:
         return next((r for r in self.returns if r.return_id == return_id), None)

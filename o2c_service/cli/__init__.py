@@ -7,10 +7,10 @@ group of commands; importing them registers the commands, in the order `--help`
 lists them.
 """
 
-from o2c_service.cli import processes, orders, events, report, credits  # noqa: I001
+from o2c_service.cli import processes, orders, events, report, credits, webhooks  # noqa: I001
 from o2c_service.cli.common import app
 
-__all__ = ["app", "credits", "events", "main", "orders", "processes", "report"]
+__all__ = ["app", "credits", "events", "main", "orders", "processes", "report", "webhooks"]
 
 
 def main() -> None:

@@ -211,6 +211,7 @@ def list_orders(
         emit({"orders": items, "next_page_token": token, "total": total}, output)
         return
     table = Table("order", "status", "held for", "customer", "workflow", "started",
+                  "rejected webhooks",
                   caption=f"{len(items)} shown of {total} matching")  # fmt: skip
     for item in items:
         table.add_row(
@@ -220,6 +221,8 @@ def list_orders(
             item["customer_id"] or "-",
             item["execution_status"],
             item["started_at"] or "-",
+            # Events the order refused, awaiting support: o2c webhooks rejected --order ID
+            str(item.get("rejected_webhooks") or ""),
         )
     emit(items, output, table)
     if token is not None:

@@ -29,6 +29,7 @@ from o2c_workflows.messages import (
     BookingOutcome,
     CancelRequest,
     EventAck,
+    OutsideEventNote,
     PaymentReceived,
     ReturnReceived,
     ReturnResolution,
@@ -47,6 +48,7 @@ from o2c_workflows.state import (
     CompensationStatus,
     CreditNoteState,
     InvoiceState,
+    OutsideEventState,
     PaymentState,
     ReturnState,
     UndoKind,
@@ -346,6 +348,20 @@ class Events(Fulfilment):
             status=self._state.status,
             message="cancelled; " + ("; ".join(undone) if undone else "nothing to undo"),
         )
+
+    def _note_outside_event(self, note: OutsideEventNote) -> None:
+        """Keep a note of an outside event the order does not act on (once per id), in its
+        state and timeline. State only: no command, so any order takes it at any time."""
+        if self._state.outside_event(note.source, note.event_id) is not None:
+            return
+        self._state.outside_events.append(
+            OutsideEventState(**note.model_dump(), noted_at=workflow.now())
+        )
+        what = f"{note.source} {note.type}"
+        if note.rejected:
+            self._note(f"{what} rejected: {note.detail or 'no reason given'}")
+        else:
+            self._note(f"{what}: {note.detail}" if note.detail else what)
 
     async def _booking_outcome(self) -> BookingOutcome:
         """How booking ended, once it has: booked (stock reserved and the shipment requested,

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         BookingOutcome,
         CancelRequest,
         EventAck,
+        OutsideEventNote,
         PaymentReceived,
         ReturnReceived,
         ShipmentConfirmed,
@@ -216,6 +217,13 @@ class OrderWorkflow(Events):
     @workflow.signal(name="cancel_requested")
     async def cancel_requested(self, request: CancelRequest) -> None:
         await self._as_signal(self._cancel(request))
+
+    @workflow.signal(name="outside_event_noted")
+    def outside_event_noted(self, note: OutsideEventNote) -> None:
+        """An outside event the order notes but does not act on (a delivery, a failed
+        payment, an event it refused): kept in `outside_events` and the timeline. A Signal
+        on purpose: durable once Temporal has it, whether or not a worker is running."""
+        self._note_outside_event(note)
 
     @workflow.update
     async def booking(self) -> BookingOutcome:

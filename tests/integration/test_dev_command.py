@@ -60,6 +60,7 @@ async def o2c_dev(data_dir: Path) -> AsyncIterator[DevProcess]:
     env = os.environ | {
         "O2C_DATA_DIR": str(data_dir),
         "O2C_DATABASE_URL": f"sqlite:///{data_dir / 'o2c.db'}",
+        "O2C_API_DATABASE_URL": f"sqlite:///{data_dir / 'api.db'}",
         "O2C_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
         "O2C_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
         "O2C_API_PORT": str(api_port),

@@ -127,6 +127,15 @@ async def test_the_readme_blocks_work_pasted_in_order(tmp_path: Path) -> None:
             assert over_http["status"] == "Closed"
             assert [p["payment_id"] for p in over_http["payments"]] == ["BANK-7801"]
 
+            # Shipped by the 3PL's signed webhook, paid by the gateway's; the retry did nothing.
+            webhooks = await order(http, "webshop:SO-1004")
+            assert webhooks["status"] == "Closed"
+            assert [d["tracking_number"] for d in webhooks["dispatches"]] == ["JD014600005"]
+            assert [p["payment_id"] for p in webhooks["payments"]] == ["pay_7781"]
+            sent = next(out for out in printed if "msg_gw_0001" in out)
+            retried = sent.strip().splitlines()[-1]
+            assert '"webhook_id":"msg_gw_0001"' in retried and '"replayed":true' in retried
+
             net30 = await order(http, "webshop:SO-2001")
             assert net30["status"] == "Closed"
             assert [(i["amount"], i["balance"]) for i in net30["invoices"]] == [

@@ -70,6 +70,7 @@ async def stack(
         task_queue=f"orders-{uuid.uuid4()}",
         data_dir=data_dir,
         database_url=f"sqlite:///{data_dir / 'o2c.db'}",
+        api_database_url=f"sqlite:///{data_dir / 'api.db'}",
         api_port=port,
         api_url=f"http://127.0.0.1:{port}",
     )

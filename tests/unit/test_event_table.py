@@ -13,7 +13,7 @@ from o2c_service.api import create_app
 from o2c_service.cli import app as cli_app
 from o2c_service.events import ORDER_EVENTS, OrderEvent
 from o2c_service.settings import Settings
-from o2c_workflows.messages import BookingOutcome
+from o2c_workflows.messages import BookingOutcome, OutsideEventNote
 from o2c_workflows.order.workflow import OrderWorkflow
 
 DEFINITION = workflow._Definition.must_from_class(OrderWorkflow)
@@ -21,6 +21,10 @@ EVENT_IDS = [event.name for event in ORDER_EVENTS]
 READ_ONLY_UPDATES: dict[str, type] = {"booking": BookingOutcome}
 """Updates that are reads, not outside events: they take no message, change nothing and
 only wait for an answer (`POST /orders` waits on `booking`). Each is named here on purpose."""
+NOTE_SIGNALS: dict[str, type] = {"outside_event_noted": OutsideEventNote}
+"""Signals that only note an outside event the order does not act on (a delivery, a refused
+webhook event): no Update, no route or command of their own; the signed webhooks send
+them (`o2c_service/webhooks/`). Each is named here on purpose."""
 
 
 def test_every_update_and_signal_of_the_order_is_in_the_table() -> None:
@@ -28,8 +32,15 @@ def test_every_update_and_signal_of_the_order_is_in_the_table() -> None:
         [*(event.name for event in ORDER_EVENTS), *READ_ONLY_UPDATES]
     )
     assert sorted(name for name in DEFINITION.signals if name) == sorted(
-        event.signal for event in ORDER_EVENTS
+        [*(event.signal for event in ORDER_EVENTS), *NOTE_SIGNALS]
     )
+
+
+@pytest.mark.parametrize("name", sorted(NOTE_SIGNALS))
+def test_a_note_signal_takes_its_note_and_is_no_event(name: str) -> None:
+    assert DEFINITION.signals[name].arg_types == [NOTE_SIGNALS[name]]
+    assert name not in DEFINITION.updates
+    assert name not in {event.signal for event in ORDER_EVENTS}
 
 
 @pytest.mark.parametrize("name", sorted(READ_ONLY_UPDATES))

@@ -1,1 +1,3 @@
 """Imports every module that declares an `ApiTable`, so `open_store` creates them all."""
+
+import o2c_service.access.keys  # noqa: F401  (api_keys)

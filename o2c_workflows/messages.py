@@ -16,7 +16,6 @@ from o2c_domain.lines import Sku, SkuQuantity
 from o2c_domain.money import CurrencyCode, PlainAmount, at_currency_scale
 from o2c_workflows.models import Identifier, OrderStatus, ShortText, Strict
 
-
 Actor = SkipJsonSchema[str | None]
 """Who sent an event: the API key's `name (key_id)`, or `webhook:<source>`. Set by the
 API (whatever a client sent is overwritten) and kept on the records and timeline

@@ -35,7 +35,8 @@ _CACHE_LIMIT = 10_000
 
 BEARER = HTTPBearer(
     scheme_name="apiKey",
-    description="An API key: `Authorization: Bearer o2c_...` (`o2c keys create`, docs/api-keys.md).",
+    description="An API key: `Authorization: Bearer o2c_...` "
+    "(`o2c keys create`; docs/api-keys.md).",
     auto_error=False,
 )
 """For the OpenAPI document only (Swagger UI's Authorize button); `Authenticator` checks."""

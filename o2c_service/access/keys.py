@@ -14,7 +14,6 @@ import hashlib
 import re
 import secrets
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from pydantic import BaseModel
 from sqlalchemy import DateTime
@@ -22,24 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, col, select
 
 from adapters.local.database import LocalDatabase
+from o2c_service.access.roles import Role
 from o2c_service.store import ApiTable, open_store
 
 SECRET_PREFIX = "o2c_"
 KEY_ID_PREFIX = "key_"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 """1-64 letters, digits, '_', '.', '-', starting with a letter or digit."""
-
-
-class Role(StrEnum):
-    """What a key may do (the routes of each: `o2c_service.access.rules`)."""
-
-    INTEGRATION = "integration"
-    """Outside systems: create orders, send shipments, payments, amendments, returns; read."""
-    SUPPORT = "support"
-    """People working orders: all of integration's, plus retry, release, cancel (singly and
-    in bulk), credit refunds and reports."""
-    VIEWER = "viewer"
-    """Reads only."""
 
 
 def hash_key(secret: str) -> str:

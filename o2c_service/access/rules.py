@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from o2c_service.access.keys import Role
+from o2c_service.access.roles import Role
 
 
 class Open(StrEnum):
@@ -32,6 +32,8 @@ EVENTS = frozenset({Role.INTEGRATION, Role.SUPPORT})
 """Creating orders and sending them the outside world's events."""
 SUPPORT = frozenset({Role.SUPPORT})
 """Working orders by hand: retry, release, cancel, refunds."""
+REPORTS = frozenset({Role.SUPPORT, Role.VIEWER})
+"""The summary report: support's, and a read (viewers)."""
 
 ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
@@ -53,7 +55,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/orders/bulk/release"): SUPPORT,
     ("POST", "/orders/bulk/cancel"): SUPPORT,
     ("POST", "/credits/refunds"): SUPPORT,
-    ("GET", "/reports/summary"): READ,
+    ("GET", "/reports/summary"): REPORTS,
 }
 """(method, path template) -> who may call it."""
 

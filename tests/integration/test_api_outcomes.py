@@ -23,6 +23,7 @@ from o2c_workflows.credit_refund import CreditRefundInput, CreditRefundRequest
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.base import WORKFLOW_NAME
 from tests.integration.test_end_to_end import demo_order
+from tests.support.api_keys import bearer
 from tests.support.history import until
 from tests.support.stack import Stack, free_port
 
@@ -51,7 +52,9 @@ async def api_on(stack: Stack, **changes: Any) -> AsyncIterator[httpx.AsyncClien
     api = asyncio.create_task(serve_api(settings, stop, listening))
     try:
         await asyncio.wait_for(listening.wait(), 30)
-        async with httpx.AsyncClient(base_url=settings.api_url, timeout=90) as http:
+        async with httpx.AsyncClient(
+            base_url=settings.api_url, timeout=90, headers=bearer(stack.api_key)
+        ) as http:
             yield http
     finally:
         stop.set()

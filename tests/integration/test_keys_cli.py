@@ -8,9 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from fastapi import HTTPException
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from o2c_service.access.dev_keys import ensure_dev_keys
 from o2c_service.access.guard import KEY_CACHE_SECONDS, Authenticator

@@ -185,7 +185,10 @@ async def test_an_order_whose_workflow_task_fails_is_not_called_an_outage(
 async def test_of_many_identical_creates_at_once_exactly_one_is_created(stack: Stack) -> None:
     order = demo_order()
     async with httpx.AsyncClient(
-        base_url=stack.api_url, timeout=120, limits=httpx.Limits(max_connections=200)
+        base_url=stack.api_url,
+        timeout=120,
+        limits=httpx.Limits(max_connections=200),
+        headers=bearer(stack.api_key),
     ) as http:
         answers = await asyncio.gather(*(http.post("/orders", json=order) for _ in range(200)))
     assert {answer.status_code for answer in answers} <= {200, 201}, [

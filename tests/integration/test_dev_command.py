@@ -58,7 +58,7 @@ class DevProcess:
 
     async def read_banner(self) -> None:
         assert self.process.stdout is not None
-        while "API docs" not in self.banner:
+        while "export O2C_API_KEY" not in self.banner:  # the banner's last line
             line = await self.process.stdout.readline()
             assert line, f"o2c dev exited before it was ready:\n{self.banner}"
             self.banner += line.decode()

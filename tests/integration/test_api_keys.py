@@ -132,7 +132,9 @@ def test_the_openapi_says_which_routes_take_a_key_and_which_roles() -> None:
 
 
 @pytest.mark.parametrize("caller", CALLERS)
-@pytest.mark.parametrize(("method", "path"), sorted(EXPECTED), ids="{0[0]} {0[1]}".format)
+@pytest.mark.parametrize(
+    ("method", "path"), [pytest.param(*route, id=" ".join(route)) for route in sorted(EXPECTED)]
+)
 async def test_each_route_answers_each_caller_by_its_role(
     edge: Edge, method: str, path: str, caller: str
 ) -> None:

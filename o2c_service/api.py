@@ -17,6 +17,7 @@ from fastapi.openapi.models import Example
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from o2c_service.access.guard import Authenticator, caller_of, protect, require_rules
 from o2c_service.api_docs import serve_docs_offline
 from o2c_service.creating import CreatedOrder
 from o2c_service.event_routes import add_event_routes
@@ -190,6 +191,8 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
 
     # Reports read billing too: opened on the first report, so the API starts without it.
     billing_for_reports = LocalBillingReader(settings.database_url)
+    # The keys callers present: the API's own database, opened at the first request.
+    authenticator = Authenticator(settings.api_database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -199,6 +202,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         finally:
             billing_for_reports.close()
             app.state.webhooks.close()
+            authenticator.close()
 
     app = FastAPI(
         title="o2c",
@@ -209,6 +213,8 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         docs_url=None,
         redoc_url=None,
     )
+    # Every route below checks its caller's key against o2c_service/access/rules.py.
+    protect(app, authenticator)
     app.add_middleware(BodyLimit)
     serve_docs_offline(app)
 
@@ -271,7 +277,9 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         202, `status` Entered, `Preference-Applied: respond-async`.
         """
         respond_async = prefers_respond_async(prefer or [])
-        created = await orders(request).create(order, wait=not respond_async)
+        created = await orders(request).create(
+            order, wait=not respond_async, actor=caller_of(request).actor
+        )
         if created.status is OrderStatus.ENTERED:
             response.status_code = status.HTTP_202_ACCEPTED
         elif not created.created:
@@ -322,17 +330,20 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     @app.post("/orders/bulk/retry", tags=["support"])
     async def retry_matching(body: BulkSupportAction, request: Request) -> BulkResult:
         """Retry the parked step of every matching order; one line per order."""
-        return await bulk(request, "retry", body.selection, SupportAction(note=body.note))
+        action = SupportAction(note=body.note, actor=caller_of(request).actor)
+        return await bulk(request, "retry", body.selection, action)
 
     @app.post("/orders/bulk/release", tags=["support"])
     async def release_matching(body: BulkSupportAction, request: Request) -> BulkResult:
         """Release every matching credit hold."""
-        return await bulk(request, "release", body.selection, SupportAction(note=body.note))
+        action = SupportAction(note=body.note, actor=caller_of(request).actor)
+        return await bulk(request, "release", body.selection, action)
 
     @app.post("/orders/bulk/cancel", tags=["support"])
     async def cancel_matching(body: BulkCancel, request: Request) -> BulkResult:
         """Cancel (and compensate) every matching order that has not shipped."""
-        return await bulk(request, "cancel", body.selection, CancelRequest(reason=body.reason))
+        cancel = CancelRequest(reason=body.reason, actor=caller_of(request).actor)
+        return await bulk(request, "cancel", body.selection, cancel)
 
     @app.get("/orders/{order_id}", tags=["orders"])
     async def get_order(order_id: str, request: Request) -> OrderState:
@@ -384,4 +395,5 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
                   "input": request.query_params.get(error.field)}]
             ) from error  # fmt: skip
 
+    require_rules(app)  # last: every route has a rule (or the API does not start)
     return app

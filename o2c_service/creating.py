@@ -123,7 +123,9 @@ class OrderCreation(CreditRefunds):
     _booking_wait: timedelta
     _booking_reads: dict[str, asyncio.Task[BookingOutcome]]
 
-    async def create(self, order: OrderRequest, *, wait: bool = True) -> CreatedOrder:
+    async def create(
+        self, order: OrderRequest, *, wait: bool = True, actor: str | None = None
+    ) -> CreatedOrder:
         """Start the order, or find it if the caller sent it before; answer how booking ended.
 
         The workflow id is the order id and a start never joins an existing run (`FAIL`), so
@@ -137,6 +139,9 @@ class OrderCreation(CreditRefunds):
         finds it finished gets its final status. Booking that takes longer than
         `booking_wait` is answered Entered: the order is started and booking goes on.
         Without `wait` (`Prefer: respond-async`) it is a plain start, answered Entered.
+        `actor` (who sends it, e.g. an API key's `name (key_id)`) is recorded as the order's
+        creator; it is no part of the request, so the same order from another caller is the
+        same order.
         """
         sha = request_hash(order)
         async with self.translated(order.order_id):
@@ -145,9 +150,9 @@ class OrderCreation(CreditRefunds):
                 WORKFLOW_NAME,
                 sha,
                 _conflict(order),
-                (lambda: self._start_and_book(order, sha))
+                (lambda: self._start_and_book(order, sha, actor))
                 if wait
-                else (lambda: self._start(order, sha)),
+                else (lambda: self._start(order, sha, actor)),
             )
             if isinstance(found, CreatedOrder):
                 return found
@@ -171,25 +176,30 @@ class OrderCreation(CreditRefunds):
             task_timeout=self._task_timeout,
         )
 
-    def _input(self, order: OrderRequest) -> OrderInput:
+    def _input(self, order: OrderRequest, actor: str | None) -> OrderInput:
         return OrderInput(
-            order=order, dunning=self._dunning, local_activities=self._local_activities
+            order=order,
+            dunning=self._dunning,
+            local_activities=self._local_activities,
+            actor=actor,
         )
 
-    async def _start(self, order: OrderRequest, sha: str) -> CreatedOrder:
+    async def _start(self, order: OrderRequest, sha: str, actor: str | None) -> CreatedOrder:
         """Start the order without waiting for anything (one billable Action fewer)."""
         await self._client.start_workflow(
             OrderWorkflow.run,
-            self._input(order),
+            self._input(order, actor),
             **self._start_options(order, sha),
             rpc_timeout=RPC_TIMEOUT,
         )
         return CreatedOrder(order_id=order.order_id, status=OrderStatus.ENTERED, created=True)
 
-    async def _start_and_book(self, order: OrderRequest, sha: str) -> CreatedOrder:
+    async def _start_and_book(
+        self, order: OrderRequest, sha: str, actor: str | None
+    ) -> CreatedOrder:
         """Start the order and wait, in the same call, for how booking ended."""
         operation = WithStartWorkflowOperation(
-            OrderWorkflow.run, self._input(order), **self._start_options(order, sha)
+            OrderWorkflow.run, self._input(order, actor), **self._start_options(order, sha)
         )
         entered = CreatedOrder(order_id=order.order_id, status=OrderStatus.ENTERED, created=True)
         try:

@@ -1,7 +1,9 @@
 """`o2c dev`: the Temporal dev server, the worker and the API in one foreground command.
 
 The server persists to a SQLite file under the data folder, so orders survive a
-restart. Ctrl-C stops the API, then the worker, then the server; the server is
+restart; the API's database is there too (`api.db`), and on the first start a
+support key and an integration key are written to `<data folder>/keys/` (mode 0600)
+and reused after. Ctrl-C stops the API, then the worker, then the server; the server is
 also told to die with this process, so nothing is left running.
 """
 
@@ -20,6 +22,8 @@ from urllib.parse import urlsplit
 from temporalio.client import Client
 
 from adapters.faults import FaultProfile
+from o2c_service.access.dev_keys import ensure_dev_keys
+from o2c_service.access.roles import Role
 from o2c_service.runners import run_worker, serve_api, stop_on_signals
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
@@ -127,11 +131,11 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
             server.wait()
 
 
-def banner(settings: Settings) -> str:
+def banner(settings: Settings, keys: dict[Role, Path] | None = None) -> str:
     api = f"http://{settings.api_host}:{settings.api_port}"
     ui = f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows"
     data = Path(settings.data_dir).resolve()
-    return (
+    text = (
         "\n  o2c is running (Ctrl-C stops everything)\n"
         f"  Temporal UI   {ui}\n"
         f"  API docs      {api}/docs\n"
@@ -139,6 +143,16 @@ def banner(settings: Settings) -> str:
         f"  Temporal      {settings.temporal_address} (data in {data}, "
         f"server log {server_log(settings).name})\n"
     )
+    for number, (role, path) in enumerate((keys or {}).items()):
+        label = "API keys" if number == 0 else ""
+        text += f"  {label:<13} {role.value:<12} {path.resolve()}\n"
+    if keys:
+        support = keys[Role.SUPPORT].resolve()
+        text += (
+            f"                export O2C_API_KEY=$(cat {support})   "
+            "(for curl; o2c finds it itself)\n"
+        )
+    return text
 
 
 def ensure_ports_free(settings: Settings) -> None:
@@ -165,6 +179,7 @@ def ensure_ports_free(settings: Settings) -> None:
 async def run_dev(settings: Settings) -> None:
     FaultProfile.from_setting(settings.faults)  # a bad profile stops us before anything starts
     ensure_ports_free(settings)
+    keys = ensure_dev_keys(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)
     server = start_dev_server(settings)
@@ -176,7 +191,7 @@ async def run_dev(settings: Settings) -> None:
             asyncio.create_task(serve_api(settings, stop, listening), name="api"),
             asyncio.create_task(asyncio.to_thread(server.wait), name="temporal"),
         ]
-        announce = asyncio.create_task(_announce_when_listening(settings, listening))
+        announce = asyncio.create_task(_announce_when_listening(settings, listening, keys))
         # Run until Ctrl-C, or until any part stops on its own (then stop the rest).
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([stopping, *parts], return_when=asyncio.FIRST_COMPLETED)
@@ -190,6 +205,8 @@ async def run_dev(settings: Settings) -> None:
         stop_server(server)
 
 
-async def _announce_when_listening(settings: Settings, listening: asyncio.Event) -> None:
+async def _announce_when_listening(
+    settings: Settings, listening: asyncio.Event, keys: dict[Role, Path]
+) -> None:
     await listening.wait()
-    print(banner(settings), flush=True)
+    print(banner(settings, keys), flush=True)

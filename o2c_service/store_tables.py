@@ -1,3 +1,4 @@
 """Imports every module that declares an `ApiTable`, so `open_store` creates them all."""
 
+import o2c_service.access.keys  # noqa: F401  (api_keys)
 import o2c_service.webhooks.records  # noqa: F401  (webhook secrets and deliveries)

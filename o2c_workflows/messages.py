@@ -10,10 +10,18 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from o2c_domain.lines import Sku, SkuQuantity
 from o2c_domain.money import CurrencyCode, PlainAmount, at_currency_scale
 from o2c_workflows.models import Identifier, OrderStatus, ShortText, Strict
+
+Actor = SkipJsonSchema[str | None]
+"""Who sent an event: the API key's `name (key_id)`, or `webhook:<source>`. Set by the
+API (whatever a client sent is overwritten) and kept on the records and timeline
+entries the event makes; None for events sent otherwise (a Temporal signal from the
+UI, orders begun before keys). Not part of the documented request bodies."""
+ACTOR_DESCRIPTION = "Set by the API from the caller; never sent."
 
 
 def _one_line_per_sku(lines: list[SkuQuantity] | None) -> list[SkuQuantity] | None:
@@ -37,6 +45,7 @@ class ShipmentConfirmed(Strict):
         default=None,
         description="What left in this shipment; leave out for everything not yet shipped.",
     )
+    actor: Actor = Field(default=None, description=ACTOR_DESCRIPTION)
 
     _unique = field_validator("lines")(_one_line_per_sku)
 
@@ -56,6 +65,7 @@ class PaymentReceived(Strict):
         default=None,
         description="The invoice it pays; leave out to pay the oldest due invoices first.",
     )
+    actor: Actor = Field(default=None, description=ACTOR_DESCRIPTION)
 
     _at_currency_scale = field_validator("amount")(at_currency_scale)
 
@@ -73,6 +83,7 @@ class Amendment(Strict):
 
     changes: list[LineChange] = Field(min_length=1, max_length=500)
     event_id: ShortText | None = Field(default=None, description="De-duplication key.")
+    actor: Actor = Field(default=None, description=ACTOR_DESCRIPTION)
 
 
 class ReturnResolution(StrEnum):
@@ -90,16 +101,19 @@ class ReturnReceived(Strict):
 
     _unique = field_validator("lines")(_one_line_per_sku)
     reason: ShortText | None = None
+    actor: Actor = Field(default=None, description=ACTOR_DESCRIPTION)
 
 
 class SupportAction(Strict):
     """A support person's retry or release; the note lands in the order's timeline."""
 
     note: ShortText | None = None
+    actor: Actor = Field(default=None, description=ACTOR_DESCRIPTION)
 
 
 class CancelRequest(Strict):
     reason: ShortText = Field(examples=["customer changed their mind"])
+    actor: Actor = Field(default=None, description=ACTOR_DESCRIPTION)
 
 
 class OutsideEventNote(Strict):

@@ -41,6 +41,11 @@ class TimelineEntry(BaseModel):
     status: OrderStatus
     at: datetime
     note: str = ""
+    actor: str | None = Field(
+        default=None,
+        description="Who caused it: the API key's `name (key_id)`, or `webhook:<source>`; "
+        "null for the order's own steps.",
+    )
 
 
 class BookingState(BaseModel):
@@ -68,6 +73,8 @@ class DispatchState(BaseModel):
     lines: list[SkuQuantity]
     confirmed_at: datetime
     invoice_id: str | None = None
+    actor: str | None = None
+    """Who confirmed it (`TimelineEntry.actor`)."""
 
 
 class InvoiceState(BaseModel):
@@ -119,6 +126,8 @@ class PaymentState(BaseModel):
     applications: list[Application] = Field(default_factory=list)
     to_customer_credit: Amount = Decimal(0)
     """What exceeded everything the order could ever owe: kept as customer credit."""
+    actor: str | None = None
+    """Who reported it (`TimelineEntry.actor`)."""
 
     @property
     def unapplied(self) -> Decimal:
@@ -144,6 +153,8 @@ class ReturnState(BaseModel):
     resolution: str
     received_at: datetime
     credit_notes: list[str]
+    actor: str | None = None
+    """Who reported it (`TimelineEntry.actor`)."""
 
 
 class OutsideEventState(BaseModel):
@@ -173,6 +184,18 @@ class HoldState(BaseModel):
     message: str
     since: datetime
     resume_status: OrderStatus
+
+
+class HoldResolved(BaseModel):
+    """A hold support resolved: where it was, how it was resolved, and by whom."""
+
+    step: str
+    code: str
+    resolution: str = Field(description="retry or release.")
+    note: str | None = None
+    at: datetime
+    actor: str | None = None
+    """Who resolved it (`TimelineEntry.actor`)."""
 
 
 class CompensationStatus(StrEnum):
@@ -234,7 +257,16 @@ class OrderState(BaseModel):
         "failed or refunded payments, and events the order refused (`rejected`).",
     )
     hold: HoldState | None = None
+    holds_resolved: list[HoldResolved] = Field(default_factory=list)
     cancellation_reason: str | None = None
+    cancelled_by: str | None = None
+    """Who cancelled it (`TimelineEntry.actor`); null when the order cancelled itself or
+    was cancelled in Temporal."""
+    created_by: str | None = None
+    """Who created it (`TimelineEntry.actor`)."""
+    amended_by: dict[str, str] = Field(
+        default_factory=dict, description="Who sent each amendment, by amendment id."
+    )
     compensations: list[CompensationRecord] = Field(default_factory=list)
     undo: list[UndoRecord] = Field(
         default_factory=list,
@@ -304,12 +336,13 @@ class OrderState(BaseModel):
     # property tests drive the same methods, so the rules are tested, not a copy.
 
     @classmethod
-    def entered(cls, order: OrderRequest) -> OrderState:
+    def entered(cls, order: OrderRequest, created_by: str | None = None) -> OrderState:
         """A new order: every line ordered, nothing reserved, shipped or invoiced yet."""
         return cls(
             order_id=order.order_id,
             status=OrderStatus.ENTERED,
             order=order,
+            created_by=created_by,
             lines=[
                 LineState(sku=line.sku, unit_price=line.unit_price, ordered=line.quantity)
                 for line in order.lines

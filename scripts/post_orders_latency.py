@@ -28,6 +28,8 @@ import httpx
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from o2c_service.access.keys import KeyStore
+from o2c_service.access.roles import Role
 from o2c_service.settings import installed_binary
 from o2c_workflows.search_attributes import ALL
 
@@ -107,6 +109,9 @@ async def main() -> None:
             "O2C_API_PORT": str(port),
             "O2C_LOCAL_ACTIVITIES": "false" if options.normal_activities else "true",
         }
+        keys = KeyStore.open(f"sqlite:///{data / 'api.db'}")  # the API's, in its data folder
+        key = keys.create("latency", Role.INTEGRATION).key
+        keys.close()
         processes = [
             await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -124,6 +129,7 @@ async def main() -> None:
                 base_url=f"http://127.0.0.1:{port}",
                 timeout=60,
                 limits=httpx.Limits(max_connections=200),
+                headers={"Authorization": f"Bearer {key}"},
             ) as http:
                 for _ in range(300):
                     try:

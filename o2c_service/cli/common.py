@@ -20,6 +20,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from o2c_domain.money import parse_amount
+from o2c_service.access.dev_keys import local_dev_key
 from o2c_service.settings import Settings
 from o2c_workflows.models import OrderStatus
 
@@ -113,7 +114,16 @@ def _explain(response: httpx.Response) -> str:
             f"{'.'.join(str(part) for part in item.get('loc', [])[1:])}: {item.get('msg')}"
             for item in detail
         )
+    if response.status_code == 401:
+        return f"{detail} (set O2C_API_KEY to a key from `o2c keys create`; see docs/api-keys.md)"
     return str(detail)
+
+
+def api_key(base: str, settings: Settings) -> str | None:
+    """The key to send: O2C_API_KEY, else the local `o2c dev`'s support key file."""
+    if settings.api_key is not None:
+        return settings.api_key.get_secret_value().strip()
+    return local_dev_key(base, settings)
 
 
 def call_api(
@@ -123,10 +133,13 @@ def call_api(
     body: Any = None,
     params: dict[str, str] | None = None,
 ) -> Any:
-    base = api_url or Settings().api_url
+    settings = Settings()
+    base = api_url or settings.api_url
+    key = api_key(base, settings)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         response = httpx.request(method, f"{base}{path}", json=body, params=params,
-                                 timeout=API_TIMEOUT)  # fmt: skip
+                                 headers=headers, timeout=API_TIMEOUT)  # fmt: skip
     except httpx.TransportError as error:
         fail(f"cannot reach the o2c API at {base} ({error}); is `o2c dev` or `o2c api` running?")
     if response.is_error:

@@ -123,9 +123,9 @@ def show_order(order_id: str, output: OutputOption = Output.TABLE,
             payments.add_row(payment["payment_id"], payment["amount"], applied,
                              payment["to_customer_credit"], payment["reference"] or "")  # fmt: skip
         tables.append(payments)
-    timeline = Table("status", "at", "note", title="Timeline")
+    timeline = Table("status", "at", "note", "by", title="Timeline")
     for entry in state["timeline"]:
-        timeline.add_row(entry["status"], entry["at"], entry["note"])
+        timeline.add_row(entry["status"], entry["at"], entry["note"], entry.get("actor") or "")
     tables.append(timeline)
     out.print(*tables)
 

@@ -14,6 +14,7 @@ from temporalio.common import SearchAttributeUpdate
 from o2c_workflows.calls import LocalCalls
 from o2c_workflows.dunning import DunningPolicy
 from o2c_workflows.keys import OrderKeys
+from o2c_workflows.messages import SupportAction
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.state import OrderState, UndoKind, UndoRecord
 
@@ -52,6 +53,9 @@ class OrderInput(BaseModel):
         description="Run the adapter calls as local activities (fewer events): all, none, "
         "or those of the systems listed.",
     )
+    actor: str | None = Field(
+        default=None, description="Who created the order: the API key's `name (key_id)`."
+    )
 
 
 class Resolution(StrEnum):
@@ -87,6 +91,8 @@ class InFlight:
     """Cancelled (or abandoned): the lifecycle stops and compensation runs."""
     resolution: Resolution | None = None
     """Support's answer to the current hold, until the parked step takes it."""
+    resolved_with: SupportAction | None = None
+    """The retry or release that gave `resolution`: its note and who sent it."""
 
     @property
     def idle(self) -> bool:

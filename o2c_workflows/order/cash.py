@@ -130,7 +130,7 @@ class CashCollection(DunningTimers):
         if to_credit:
             await self._credit_customer(payment, to_credit)
         self._show_payment_due()
-        self._update_status(f"payment {payment.payment_id} applied")
+        self._update_status(f"payment {payment.payment_id} applied", payment.actor)
 
     async def _credit_customer(self, payment: PaymentState, amount: Decimal) -> None:
         booking = self._state.booking
@@ -149,7 +149,8 @@ class CashCollection(DunningTimers):
             options.BILLING,
         )
         payment.to_customer_credit += amount
-        self._note(f"{amount} {payment.currency} of {payment.payment_id} kept as customer credit")
+        self._note(f"{amount} {payment.currency} of {payment.payment_id} kept as customer credit",
+                   payment.actor)  # fmt: skip
 
     async def _applied_as_far_as_it_can_be(self, payment: PaymentState) -> None:
         await workflow.wait_condition(

@@ -75,8 +75,9 @@ class Compensation(Steps):
                 self._in_flight.stopping = True
                 return False
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: str, actor: str | None = None) -> None:
         self._state.cancellation_reason = reason
+        self._state.cancelled_by = actor
         self._in_flight.stopping = True
         assert self._lifecycle is not None
         self._lifecycle.cancel()

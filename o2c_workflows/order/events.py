@@ -96,11 +96,12 @@ class Events(Fulfilment):
             )
         finally:
             del self._in_flight.applying[Applying.SHIPMENT]
-        self._state.record_dispatch(
+        dispatch = self._state.record_dispatch(
             event.dedup_key, event.carrier, event.tracking_number, lines, workflow.now()
         )
+        dispatch.actor = event.actor
         shipped = _quantities(lines)
-        self._update_status(f"{event.carrier} {event.tracking_number}: {shipped}")
+        self._update_status(f"{event.carrier} {event.tracking_number}: {shipped}", event.actor)
         return self._ack(f"shipment confirmed: {shipped}", duplicate=False)
 
     async def _receive_payment(self, event: PaymentReceived) -> EventAck:
@@ -141,6 +142,7 @@ class Events(Fulfilment):
             reference=event.reference,
             received_at=workflow.now(),
             invoice_id=event.invoice_id,
+            actor=event.actor,
         )
         self._state.payments.append(payment)
         self._show_details()
@@ -171,8 +173,11 @@ class Events(Fulfilment):
             )
         finally:
             del self._in_flight.applying[Applying.AMENDMENT]
-        state.amend(plan.lines, plan.total_after, amendment.event_id or f"amendment-{number}")
-        self._update_status("amended: " + "; ".join(plan.changes))
+        amendment_id = amendment.event_id or f"amendment-{number}"
+        state.amend(plan.lines, plan.total_after, amendment_id)
+        if amendment.actor is not None:
+            state.amended_by[amendment_id] = amendment.actor
+        self._update_status("amended: " + "; ".join(plan.changes), amendment.actor)
         return self._amendment_ack("amendment applied", plan.changes, duplicate=False,
                                    before=plan.total_before)  # fmt: skip
 
@@ -230,11 +235,13 @@ class Events(Fulfilment):
                 resolution=returned.resolution.value,
                 received_at=workflow.now(),
                 credit_notes=[note.credit_note_id for note in notes],
+                actor=returned.actor,
             )
         )
         credited = sum((note.amount for note in notes), Decimal(0))
         self._show_payment_due()
-        self._update_status(f"return {returned.return_id}: credit notes for {credited}")
+        self._update_status(f"return {returned.return_id}: credit notes for {credited}",
+                            returned.actor)  # fmt: skip
         return self._ack(
             f"return {returned.return_id}: {self._return_outcome(returned.return_id)}",
             duplicate=False,
@@ -329,8 +336,9 @@ class Events(Fulfilment):
         hold = self._state.hold
         assert hold is not None
         self._in_flight.resolution = resolution
+        self._in_flight.resolved_with = action
         if action.note:
-            self._note(f"{resolution.value}: {action.note}")
+            self._note(f"{resolution.value}: {action.note}", action.actor)
         await workflow.wait_condition(lambda: self._state.hold is not hold)
         return SupportAck(
             order_id=self._state.order_id,
@@ -340,7 +348,7 @@ class Events(Fulfilment):
 
     async def _cancel(self, request: CancelRequest) -> SupportAck:
         guards.check_cancel(self._state, self._in_flight)
-        self._stop(request.reason)
+        self._stop(request.reason, request.actor)
         await workflow.wait_condition(lambda: self._state.status is OrderStatus.CANCELLED)
         undone = [c.note for c in self._state.compensations if c.status is CompensationStatus.DONE]
         return SupportAck(

@@ -64,7 +64,8 @@ class Fulfilment(CashCollection):
                     CUSTOMER_ID.value_set(order.customer_id),
                 ]
             )
-        self._record(OrderStatus.ENTERED, f"{len(order.lines)} lines from {order.source_system}")
+        self._record(OrderStatus.ENTERED, f"{len(order.lines)} lines from {order.source_system}",
+                     self._state.created_by)  # fmt: skip
 
     async def _book(self) -> None:
         order = self._state.order
@@ -179,7 +180,8 @@ class Fulfilment(CashCollection):
             balance=invoice.balance,
         )  # fmt: skip
         self._show_payment_due()
-        self._update_status(f"invoice {invoice.invoice_id} raised for shipment {dispatch.number}")
+        self._update_status(f"invoice {invoice.invoice_id} raised for shipment {dispatch.number}",
+                            dispatch.actor)  # fmt: skip
         if order.payment_method is not None:
             await self._capture(state)
         self._start_dunning(state)

@@ -25,6 +25,7 @@ from o2c_workflows.order.base import (
 from o2c_workflows.order.timeline import Timeline
 from o2c_workflows.state import (
     HoldKind,
+    HoldResolved,
     HoldState,
 )
 
@@ -101,10 +102,17 @@ class Steps(Timeline):
         self._transition(OrderStatus.ON_HOLD, f"{step}: {message}", hold_reason=code)
         await workflow.wait_condition(lambda: self._in_flight.resolution is not None)
         resolution, self._in_flight.resolution = self._in_flight.resolution, None
+        action, self._in_flight.resolved_with = self._in_flight.resolved_with, None
         assert resolution is not None
+        actor = action.actor if action is not None else None
         self._state.hold = None
+        self._state.holds_resolved.append(
+            HoldResolved(step=step, code=code, resolution=resolution.value,
+                         note=action.note if action is not None else None,
+                         at=workflow.now(), actor=actor)
+        )  # fmt: skip
         self._transition(self._rolled_up_status(), f"{resolution.value} at {step}",
-                         hold_reason=None)  # fmt: skip
+                         hold_reason=None, actor=actor)  # fmt: skip
         return resolution
 
     async def _wait_for(self, condition: Callable[[], bool]) -> None:

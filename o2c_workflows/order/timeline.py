@@ -54,19 +54,25 @@ class Timeline(OrderBase):
             return OrderStatus.SHIPPED
         return OrderStatus.INVOICED
 
-    def _update_status(self, note: str) -> None:
-        """Record progress; move to the rolled-up status unless held or finishing."""
+    def _update_status(self, note: str, actor: str | None = None) -> None:
+        """Record progress; move to the rolled-up status unless held or finishing. `actor`:
+        who sent the event that made the progress (a key, a webhook), if anyone did."""
         if self._state.status in (OrderStatus.ON_HOLD, *FINISHED) or self._in_flight.stopping:
-            self._note(note)
+            self._note(note, actor)
             return
         status = self._rolled_up_status()
         if status is self._state.status:
-            self._note(note)
+            self._note(note, actor)
         else:
-            self._transition(status, note)
+            self._transition(status, note, actor=actor)
 
     def _transition(
-        self, status: OrderStatus, note: str, *, hold_reason: str | bool | None = False
+        self,
+        status: OrderStatus,
+        note: str,
+        *,
+        hold_reason: str | bool | None = False,
+        actor: str | None = None,
     ) -> None:
         """Move to `status`; `hold_reason` sets (a code) or clears (None) HoldReason."""
         updates: list[SearchAttributeUpdate[Any]] = [ORDER_STATUS.value_set(status.value)]
@@ -75,7 +81,7 @@ class Timeline(OrderBase):
         elif isinstance(hold_reason, str):
             updates.append(HOLD_REASON.value_set(hold_reason))
         self._set_attributes(updates)
-        self._record(status, note)
+        self._record(status, note, actor)
 
     def _set_attributes(self, updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
         """Upsert now (process version 1), or publish when the order next waits (2)."""
@@ -118,14 +124,16 @@ class Timeline(OrderBase):
         if changed:
             workflow.upsert_search_attributes(changed)
 
-    def _record(self, status: OrderStatus, note: str) -> None:
+    def _record(self, status: OrderStatus, note: str, actor: str | None = None) -> None:
         self._state.status = status
-        self._state.timeline.append(TimelineEntry(status=status, at=workflow.now(), note=note))
+        self._state.timeline.append(
+            TimelineEntry(status=status, at=workflow.now(), note=note, actor=actor)
+        )
         self._show_details()
 
-    def _note(self, note: str) -> None:
+    def _note(self, note: str, actor: str | None = None) -> None:
         """A timeline entry that does not change the status."""
-        self._record(self._state.status, note)
+        self._record(self._state.status, note, actor)
 
     def _show_details(self) -> None:
         workflow.set_current_details(presentation.current_details(self._state))

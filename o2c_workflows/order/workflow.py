@@ -61,7 +61,7 @@ class OrderWorkflow(Events):
         order = start.order
         self._dunning = start.dunning
         self._local_activities = start.local_activities
-        self._state = start.carried or OrderState.entered(order)
+        self._state = start.carried or OrderState.entered(order, created_by=start.actor)
         if start.carried is not None:
             self._state.runs += 1
             if self._state.booking and not self._state.undo:  # carried from earlier code
@@ -86,7 +86,8 @@ class OrderWorkflow(Events):
             self._transition(OrderStatus.CLOSED, "every line shipped, every invoice settled")
         else:
             await self._compensate()
-            self._transition(OrderStatus.CANCELLED, self._state.cancellation_reason or "")
+            self._transition(OrderStatus.CANCELLED, self._state.cancellation_reason or "",
+                             actor=self._state.cancelled_by)  # fmt: skip
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._publish()
         if self._cancelled_in_temporal:

@@ -23,6 +23,7 @@ from o2c_workflows.credit_refund import CreditRefundInput, CreditRefundRequest
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.base import WORKFLOW_NAME
 from tests.integration.test_end_to_end import demo_order
+from tests.support.api_keys import bearer
 from tests.support.history import until
 from tests.support.stack import Stack, free_port
 
@@ -51,7 +52,9 @@ async def api_on(stack: Stack, **changes: Any) -> AsyncIterator[httpx.AsyncClien
     api = asyncio.create_task(serve_api(settings, stop, listening))
     try:
         await asyncio.wait_for(listening.wait(), 30)
-        async with httpx.AsyncClient(base_url=settings.api_url, timeout=90) as http:
+        async with httpx.AsyncClient(
+            base_url=settings.api_url, timeout=90, headers=bearer(stack.api_key)
+        ) as http:
             yield http
     finally:
         stop.set()
@@ -182,7 +185,10 @@ async def test_an_order_whose_workflow_task_fails_is_not_called_an_outage(
 async def test_of_many_identical_creates_at_once_exactly_one_is_created(stack: Stack) -> None:
     order = demo_order()
     async with httpx.AsyncClient(
-        base_url=stack.api_url, timeout=120, limits=httpx.Limits(max_connections=200)
+        base_url=stack.api_url,
+        timeout=120,
+        limits=httpx.Limits(max_connections=200),
+        headers=bearer(stack.api_key),
     ) as http:
         answers = await asyncio.gather(*(http.post("/orders", json=order) for _ in range(200)))
     assert {answer.status_code for answer in answers} <= {200, 201}, [

@@ -14,18 +14,25 @@ import pytest_asyncio
 from o2c_service.runners import serve_api
 from o2c_service.settings import Settings
 from tests.integration.test_end_to_end import demo_order
+from tests.support.api_keys import bearer, make_key
 from tests.support.stack import free_port
 
 
 @pytest_asyncio.fixture(scope="module")
-async def api_without_temporal() -> AsyncIterator[httpx.AsyncClient]:
+async def api_without_temporal(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[httpx.AsyncClient]:
     """The real API on loopback, pointed at a port where no Temporal listens."""
     port = free_port()
-    settings = Settings(temporal_address=f"127.0.0.1:{free_port()}", api_port=port)
+    settings = Settings(temporal_address=f"127.0.0.1:{free_port()}", api_port=port,
+                        data_dir=tmp_path_factory.mktemp("api"))  # fmt: skip
+    key = make_key(settings)
     stop, listening = asyncio.Event(), asyncio.Event()
     api = asyncio.create_task(serve_api(settings, stop, listening))
     await asyncio.wait_for(listening.wait(), 30)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=30, headers=bearer(key)
+    ) as http:
         yield http
     stop.set()
     await api

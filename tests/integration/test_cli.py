@@ -13,6 +13,7 @@ import pytest
 
 from o2c_workflows.models import OrderStatus
 from tests.integration.test_end_to_end import demo_order
+from tests.support.api_keys import key_for
 from tests.support.stack import Stack, free_port
 
 O2C = [sys.executable, "-m", "o2c_service"]
@@ -29,10 +30,12 @@ class Run:
 
 
 async def o2c(*args: str, api_url: str) -> Run:
+    """`o2c ... --api-url URL` with O2C_API_KEY set to the key made for that API, if any."""
+    key = key_for(api_url)
     process = await asyncio.create_subprocess_exec(
         *O2C, *args, "--api-url", api_url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={"COLUMNS": "200", "PATH": ""},
+        env={"COLUMNS": "200", "PATH": ""} | ({"O2C_API_KEY": key} if key else {}),
     )  # fmt: skip
     out, err = await process.communicate()
     assert process.returncode is not None

@@ -22,6 +22,7 @@ from o2c_workflows.models import OrderStatus
 from tests.integration.test_cli import o2c
 from tests.integration.test_end_to_end import demo_order
 from tests.integration.test_support_flows import new_customer, new_item, order
+from tests.support.api_keys import bearer
 from tests.support.stack import Stack
 
 
@@ -38,7 +39,10 @@ async def api_waiting(
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://o2c", timeout=60
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://o2c",
+            timeout=60,
+            headers=bearer(stack.api_key),
         ) as http,
     ):
         yield http

@@ -17,6 +17,7 @@ import pytest
 from o2c_service.dev import ensure_ports_free
 from o2c_service.settings import Settings
 from tests.integration.test_end_to_end import demo_order
+from tests.support.api_keys import bearer
 from tests.support.stack import free_port
 
 STARTUP_TIMEOUT = 60
@@ -45,10 +46,19 @@ class DevProcess:
         self.api = env["O2C_API_URL"]
         self.ui = env["O2C_TEMPORAL_UI_URL"]
         self.banner = ""
+        self.keys = Path(env["O2C_DATA_DIR"]) / "keys"
+
+    def key(self, role: str = "support") -> str:
+        """The key `o2c dev` wrote for `role` (support or integration)."""
+        return (self.keys / f"{role}.key").read_text().strip()
+
+    def http(self) -> httpx.AsyncClient:
+        """A client of the API with the support key."""
+        return httpx.AsyncClient(base_url=self.api, timeout=30, headers=bearer(self.key()))
 
     async def read_banner(self) -> None:
         assert self.process.stdout is not None
-        while "API docs" not in self.banner:
+        while "export O2C_API_KEY" not in self.banner:  # the banner's last line
             line = await self.process.stdout.readline()
             assert line, f"o2c dev exited before it was ready:\n{self.banner}"
             self.banner += line.decode()
@@ -93,11 +103,22 @@ async def test_dev_runs_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> No
         assert f"{dev.api}/docs" in dev.banner
         server_pids = children(dev.process.pid)
         assert server_pids, "the Temporal dev server should run as a child process"
-        async with httpx.AsyncClient(base_url=dev.api, timeout=30) as http:
+        # A support and an integration key, each in a file only its owner reads, named.
+        keys = {role: dev.key(role) for role in ("support", "integration")}
+        for role in keys:
+            key_file = dev.keys / f"{role}.key"
+            assert key_file.stat().st_mode & 0o777 == 0o600
+            assert str(key_file.resolve()) in dev.banner
+        async with dev.http() as http:
             assert (await http.get("/healthz")).status_code == 200
             assert (await http.get("/docs")).status_code == 200
             order_id = (await http.post("/orders", json=demo_order("SO-DEV-1"))).json()["order_id"]
             await wait_until_booked(http, order_id)
+            anonymous = await http.get(f"/orders/{order_id}", headers={"Authorization": ""})
+            assert anonymous.status_code == 401
+            integration = await http.post(f"/orders/{order_id}/cancel", json={"reason": "x"},
+                                          headers=bearer(keys["integration"]))  # fmt: skip
+            assert integration.status_code == 403
         async with httpx.AsyncClient(timeout=30) as ui:
             assert (await ui.get(dev.ui)).status_code == 200
 
@@ -105,8 +126,9 @@ async def test_dev_runs_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> No
         assert await asyncio.wait_for(dev.process.wait(), 30) == 0
         assert not [pid for pid in server_pids if is_alive(pid)]
 
-    # Started again on the same data folder, the order is still there.
-    async with o2c_dev(tmp_path) as dev, httpx.AsyncClient(base_url=dev.api, timeout=30) as http:
+    # Started again on the same data folder, the order is still there, and so are the keys.
+    async with o2c_dev(tmp_path) as dev, dev.http() as http:
+        assert {role: dev.key(role) for role in keys} == keys
         state = (await http.get(f"/orders/{order_id}")).json()
         assert state["status"] == "Booked"
         assert state["order"]["source_order_id"] == "SO-DEV-1"

@@ -32,8 +32,10 @@ DEFAULT_API = "http://127.0.0.1:8000"
 BLOCK_TIMEOUT = 60
 PRELUDE = """set -eo pipefail
 curl() { command curl --fail-with-body --show-error "$@"; }
+trap 'printf %s "${O2C_API_KEY-}" > "$KEPT_API_KEY"' EXIT
 """
-"""What a person would notice at once: a command that failed, or curl answered with an error."""
+"""What a person would notice at once: a command that failed, or curl answered with an error.
+The terminal keeps what a block exported: O2C_API_KEY, once the quick start has set it."""
 
 
 @dataclass(frozen=True)
@@ -91,15 +93,21 @@ async def test_the_readme_blocks_work_pasted_in_order(tmp_path: Path) -> None:
     blocks = [block for block in shell_blocks(README.read_text()) if block.runs]
     work = tmp_path / "terminal"
     work.mkdir()
+    kept = tmp_path / "kept-api-key"
     async with o2c_dev(tmp_path / "o2c") as dev:
+        # The terminal is in the project folder, where `scripts/dev` keeps its data (.o2c).
+        (work / ".o2c").symlink_to(dev.env["O2C_DATA_DIR"], target_is_directory=True)
         env = dev.env | {
             # `source .venv/bin/activate`: o2c and temporal on PATH
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "TEMPORAL_ADDRESS": dev.env["O2C_TEMPORAL_ADDRESS"],
             "COLUMNS": "200",
+            "KEPT_API_KEY": str(kept),
         }
         printed: list[str] = []
         for block in blocks:
+            if kept.exists() and kept.read_text():
+                env["O2C_API_KEY"] = kept.read_text()
             process = await asyncio.create_subprocess_exec(
                 "bash", "-c", PRELUDE + block.text.replace(DEFAULT_API, dev.api),
                 cwd=work, env=env,
@@ -117,7 +125,8 @@ async def test_the_readme_blocks_work_pasted_in_order(tmp_path: Path) -> None:
             assert done in bulk, bulk
         quick_start = printed[0]
         assert '"order_id":"webshop:SO-1001","status":"Booked","created":true' in quick_start
-        async with httpx.AsyncClient(base_url=dev.api, timeout=30) as http:
+        assert env.get("O2C_API_KEY") == dev.key(), "the quick start exports the support key"
+        async with dev.http() as http:
             cli = await order(http, "webshop:SO-1001")
             assert cli["status"] == "Closed"
             assert [p["payment_id"] for p in cli["payments"]] == ["BANK-7781", "BANK-7790"]

@@ -31,6 +31,7 @@ from o2c_service.settings import Settings
 from o2c_workflows.models import OrderStatus
 from tests.integration.test_cli import o2c
 from tests.integration.test_support_flows import create, new_item
+from tests.support.api_keys import bearer, make_key, remember_key
 from tests.support.history import DEFAULT_TIMEOUT, POLL_INTERVAL
 from tests.support.stack import Stack, free_port
 
@@ -258,11 +259,16 @@ async def api_without_temporal(tmp_path_factory: pytest.TempPathFactory) -> Asyn
     database = tmp_path_factory.mktemp("reports") / "o2c.db"
     port = free_port()
     settings = Settings(temporal_address=f"127.0.0.1:{free_port()}", api_port=port,
-                        database_url=f"sqlite:///{database}")  # fmt: skip
+                        database_url=f"sqlite:///{database}",
+                        data_dir=tmp_path_factory.mktemp("api"))  # fmt: skip
+    key = make_key(settings)
+    remember_key(f"http://127.0.0.1:{port}", key)
     stop, listening = asyncio.Event(), asyncio.Event()
     api = asyncio.create_task(serve_api(settings, stop, listening))
     await asyncio.wait_for(listening.wait(), 30)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=30, headers=bearer(key)
+    ) as http:
         yield http, database
     stop.set()
     await api
@@ -324,7 +330,9 @@ async def test_when_billing_cannot_be_read_the_report_is_503(stack: Stack, tmp_p
     api = asyncio.create_task(serve_api(settings, stop, listening))
     try:
         await asyncio.wait_for(listening.wait(), 30)
-        async with httpx.AsyncClient(base_url=settings.api_url, timeout=30) as http:
+        async with httpx.AsyncClient(
+            base_url=settings.api_url, timeout=30, headers=bearer(stack.api_key)
+        ) as http:
             assert (await http.get("/healthz")).status_code == 200
             response = await http.get("/reports/summary", params={"sample": 1})
         assert response.status_code == 503, response.text

@@ -24,6 +24,7 @@ from o2c_service.settings import Settings
 from o2c_service.temporal import build_worker
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.state import OrderState
+from tests.support.api_keys import bearer, make_key, remember_key
 from tests.support.history import DEFAULT_TIMEOUT, POLL_INTERVAL
 
 
@@ -40,6 +41,9 @@ class Stack:
     env: WorkflowEnvironment
     adapters: LocalAdapters
     http: httpx.AsyncClient
+    """Calls the API with `api_key`."""
+    api_key: str
+    """A support key (every route but the webhooks' takes it)."""
 
     @property
     def api_url(self) -> str:
@@ -75,13 +79,18 @@ async def stack(
         api_url=f"http://127.0.0.1:{port}",
     )
     adapters = open_local_adapters(settings.database_url)
+    key = make_key(settings, name="stack-support")
+    remember_key(settings.api_url, key)
     stop, listening = asyncio.Event(), asyncio.Event()
     worker = build_worker(dev_env.client, settings.task_queue, local_activities(adapters))
     api = asyncio.create_task(serve_api(settings, stop, listening))
     try:
-        async with worker, httpx.AsyncClient(base_url=settings.api_url, timeout=30) as http:
+        async with (
+            worker,
+            httpx.AsyncClient(base_url=settings.api_url, timeout=30, headers=bearer(key)) as http,
+        ):
             await asyncio.wait_for(listening.wait(), 30)
-            yield Stack(settings=settings, env=dev_env, adapters=adapters, http=http)
+            yield Stack(settings=settings, env=dev_env, adapters=adapters, http=http, api_key=key)
             stop.set()
             await api
     finally:

@@ -1,0 +1,93 @@
+"""Who may call which route: one table, every route of the API in it.
+
+A rule is the roles whose keys may call the route, or `PUBLIC` (no key: health
+and the docs) or `SIGNED` (no key: the 3PL's and the gateway's webhooks, which
+authenticate each request by its Standard Webhooks signature instead). The API
+refuses to start with a route the table does not name (`o2c_service.access.guard`),
+and `tests/integration/test_api_keys.py` calls every route with every kind of key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from o2c_service.access.roles import Role
+
+
+class Open(StrEnum):
+    PUBLIC = "public"
+    """Anyone: liveness and the docs."""
+    SIGNED = "signed"
+    """Anyone with a valid webhook signature: the route checks it."""
+
+
+PUBLIC = Open.PUBLIC
+SIGNED = Open.SIGNED
+Rule = frozenset[Role] | Open
+
+READ = frozenset(Role)
+"""Reads: every role."""
+EVENTS = frozenset({Role.INTEGRATION, Role.SUPPORT})
+"""Creating orders and sending them the outside world's events."""
+SUPPORT = frozenset({Role.SUPPORT})
+"""Working orders by hand: retry, release, cancel, refunds."""
+REPORTS = frozenset({Role.SUPPORT, Role.VIEWER})
+"""The summary report: support's, and a read (viewers)."""
+
+ROUTE_RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/static/docs"): PUBLIC,  # the docs' assets (a mount: any file under it)
+    ("POST", "/orders"): EVENTS,
+    ("GET", "/orders"): READ,
+    ("GET", "/orders/{order_id}"): READ,
+    ("POST", "/orders/{order_id}/shipments"): EVENTS,
+    ("POST", "/orders/{order_id}/payments"): EVENTS,
+    ("POST", "/orders/{order_id}/amendments"): EVENTS,
+    ("POST", "/orders/{order_id}/returns"): EVENTS,
+    ("POST", "/orders/{order_id}/retry"): SUPPORT,
+    ("POST", "/orders/{order_id}/release"): SUPPORT,
+    ("POST", "/orders/{order_id}/cancel"): SUPPORT,
+    ("POST", "/orders/bulk/retry"): SUPPORT,
+    ("POST", "/orders/bulk/release"): SUPPORT,
+    ("POST", "/orders/bulk/cancel"): SUPPORT,
+    ("POST", "/credits/refunds"): SUPPORT,
+    ("GET", "/reports/summary"): REPORTS,
+    ("POST", "/webhooks/logistics"): SIGNED,
+    ("POST", "/webhooks/payments"): SIGNED,
+    ("GET", "/webhooks/rejected"): SUPPORT,
+}
+"""(method, path template) -> who may call it."""
+
+
+
+class NoRule(LookupError):
+    """A route the table does not name: the API must not serve it to anyone by default."""
+
+
+def rule_for(method: str, path: str) -> Rule:
+    """The rule of a route, by its method and path template (`/orders/{order_id}`)."""
+    rule = ROUTE_RULES.get(("GET" if method == "HEAD" else method, path))
+    if rule is None:
+        raise NoRule(
+            f"{method} {path} has no rule in o2c_service/access/rules.py: say which roles "
+            "may call it (or that it is public)"
+        )
+    return rule
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request: the key it carried (`request.state.caller`)."""
+
+    key_id: str
+    name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        """How the order's state and timeline name this caller: `name (key_id)`."""
+        return f"{self.name} ({self.key_id})"

@@ -248,6 +248,9 @@ async def test_a_3pl_ships_an_order_and_the_gateway_pays_it_to_closed_once(
     assert (paid.status_code, paid.json()["outcome"]) == (200, "applied"), paid.text
     closed = await stack.wait_for_status(order_id, OrderStatus.CLOSED)
     assert [n.type for n in closed.outside_events] == ["shipment.delivered"]
+    # Who did it, on the order: the sources, not an API key.
+    assert [d.actor for d in closed.dispatches] == ["webhook:logistics"]
+    assert [p.actor for p in closed.payments] == ["webhook:payments"]
     assert any("logistics shipment.delivered" in entry.note for entry in closed.timeline)
 
     # The sender retries every delivery (newly signed, same ids) after the API restarted.

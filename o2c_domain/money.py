@@ -97,25 +97,51 @@ def parse_amount(value: Any) -> Decimal:
     return Decimal(value)
 
 
-PlainAmount = Annotated[
-    Decimal,
-    BeforeValidator(parse_amount),
-    Field(max_digits=MAX_AMOUNT_DIGITS, allow_inf_nan=False),
-    # What the API takes, for /docs and clients generated from it (not a JSON float).
-    WithJsonSchema(
+def _caller_amount_schema(pattern: str, **integer: int) -> WithJsonSchema:
+    """What the API takes as an amount, for /docs and clients generated from it (not a JSON
+    float), saying exactly what `parse_amount` and the bounds take: a string matching
+    `pattern`, or an integer within `integer`'s bounds."""
+    return WithJsonSchema(
         {
-            "anyOf": [
-                {"type": "string", "pattern": f"^{_PLAIN_DECIMAL.pattern}$"},
-                {"type": "integer", "minimum": 0},
-            ],
+            "anyOf": [{"type": "string", "pattern": pattern}, {"type": "integer", **integer}],
             "examples": ["19.99"],
         },
         mode="validation",
-    ),
+    )
+
+
+_CALLER_AMOUNT = (
+    BeforeValidator(parse_amount),
+    Field(max_digits=MAX_AMOUNT_DIGITS, allow_inf_nan=False),
+)
+
+PlainAmount = Annotated[
+    Decimal, *_CALLER_AMOUNT, _caller_amount_schema(f"^{_PLAIN_DECIMAL.pattern}$", minimum=0)
 ]
 """A non-negative amount as a caller sends it (prices, payments, refunds): see `parse_amount`.
 
 The models that carry a currency store it at the currency's scale (`normalise`)."""
+
+PositiveAmount = Annotated[
+    Decimal,
+    *_CALLER_AMOUNT,
+    _caller_amount_schema(
+        r"^(?:[0-9]*[1-9][0-9]*(?:\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)$", minimum=1
+    ),
+]
+"""A `PlainAmount` above zero (a payment, a refund): a digit other than 0 somewhere."""
+
+MAX_UNIT_PRICE = Decimal(1_000_000_000)
+UnitPrice = Annotated[
+    Decimal,
+    *_CALLER_AMOUNT,
+    _caller_amount_schema(
+        r"^0*(?:[0-9]{1,9}(?:\.[0-9]+)?|1000000000(?:\.0+)?)$",
+        minimum=0,
+        maximum=int(MAX_UNIT_PRICE),
+    ),
+]
+"""A `PlainAmount` of at most MAX_UNIT_PRICE (a line's unit price)."""
 
 
 def fits_amount_digits(amount: Decimal, currency: str) -> bool:

@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -51,6 +52,8 @@ log = logging.getLogger("o2c.api")
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_CHARS = 255
+KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
+"""Printable ASCII, spaces only inside: a UUID, say (`uuidgen`)."""
 ABANDONED_AFTER = timedelta(minutes=15)
 """A claim older than this whose request never answered (its API process died) is taken
 over by the next request with the key. Longer than any request runs: the longest waits
@@ -236,10 +239,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _key_problem(key: str) -> Problem | None:
-    if not key.strip():
-        message = "must not be empty"
-    elif len(key) > MAX_KEY_CHARS:
+    if len(key) > MAX_KEY_CHARS:
         message = f"must be at most {MAX_KEY_CHARS} characters, not {len(key)}"
+    elif not re.fullmatch(KEY_PATTERN, key):
+        message = "must be printable ASCII characters (spaces only between them), such as a UUID"
     else:
         return None
     return invalid_request([field_error(("header", HEADER), message, input=key)])

@@ -14,7 +14,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from o2c_service.idempotency import EXCLUDED_PREFIXES, HEADER, MAX_KEY_CHARS, REPLAYED_HEADER
+from o2c_service.idempotency import (
+    EXCLUDED_PREFIXES,
+    HEADER,
+    KEY_PATTERN,
+    MAX_KEY_CHARS,
+    REPLAYED_HEADER,
+)
 from o2c_service.problems import PROBLEM_MEDIA_TYPE, FieldError, ProblemDetails
 from o2c_service.request_checks import STATE_CHANGING
 
@@ -44,7 +50,7 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     f"(`{REPLAYED_HEADER}: true`) instead of running it twice; the same key with another "
     "request is 422; kept 24 hours (`O2C_IDEMPOTENCY_KEY_HOURS`), per API key. "
     "See docs/errors.md.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS},
+    "schema": {"type": "string", "maxLength": MAX_KEY_CHARS, "pattern": KEY_PATTERN},
 }
 REPLAYED_RESPONSE_HEADER: dict[str, Any] = {
     "description": "`true` when this is the kept answer of an earlier request with the "

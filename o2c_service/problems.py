@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import Send
 
 from o2c_service.outcomes import (
@@ -297,12 +298,26 @@ def _http_problem(request: Request, error: HTTPException) -> Problem:
     detail = error.detail if isinstance(error.detail, str) else None
     if error.status_code == 404 and detail in (None, "Not Found"):
         detail = f"nothing is at {request.url.path}"
-    elif error.status_code == 405 and detail in (None, "Method Not Allowed"):
-        allowed = headers.get("Allow") or headers.get("allow")
-        detail = f"{request.method} is not allowed on {request.url.path}" + (
-            f"; allowed: {allowed}" if allowed else ""
-        )
+    elif error.status_code == 405:
+        # Starlette names the methods of the first route at the path; a path may have several.
+        allowed = _allowed_methods(request)
+        headers = {name: value for name, value in headers.items() if name.lower() != "allow"}
+        headers["Allow"] = ", ".join(allowed)
+        if detail in (None, "Method Not Allowed"):
+            detail = f"{request.method} is not allowed on {request.url.path}; allowed: " + (
+                ", ".join(allowed)
+            )
     return Problem(problem_type, detail or problem_type.title, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route at the request's path answers."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": ""})
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 def add_problem_handlers(app: FastAPI) -> None:

@@ -38,7 +38,7 @@ async def api_waiting(
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://o2c", timeout=60
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1", timeout=60
         ) as http,
     ):
         yield http

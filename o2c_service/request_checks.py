@@ -77,12 +77,20 @@ JSON_MEDIA_TYPE = "application/json"
 
 
 def require_json(request: Request) -> None:
-    """A state-changing request must say its body is `application/json` (parameters such
-    as `charset` are fine), even an empty one: 415 otherwise. A browser posts a form, or
-    `text/plain`, to another site without asking it first; JSON it must ask for."""
+    """A state-changing request with a body, or with a `Content-Type`, must say it is
+    `application/json` (parameters such as `charset` are fine): 415 otherwise. A browser
+    posts a form, or `text/plain`, to another site without asking it first; JSON it must
+    ask for (CORS). A request with neither (`retry` without a note) carries nothing to
+    misread; API keys, which a browser sends nowhere unasked, are what guard it."""
     if request.method not in STATE_CHANGING:
         return
     sent = request.headers.get("content-type")
+    length = request.headers.get("content-length")
+    has_body = (length is not None and length.strip() != "0") or (
+        "transfer-encoding" in request.headers
+    )
+    if sent is None and not has_body:
+        return
     if sent is not None:
         header = MimeHeader()
         header["content-type"] = sent

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from temporalio.client import Client
 
 from o2c_service.api import create_app
@@ -48,6 +49,8 @@ class StubOrders(OrderService):
         """While set to an unset event, `create` waits for it."""
         self.holding = asyncio.Event()
         """Set once a `create` is waiting on `hold`."""
+        self.client_failure: Exception | None = None
+        """What reading Temporal's visibility (the reports) raises; None: unavailable."""
 
     async def _enter(self) -> None:
         if self.fail_next is not None:
@@ -59,7 +62,9 @@ class StubOrders(OrderService):
 
     @property
     def client(self) -> Client:
-        raise TemporalUnavailable("Temporal is unavailable: this API runs over a stub")
+        raise self.client_failure or TemporalUnavailable(
+            "Temporal is unavailable: this API runs over a stub"
+        )
 
     async def create(self, order: OrderRequest, *, wait: bool = True) -> CreatedOrder:
         await self._enter()
@@ -132,6 +137,7 @@ class StubOrders(OrderService):
 
 @dataclass
 class StubApi:
+    app: FastAPI
     http: httpx.AsyncClient
     orders: StubOrders
     settings: Settings
@@ -161,4 +167,4 @@ async def stub_api(settings: Settings, *, base_url: str = BASE_URL) -> AsyncIter
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url=base_url, timeout=30) as http,
     ):
-        yield StubApi(http=http, orders=orders, settings=settings)
+        yield StubApi(app=app, http=http, orders=orders, settings=settings)

@@ -61,6 +61,20 @@ ORDER_EXAMPLES: dict[str, Example] = {
     )
 }
 ServiceFactory = Callable[[], Awaitable[OrderService]]
+API_DESCRIPTION = """\
+Every error is RFC 9457 problem details (`application/problem+json`): `type` names the
+kind (`urn:o2c:problem:validation-error`, ...), `detail` says why, `errors` names each
+invalid field, `code` gives a refusal's business code. Each route lists every status it
+can answer.
+
+Any `POST` takes an `Idempotency-Key` (up to 255 printable characters, e.g. a UUID): the
+same key with the same request answers as the first time, `Idempotent-Replayed: true`,
+without running it again; with another request, 422; while the first runs, 409. Kept 24
+hours, per API key; answers of 500 and above are not kept.
+
+State-changing requests take `application/json` only (415 otherwise); the API answers
+only to its trusted `Host` names (400 otherwise). See docs/errors.md.
+"""
 
 
 class OrderLinks(BaseModel):
@@ -193,6 +207,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     app = FastAPI(
         title="o2c",
         summary="Order-to-Cash orchestration: each order a durable Temporal workflow.",
+        description=API_DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
         # The docs' assets are served from an installed package: no CDN, works offline.

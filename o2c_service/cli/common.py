@@ -121,10 +121,11 @@ def _explain(response: httpx.Response) -> str:
 
 
 def _where(error: dict[str, Any]) -> str:
-    """The field an error names, without `body.` (the CLI built the body): `lines[0].sku`."""
+    """The field an error names, without `body.` or `query.` (the CLI built those from its
+    options): `lines[0].sku`, `start`; a header keeps its `header.`."""
     field = str(error.get("field", ""))
     place, _, rest = field.partition(".")
-    return rest if place == "body" and rest else field
+    return rest if place in ("body", "query") and rest else field
 
 
 def call_api(

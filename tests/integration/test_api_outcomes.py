@@ -72,6 +72,7 @@ async def test_an_activity_refusal_answers_with_its_business_code(stack: Stack) 
     detail = reused.json()["detail"]
     assert detail.startswith(f"payment_conflict: payment {payment['payment_id']} was recorded")
     assert f"for order {first}" in detail
+    assert reused.json()["code"] == "payment_conflict"
 
 
 # -- 6: status codes that tell the truth ----------------------------------------

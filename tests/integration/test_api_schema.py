@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -30,6 +30,7 @@ from schemathesis.checks import (
 from schemathesis.core.failures import Failure
 from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from starlette.types import Receive, Scope, Send
 
 from o2c_service.api import create_app
 from o2c_service.idempotency import HEADER, KEY_PATTERN, MAX_KEY_CHARS
@@ -84,21 +85,36 @@ def api_key() -> str:
     return "o2c-schemathesis"
 
 
+class Counted:
+    """The app, counting the HTTP requests it is sent (reported when the module ends)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.requests = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.requests += 1
+        await self.app(scope, receive, send)
+
+
 @pytest.fixture(scope="module")
-def api_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+def api_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Counted]:
     """The API over the stub, its idempotency keys in a scratch store."""
     orders = StubOrders()
 
     async def factory() -> OrderService:
         return orders
 
-    return create_app(stub_settings(tmp_path_factory.mktemp("schemathesis")), factory)
+    counted = Counted(create_app(stub_settings(tmp_path_factory.mktemp("schemathesis")), factory))
+    yield counted
+    print(f"\nschemathesis: {counted.requests} requests at {EXAMPLES} examples per operation")
 
 
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_answers_as_its_openapi_document_says(
-    case: OpenApiCase, api_app: FastAPI, api_key: str
+    case: OpenApiCase, api_app: Counted, api_key: str
 ) -> None:
     key = case.headers.get(HEADER) if case.headers else None
     if isinstance(key, str) and len(key) <= MAX_KEY_CHARS and re.fullmatch(KEY_PATTERN, key):

@@ -97,25 +97,73 @@ def parse_amount(value: Any) -> Decimal:
     return Decimal(value)
 
 
-PlainAmount = Annotated[
-    Decimal,
-    BeforeValidator(parse_amount),
-    Field(max_digits=MAX_AMOUNT_DIGITS, allow_inf_nan=False),
-    # What the API takes, for /docs and clients generated from it (not a JSON float).
-    WithJsonSchema(
+def _amount_pattern(integer_digits: int, *, positive: bool = False, also: str = "") -> str:
+    """The plain decimals `parse_amount` and MAX_AMOUNT_DIGITS take, as one pattern: an
+    integer part of at most `integer_digits` digits (leading zeros aside), above zero if
+    `positive`, or matching `also`. A decimal's digits are its integer part's, without
+    leading zeros, and its fraction's, without trailing zeros."""
+    most = MAX_AMOUNT_DIGITS
+    if positive:  # 0.001: some digit of the fraction is not 0
+        branches = [
+            f"0+\\.0{{{zeros}}}[1-9][0-9]{{0,{most - zeros - 1}}}0*" for zeros in range(most)
+        ]
+    else:
+        branches = [f"0+(?:\\.[0-9]{{1,{most}}}0*)?"]
+    for digits in range(1, integer_digits + 1):
+        head = "[1-9]" + (f"[0-9]{{{digits - 1}}}" if digits > 1 else "")
+        room = most - digits  # trailing zeros of the fraction do not count
+        branches.append(f"0*{head}" + (f"(?:\\.[0-9]{{1,{room}}}0*)?" if room else "(?:\\.0+)?"))
+    if also:
+        branches.append(also)
+    return f"^(?:{'|'.join(branches)})$"
+
+
+def _caller_amount_schema(pattern: str, **integer: int) -> WithJsonSchema:
+    """What the API takes as an amount, for /docs and clients generated from it (not a JSON
+    float): a string matching `pattern`, or an integer within `integer`'s bounds."""
+    # 10**18 - 1 as a JSON Schema bound would be read as a float, 1e18: bound exclusively.
+    bounds = {"exclusiveMaximum": 10**MAX_AMOUNT_DIGITS, **integer}
+    return WithJsonSchema(
         {
-            "anyOf": [
-                {"type": "string", "pattern": f"^{_PLAIN_DECIMAL.pattern}$"},
-                {"type": "integer", "minimum": 0},
-            ],
+            "anyOf": [{"type": "string", "pattern": pattern}, {"type": "integer", **bounds}],
             "examples": ["19.99"],
         },
         mode="validation",
-    ),
+    )
+
+
+_CALLER_AMOUNT = (
+    BeforeValidator(parse_amount),
+    Field(max_digits=MAX_AMOUNT_DIGITS, allow_inf_nan=False),
+)
+
+PlainAmount = Annotated[
+    Decimal,
+    *_CALLER_AMOUNT,
+    _caller_amount_schema(_amount_pattern(MAX_AMOUNT_DIGITS), minimum=0),
 ]
 """A non-negative amount as a caller sends it (prices, payments, refunds): see `parse_amount`.
 
 The models that carry a currency store it at the currency's scale (`normalise`)."""
+
+PositiveAmount = Annotated[
+    Decimal,
+    *_CALLER_AMOUNT,
+    _caller_amount_schema(_amount_pattern(MAX_AMOUNT_DIGITS, positive=True), minimum=1),
+]
+"""A `PlainAmount` above zero (a payment, a refund)."""
+
+MAX_UNIT_PRICE = Decimal(1_000_000_000)
+UnitPrice = Annotated[
+    Decimal,
+    *_CALLER_AMOUNT,
+    _caller_amount_schema(
+        _amount_pattern(9, also="0*1000000000(?:\\.0+)?"),
+        minimum=0,
+        maximum=int(MAX_UNIT_PRICE),
+    ),
+]
+"""A `PlainAmount` of at most MAX_UNIT_PRICE (a line's unit price)."""
 
 
 def fits_amount_digits(amount: Decimal, currency: str) -> bool:

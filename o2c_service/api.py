@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Header, Query, Request, Response, status
+from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.models import Example
 from fastapi.responses import JSONResponse
@@ -21,18 +21,12 @@ from o2c_service.access.guard import Authenticator, caller_of, protect, require_
 from o2c_service.api_docs import serve_docs_offline
 from o2c_service.creating import CreatedOrder
 from o2c_service.event_routes import add_event_routes
+from o2c_service.idempotency import IdempotencyKeys, IdempotencyMiddleware
 from o2c_service.listing import OrderPage
+from o2c_service.openapi import document_every_status
 from o2c_service.orders import BulkOutcome, OrderSelection, OrderService, SupportVerb
-from o2c_service.outcomes import (
-    EventRejected,
-    EventStillApplying,
-    InvalidParameter,
-    OrderBroken,
-    OrderConflict,
-    OrderError,
-    OrderNotFound,
-    TemporalUnavailable,
-)
+from o2c_service.outcomes import EventStillApplying, OrderError
+from o2c_service.problems import SERVICE_UNAVAILABLE, Problem, add_problem_handlers, order_problem
 from o2c_service.reports import (
     DEFAULT_SAMPLE,
     MAX_SAMPLE,
@@ -43,7 +37,7 @@ from o2c_service.reports import (
     ReportService,
     SummaryReport,
 )
-from o2c_service.request_checks import BodyLimit, validation_details
+from o2c_service.request_checks import BodyLimit, TrustedHosts, allow_origins, require_json
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
 from o2c_service.webhooks.routes import add_webhook_routes, with_rejected_counts
@@ -69,6 +63,20 @@ ORDER_EXAMPLES: dict[str, Example] = {
     )
 }
 ServiceFactory = Callable[[], Awaitable[OrderService]]
+API_DESCRIPTION = """\
+Every error is RFC 9457 problem details (`application/problem+json`): `type` names the
+kind (`urn:o2c:problem:validation-error`, ...), `detail` says why, `errors` names each
+invalid field, `code` gives a refusal's business code. Each route lists every status it
+can answer.
+
+Any `POST` takes an `Idempotency-Key` (up to 255 printable characters, e.g. a UUID): the
+same key with the same request answers as the first time, `Idempotent-Replayed: true`,
+without running it again; with another request, 422; while the first runs, 409. Kept 24
+hours, per API key; answers of 500 and above are not kept.
+
+State-changing requests take `application/json` only (415 otherwise); the API answers
+only to its trusted `Host` names (400 otherwise). See docs/errors.md.
+"""
 
 
 class OrderLinks(BaseModel):
@@ -128,7 +136,10 @@ CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "`Prefer: respond-async`, or booking took longer than the API waits; follow "
         "`Location`",
     },
-    409: {"description": "The same `source_order_id` holds an order with other content"},
+    409: {
+        "description": "The same `source_order_id` holds an order with other content, or the "
+        "same `Idempotency-Key` is still running"
+    },
 }
 
 
@@ -142,17 +153,12 @@ def prefers_respond_async(prefer: list[str]) -> bool:
     )
 
 
-_STATUS_FOR: dict[type[OrderError], int] = {
-    OrderNotFound: status.HTTP_404_NOT_FOUND,
-    OrderConflict: status.HTTP_409_CONFLICT,
-    OrderBroken: status.HTTP_500_INTERNAL_SERVER_ERROR,
-    TemporalUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
-}
-
 EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {
         "description": "The order cannot take the event now (too early, too late, or on hold; "
-        "a cancel once the goods have shipped): `detail` says why; nothing was applied"
+        "a cancel once the goods have shipped): `detail` says why, `code` the business "
+        "code where there is one; nothing was applied. Or the same `Idempotency-Key` is still "
+        "running"
     },
     202: {
         "model": EventAccepted,
@@ -165,12 +171,6 @@ EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "return_id) may be sent again safely"
     },
 }
-
-
-def _error_status(error: OrderError) -> int:
-    if isinstance(error, EventRejected):
-        return status.HTTP_422_UNPROCESSABLE_CONTENT if error.invalid else status.HTTP_409_CONFLICT
-    return next(code for kind, code in _STATUS_FOR.items() if isinstance(error, kind))
 
 
 def create_app(settings: Settings, service_factory: ServiceFactory | None = None) -> FastAPI:
@@ -194,6 +194,11 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     # The keys callers present: the API's own database, opened at the first request.
     authenticator = Authenticator(settings.api_database_url)
 
+    # POSTs with an Idempotency-Key: kept in the API's store, opened on the first one.
+    idempotency_keys = IdempotencyKeys(
+        settings.api_database_url, timedelta(hours=settings.idempotency_key_hours)
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.orders = await (service_factory or default_factory)()
@@ -203,39 +208,40 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
             billing_for_reports.close()
             app.state.webhooks.close()
             authenticator.close()
+            idempotency_keys.close()
 
     app = FastAPI(
         title="o2c",
         summary="Order-to-Cash orchestration: each order a durable Temporal workflow.",
+        description=API_DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
         # The docs' assets are served from an installed package: no CDN, works offline.
         docs_url=None,
         redoc_url=None,
+        # State-changing requests take JSON only (415): no cross-site form posts.
+        dependencies=[Depends(require_json)],
     )
     # Every route below checks its caller's key against o2c_service/access/rules.py.
     protect(app, authenticator)
+    app.state.idempotency_keys = idempotency_keys
+    # Outermost last: the Host is checked first, then CORS, the body's size, idempotency.
+    app.add_middleware(IdempotencyMiddleware, keys=idempotency_keys)
     app.add_middleware(BodyLimit)
+    allow_origins(app, settings.api_cors_origins)
+    app.add_middleware(TrustedHosts, hosts=settings.api_trusted_hosts)
     serve_docs_offline(app)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            content={"detail": validation_details(error)})  # fmt: skip
+    add_problem_handlers(app)
 
     @app.exception_handler(OrderError)
-    async def order_error(_: Request, error: OrderError) -> JSONResponse:
+    async def order_error(_: Request, error: OrderError) -> Response:
         if isinstance(error, EventStillApplying):
             accepted = EventAccepted(
                 order_id=error.order_id, message=str(error), links=links(error.order_id)
             )
             return JSONResponse(status_code=status.HTTP_202_ACCEPTED,
                                 content=accepted.model_dump(mode="json"))  # fmt: skip
-        if isinstance(error, InvalidParameter):
-            detail = [{"type": "value_error", "loc": ["query", error.field], "msg": str(error)}]
-            return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                content={"detail": detail})  # fmt: skip
-        return JSONResponse(status_code=_error_status(error), content={"detail": str(error)})
+        return order_problem(error).response()
 
     def orders(request: Request) -> OrderService:
         service: OrderService = request.app.state.orders
@@ -368,9 +374,8 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     # -- reports (o2c_service/reports/, docs/reports.md) --------------------
 
     @app.exception_handler(BillingUnavailable)
-    async def billing_unavailable(_: Request, error: BillingUnavailable) -> JSONResponse:
-        return JSONResponse(status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                            content={"detail": str(error)})  # fmt: skip
+    async def billing_unavailable(_: Request, error: BillingUnavailable) -> Response:
+        return Problem(SERVICE_UNAVAILABLE, str(error)).response()
 
     @app.get("/reports/summary", tags=["reports"])
     async def summary_report(
@@ -396,4 +401,5 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
             ) from error  # fmt: skip
 
     require_rules(app)  # last: every route has a rule (or the API does not start)
+    document_every_status(app)
     return app

@@ -87,7 +87,9 @@ class CreditRefunds(TemporalCalls):
                 cause = error.cause
                 if isinstance(cause, ApplicationError):
                     raise EventRejected(
-                        cause.message, invalid=cause.type in credit_refund.INVALID_REFUND
+                        cause.message,
+                        invalid=cause.type in credit_refund.INVALID_REFUND,
+                        code=cause.type or None,
                     ) from error
                 raise EventRejected(
                     f"refund {request.refund_id} did not complete: {cause}", invalid=False
@@ -95,6 +97,8 @@ class CreditRefunds(TemporalCalls):
             if not result.refunded:
                 code = result.refusal_code or "refused"
                 raise EventRejected(
-                    f"{code}: {result.refusal}", invalid=code in credit_refund.INVALID_REFUND
+                    f"{code}: {result.refusal}",
+                    invalid=code in credit_refund.INVALID_REFUND,
+                    code=code,
                 )
             return result

@@ -51,11 +51,13 @@ class OrderConflict(OrderError):
 
 
 class EventRejected(OrderError):
-    def __init__(self, message: str, *, invalid: bool) -> None:
+    def __init__(self, message: str, *, invalid: bool, code: str | None = None) -> None:
         super().__init__(message)
         # True when the event contradicts the order (422), False when it is
         # merely too early or too late for it (409).
         self.invalid = invalid
+        self.code = code
+        """The business code of the refusal (`payment_conflict`), where there is one."""
 
 
 class TemporalUnavailable(OrderError):
@@ -158,7 +160,9 @@ class TemporalCalls:
                 raise OrderNotFound(f"order {order_id} not found") from error
             if failure is not None:
                 raise EventRejected(
-                    f"{failure.type or 'failed'}: {failure.message}", invalid=False
+                    f"{failure.type or 'failed'}: {failure.message}",
+                    invalid=False,
+                    code=failure.type or None,
                 ) from error
             raise EventRejected(
                 f"the event could not be applied: {error.cause}", invalid=False

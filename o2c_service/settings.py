@@ -6,15 +6,16 @@ so the defaults alone run everything on one machine.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from o2c_workflows.calls import LocalCalls
 from o2c_workflows.dunning import DunningPolicy
@@ -57,6 +58,25 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     """The key the CLI sends (O2C_API_KEY); unset, against the local `o2c dev`, the support
     key that `o2c dev` wrote to its data folder (docs/api-keys.md)."""
+    api_trusted_hosts: Annotated[list[str], NoDecode] = ["localhost", "127.0.0.1", "::1"]
+    """The names the API answers to in the `Host` header, port ignored; any other is 400
+    (O2C_API_TRUSTED_HOSTS, comma-separated or a JSON list; `*.example.com` for every name
+    under it, `*` for any). Behind a proxy or on another interface, list its names."""
+    api_cors_origins: Annotated[list[str], NoDecode] = []
+    """Browser origins allowed to call the API across sites (O2C_API_CORS_ORIGINS,
+    comma-separated or a JSON list, e.g. `https://support.example.com`); none by default."""
+    idempotency_key_hours: float = Field(default=24, gt=0)
+    """How long an `Idempotency-Key` and its answer are kept (O2C_IDEMPOTENCY_KEY_HOURS)."""
+
+    @field_validator("api_trusted_hosts", "api_cors_origins", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        """`a,b` or `["a", "b"]` from the environment; a list as it is."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().startswith("["):
+            return json.loads(value)
+        return [name.strip() for name in value.split(",") if name.strip()]
 
     dunning: DunningPolicy = DunningPolicy()
     """Dunning levels for new orders, as JSON in O2C_DUNNING, e.g.

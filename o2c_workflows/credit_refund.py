@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.order_activities import OrderActivities
     from adapters.billing.models import CreditBalance, CustomerCreditEntry, RefundTarget
     from adapters.payments.models import RefundPayment
-    from o2c_domain.money import Amount, CurrencyCode, PlainAmount, at_currency_scale
+    from o2c_domain.money import Amount, CurrencyCode, PositiveAmount, at_currency_scale
     from o2c_workflows import calls
     from o2c_workflows.calls import LocalCalls
     from o2c_workflows.failure_policy import ACTIVITY_FAILURES, StepFailure
@@ -73,7 +73,7 @@ class CreditRefundRequest(Strict):
         examples=["BANK-7781"], description="The payment to pay back to."
     )
     currency: CurrencyCode  # before `amount`, which is validated at its scale
-    amount: PlainAmount = Field(gt=0)
+    amount: PositiveAmount = Field(gt=0)
     reason: ShortText = "refund of customer credit on request"
 
     _at_currency_scale = field_validator("amount")(at_currency_scale)

@@ -13,7 +13,13 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from o2c_domain.lines import Sku, SkuQuantity
-from o2c_domain.money import CurrencyCode, PlainAmount, at_currency_scale
+from o2c_domain.money import (
+    MAX_UNIT_PRICE,
+    CurrencyCode,
+    PositiveAmount,
+    UnitPrice,
+    at_currency_scale,
+)
 from o2c_workflows.models import Identifier, OrderStatus, ShortText, Strict
 
 Actor = SkipJsonSchema[str | None]
@@ -59,7 +65,7 @@ class PaymentReceived(Strict):
 
     payment_id: Identifier = Field(examples=["PAY-778"])
     currency: CurrencyCode  # before `amount`, which is validated at its scale
-    amount: PlainAmount = Field(gt=0)
+    amount: PositiveAmount = Field(gt=0)
     reference: ShortText | None = None
     invoice_id: ShortText | None = Field(
         default=None,
@@ -75,7 +81,7 @@ class LineChange(Strict):
 
     sku: Sku
     quantity: int = Field(ge=0, le=1_000_000)
-    unit_price: PlainAmount | None = Field(default=None, le=Decimal("1000000000"))
+    unit_price: UnitPrice | None = Field(default=None, le=MAX_UNIT_PRICE)
 
 
 class Amendment(Strict):

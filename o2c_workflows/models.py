@@ -18,9 +18,10 @@ from pydantic.config import JsonDict
 from o2c_domain.lines import Sku
 from o2c_domain.money import (
     MAX_AMOUNT_DIGITS,
+    MAX_UNIT_PRICE,
     Amount,
     CurrencyCode,
-    PlainAmount,
+    UnitPrice,
     exponent,
     fits_currency,
     normalise,
@@ -121,7 +122,7 @@ class CardPayment(Strict):
 class OrderLine(Strict):
     sku: Sku
     quantity: int = Field(gt=0, le=1_000_000)
-    unit_price: PlainAmount = Field(le=Decimal("1000000000"))
+    unit_price: UnitPrice = Field(le=MAX_UNIT_PRICE)
 
     def amount(self) -> Decimal:
         """Quantity times price: exact, because the price is already at currency scale."""

@@ -105,18 +105,31 @@ def fail(message: str) -> NoReturn:
 
 
 def _explain(response: httpx.Response) -> str:
+    """The API's error (problem details, RFC 9457) as one line: each field that is not
+    valid and what is wrong with it, else the `detail` (with its business `code`)."""
     try:
-        detail = response.json().get("detail", response.text)
+        problem = response.json()
     except ValueError:
+        problem = None
+    if not isinstance(problem, dict):
         return f"HTTP {response.status_code}: {response.text}"
-    if isinstance(detail, list):  # validation errors: name each field
+    errors = problem.get("errors")
+    if isinstance(errors, list) and errors:
         return "; ".join(
-            f"{'.'.join(str(part) for part in item.get('loc', [])[1:])}: {item.get('msg')}"
-            for item in detail
+            f"{_where(item)}: {item.get('msg')}" for item in errors if isinstance(item, dict)
         )
+    detail = str(problem.get("detail") or problem.get("title") or f"HTTP {response.status_code}")
     if response.status_code == 401:
         return f"{detail} (set O2C_API_KEY to a key from `o2c keys create`; see docs/api-keys.md)"
-    return str(detail)
+    return detail
+
+
+def _where(error: dict[str, Any]) -> str:
+    """The field an error names, without `body.` or `query.` (the CLI built those from its
+    options): `lines[0].sku`, `start`; a header keeps its `header.`."""
+    field = str(error.get("field", ""))
+    place, _, rest = field.partition(".")
+    return rest if place in ("body", "query") and rest else field
 
 
 def api_key(base: str, settings: Settings) -> str | None:

@@ -75,6 +75,7 @@ async def test_an_activity_refusal_answers_with_its_business_code(stack: Stack) 
     detail = reused.json()["detail"]
     assert detail.startswith(f"payment_conflict: payment {payment['payment_id']} was recorded")
     assert f"for order {first}" in detail
+    assert reused.json()["code"] == "payment_conflict"
 
 
 # -- 6: status codes that tell the truth ----------------------------------------
@@ -99,7 +100,7 @@ async def test_a_workflow_that_is_not_an_order_is_not_found(stack: Stack) -> Non
     )  # fmt: skip
 
     shown = await stack.http.get(f"/orders/{other_id}")
-    assert (shown.status_code, shown.json()) == (404, {"detail": f"order {other_id} not found"})
+    assert (shown.status_code, shown.json()["detail"]) == (404, f"order {other_id} not found")
     paid = await stack.http.post(
         f"/orders/{other_id}/payments",
         json={"payment_id": "PAY-1", "amount": "1.00", "currency": "EUR"},
@@ -336,7 +337,7 @@ async def test_listing_pages_through_every_order_with_a_total(stack: Stack) -> N
 
     bad = await stack.http.get("/orders", params={"page_token": "not a token!"})
     assert bad.status_code == 422, bad.text
-    assert ["query", "page_token"] in [error["loc"] for error in bad.json()["detail"]]
+    assert ["query", "page_token"] in [error["loc"] for error in bad.json()["errors"]]
 
 
 # -- 10: the documented example works as is ------------------------------------

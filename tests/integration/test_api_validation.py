@@ -49,7 +49,7 @@ def with_change(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
 
 def error_locations(response: httpx.Response) -> list[tuple[Any, ...]]:
     assert response.status_code == 422, response.text
-    return [tuple(error["loc"]) for error in response.json()["detail"]]
+    return [tuple(error["loc"]) for error in response.json()["errors"]]
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ async def test_malformed_json_is_422(api_without_temporal: httpx.AsyncClient) ->
         "/orders", content=b'{"source_system": "web",', headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
-    assert response.json()["detail"][0]["type"] == "json_invalid"
+    assert response.json()["errors"][0]["type"] == "json_invalid"
 
 
 @pytest.mark.parametrize(
@@ -211,7 +211,7 @@ async def test_report_dates_outside_the_range_name_the_parameter(
 ) -> None:
     response = await api_without_temporal.get("/reports/summary", params=params)
     assert ("query", field) in error_locations(response)
-    [error] = response.json()["detail"]
+    [error] = response.json()["errors"]
     assert "YYYY-MM-DD" in error["msg"] or "1971-01-01 to 9998-12-31" in error["msg"]
 
 
@@ -242,7 +242,7 @@ async def test_validation_errors_echo_only_the_offending_value_cut_short(
 ) -> None:
     order = with_change(("customer_id",), "C" * 500_000)
     response = await api_without_temporal.post("/orders", json=order)
-    [error] = response.json()["detail"]
+    [error] = response.json()["errors"]
     assert error["loc"] == ["body", "customer_id"]
     assert len(error["input"]) <= 103
     assert len(response.content) < 1000

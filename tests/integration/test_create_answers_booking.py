@@ -40,7 +40,7 @@ async def api_waiting(
         app.router.lifespan_context(app),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
-            base_url="http://o2c",
+            base_url="http://127.0.0.1",
             timeout=60,
             headers=bearer(stack.api_key),
         ) as http,

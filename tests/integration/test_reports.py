@@ -292,7 +292,7 @@ async def test_bad_report_parameters_are_422_naming_the_field(
     http, _ = api_without_temporal
     response = await http.get("/reports/summary", params=params)
     assert response.status_code == 422, response.text
-    assert [error["loc"] for error in response.json()["detail"]] == [["query", field]]
+    assert [error["loc"] for error in response.json()["errors"]] == [["query", field]]
 
 
 async def test_without_temporal_the_report_is_503_and_billing_is_not_opened(

@@ -104,7 +104,7 @@ async def lone_api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://o2c") as http,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http,
     ):
         yield http, store_url
 

@@ -226,7 +226,9 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     protect(app, authenticator)
     app.state.idempotency_keys = idempotency_keys
     # Outermost last: the Host is checked first, then CORS, the body's size, idempotency.
-    app.add_middleware(IdempotencyMiddleware, keys=idempotency_keys)
+    app.add_middleware(
+        IdempotencyMiddleware, keys=idempotency_keys, known_caller=authenticator.knows
+    )
     app.add_middleware(BodyLimit)
     allow_origins(app, settings.api_cors_origins)
     app.add_middleware(TrustedHosts, hosts=settings.api_trusted_hosts)

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -38,6 +38,7 @@ from sqlmodel import Field, Session, col
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.local.database import LocalDatabase
+from o2c_service.access.keys import hash_key
 from o2c_service.problems import (
     IDEMPOTENCY_KEY_IN_USE,
     IDEMPOTENCY_KEY_REUSED,
@@ -67,12 +68,6 @@ NOT_KEPT = frozenset({401, 403, 415})
 EXCLUDED_PREFIXES = ("/webhooks/",)
 ANONYMOUS = "anonymous"
 """The scope of requests without an API key."""
-
-
-def hash_key(api_key: str) -> str:
-    """The SHA-256 hex of an API key: how keys are stored, and the scope of its
-    idempotency keys."""
-    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 def caller_scope(authorization: str | None) -> str:
@@ -248,17 +243,30 @@ def _key_problem(key: str) -> Problem | None:
     return invalid_request([field_error(("header", HEADER), message, input=key)])
 
 
+KnownCaller = Callable[[str | None], Awaitable[bool]]
+"""Whether an `Authorization` header carries a valid API key."""
+
+
 class IdempotencyMiddleware:
     """Replays the kept answer of a POST sent again with the same `Idempotency-Key`."""
 
-    def __init__(self, app: ASGIApp, keys: IdempotencyKeys) -> None:
+    def __init__(
+        self, app: ASGIApp, keys: IdempotencyKeys, known_caller: KnownCaller | None = None
+    ) -> None:
         self.app = app
         self.keys = keys
+        self.known_caller = known_caller
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _header(scope, b"idempotency-key") if scope["type"] == "http" else None
         path: str = scope.get("path", "")
         if key is None or scope["method"] != "POST" or path.startswith(EXCLUDED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        authorization = _header(scope, b"authorization")
+        if self.known_caller is not None and not await self.known_caller(authorization):
+            # No answer is kept for, or replayed to, a missing, unknown or revoked key:
+            # the route refuses it (401) as it refuses any request without a key.
             await self.app(scope, receive, send)
             return
         refused = _key_problem(key)
@@ -269,7 +277,7 @@ class IdempotencyMiddleware:
         if body is None:  # the caller went, or the body is over the limit (BodyLimit answers)
             return
         request = fingerprint(scope["method"], path, scope.get("query_string", b""), body)
-        owner = caller_scope(_header(scope, b"authorization"))
+        owner = caller_scope(authorization)
         claim = await asyncio.to_thread(self.keys.claim, owner, key, request, "POST", path)
         if isinstance(claim, Answered):
             await _replay(claim, send)

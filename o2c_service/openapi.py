@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from o2c_service.access.rules import PUBLIC, SIGNED, rule_for
 from o2c_service.idempotency import (
     EXCLUDED_PREFIXES,
     HEADER,
@@ -24,12 +25,10 @@ from o2c_service.idempotency import (
 from o2c_service.problems import PROBLEM_MEDIA_TYPE, FieldError, ProblemDetails
 from o2c_service.request_checks import STATE_CHANGING
 
-PUBLIC_PATHS = frozenset({"/healthz"})
-"""Routes any caller may use, without an API key (the docs are not in the document)."""
-
 GENERIC: dict[int, str] = {
     400: "The `Host` header is not one the API answers to (`O2C_API_TRUSTED_HOSTS`)",
-    401: "No API key, or an unknown or revoked one (`WWW-Authenticate: Bearer`)",
+    401: "No API key, or an unknown or revoked one (`WWW-Authenticate: Bearer`); for a "
+    "webhook, no valid signature",
     403: "The API key's role does not allow this",
     404: "No order (or other resource) with this id",
     409: "Conflicts with the order as it stands, or the same `Idempotency-Key` is still "
@@ -61,9 +60,11 @@ REPLAYED_RESPONSE_HEADER: dict[str, Any] = {
 
 def error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     """Every error status a route can answer, from what kind of route it is."""
-    public = path in PUBLIC_PATHS
+    rule = rule_for(method.upper(), path)
     statuses = {400, 500}  # any route: an untrusted Host; a bug
-    if not public:
+    if rule is SIGNED:
+        statuses |= {401, 503}  # the sender's signature; Temporal behind it
+    elif rule is not PUBLIC:
         statuses |= {401, 403, 503}  # API keys; Temporal or billing behind it
     if "{" in path:
         statuses.add(404)  # the id may name nothing
@@ -99,7 +100,7 @@ def document_errors(document: dict[str, Any]) -> dict[str, Any]:
                 documented = responses.setdefault(str(status), {})
                 documented.setdefault("description", GENERIC[status])
                 documented["content"] = problem
-                if status == 401:
+                if status == 401 and rule_for(method.upper(), path) is not SIGNED:
                     documented["headers"] = {"WWW-Authenticate": {
                         "description": "`Bearer`", "schema": {"type": "string"}}}  # fmt: skip
             if method.upper() == "POST" and not path.startswith(EXCLUDED_PREFIXES):

@@ -102,6 +102,14 @@ class Authenticator:
         self._cache[digest] = (now + self._cache_seconds, found)
         return found
 
+    async def knows(self, authorization: str | None) -> bool:
+        """Whether the header carries a known, unrevoked key (whatever its role)."""
+        try:
+            await self.caller(authorization)
+        except HTTPException:
+            return False
+        return True
+
     def close(self) -> None:
         with self._opening:
             if self._keys is not None:

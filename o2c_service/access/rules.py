@@ -63,7 +63,6 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
 """(method, path template) -> who may call it."""
 
 
-
 class NoRule(LookupError):
     """A route the table does not name: the API must not serve it to anyone by default."""
 

@@ -32,10 +32,12 @@ from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.types import Receive, Scope, Send
 
+from o2c_service.access.roles import Role
 from o2c_service.api import create_app
 from o2c_service.idempotency import HEADER, KEY_PATTERN, MAX_KEY_CHARS
 from o2c_service.orders import OrderService
 from o2c_service.settings import Settings
+from tests.support.api_keys import make_key
 from tests.support.stub_orders import BASE_URL, StubOrders, stub_settings
 
 OpenApiCase = Case[Any]
@@ -79,36 +81,49 @@ schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
 
 
 @pytest.fixture(scope="module")
-def api_key() -> str:
-    """The key the fuzzer sends as `Authorization: Bearer`: it should reach every route, so
-    it must hold the widest role once the API checks keys (the API ignores it until then)."""
-    return "o2c-schemathesis"
+def api_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The fuzzed API's settings: its keys and idempotency keys in a scratch store."""
+    return stub_settings(tmp_path_factory.mktemp("schemathesis"))
+
+
+@pytest.fixture(scope="module")
+def api_key(api_settings: Settings) -> str:
+    """The key the fuzzer sends as `Authorization: Bearer`: a support key, the widest role,
+    so that every route is reached past its key check."""
+    return make_key(api_settings, Role.SUPPORT, name="schemathesis")
 
 
 class Counted:
     """The app, counting the HTTP requests it is sent (reported when the module ends)."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
+    def __init__(self) -> None:
+        self.app: FastAPI | None = None
         self.requests = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.app is not None, "the api_app fixture sets the app"
         if scope["type"] == "http":
             self.requests += 1
         await self.app(scope, receive, send)
 
 
+FUZZED = Counted()
+# The schema's app: its cases, and the checks' own probes (a request without the key,
+# say), go to the app in process. The fixture puts the app behind it.
+schema.app = FUZZED
+
+
 @pytest.fixture(scope="module")
-def api_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Counted]:
-    """The API over the stub, its idempotency keys in a scratch store."""
+def api_app(api_settings: Settings) -> Iterator[Counted]:
+    """The API over the stub."""
     orders = StubOrders()
 
     async def factory() -> OrderService:
         return orders
 
-    counted = Counted(create_app(stub_settings(tmp_path_factory.mktemp("schemathesis")), factory))
-    yield counted
-    print(f"\nschemathesis: {counted.requests} requests at {EXAMPLES} examples per operation")
+    FUZZED.app = create_app(api_settings, factory)
+    yield FUZZED
+    print(f"\nschemathesis: {FUZZED.requests} requests at {EXAMPLES} examples per operation")
 
 
 @schema.parametrize()
@@ -123,7 +138,6 @@ def test_the_api_answers_as_its_openapi_document_says(
         case.headers[HEADER] = f"{uuid.uuid4().hex[:8]}-{key[-(MAX_KEY_CHARS - 9) :]}"
     case.call_and_validate(
         base_url=BASE_URL,
-        app=api_app,
         headers={"Authorization": f"Bearer {api_key}"},
         checks=ALL_CHECKS,
     )

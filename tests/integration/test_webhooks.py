@@ -104,7 +104,9 @@ async def lone_api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
+        ) as http,
     ):
         yield http, store_url
 
@@ -128,7 +130,7 @@ async def test_only_a_delivery_signed_with_a_secret_in_force_gets_past_401(
     raw, headers = signed(secret, INCOMPLETE)
     checked = await http.post("/webhooks/logistics", content=raw, headers=headers)
     assert checked.status_code == 422
-    [error] = checked.json()["detail"]
+    [error] = checked.json()["errors"]
     assert error["loc"][-2:] == ["data", "tracking_number"]
 
     refused = {

@@ -21,6 +21,7 @@ import httpx
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from o2c_service.access.roles import Role
 from o2c_service.api import create_app
 from o2c_service.creating import CreatedOrder
 from o2c_service.events import M, OrderEvent, R
@@ -32,6 +33,7 @@ from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundResult
 from o2c_workflows.messages import CancelRequest, SupportAction
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.state import OrderState
+from tests.support.api_keys import bearer, make_key
 
 BASE_URL = "http://127.0.0.1"
 """A trusted host (the loopback names are the default O2C_API_TRUSTED_HOSTS)."""
@@ -66,7 +68,9 @@ class StubOrders(OrderService):
             "Temporal is unavailable: this API runs over a stub"
         )
 
-    async def create(self, order: OrderRequest, *, wait: bool = True) -> CreatedOrder:
+    async def create(
+        self, order: OrderRequest, *, wait: bool = True, actor: str | None = None
+    ) -> CreatedOrder:
         await self._enter()
         self.creates += 1
         order_id = f"{order.source_system}:{order.source_order_id}"
@@ -154,9 +158,13 @@ def stub_settings(folder: Path, **changes: Any) -> Settings:
 
 
 @asynccontextmanager
-async def stub_api(settings: Settings, *, base_url: str = BASE_URL) -> AsyncIterator[StubApi]:
-    """The real API app, in process, over `StubOrders`."""
+async def stub_api(
+    settings: Settings, *, base_url: str = BASE_URL, role: Role | None = Role.SUPPORT
+) -> AsyncIterator[StubApi]:
+    """The real API app, in process, over `StubOrders`; its client sends a key of `role`
+    (made in the settings' API store), or none."""
     orders = StubOrders()
+    headers = bearer(make_key(settings, role)) if role is not None else {}
 
     async def factory() -> OrderService:
         return orders
@@ -165,6 +173,8 @@ async def stub_api(settings: Settings, *, base_url: str = BASE_URL) -> AsyncIter
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url=base_url, timeout=30) as http,
+        httpx.AsyncClient(
+            transport=transport, base_url=base_url, timeout=30, headers=headers
+        ) as http,
     ):
         yield StubApi(app=app, http=http, orders=orders, settings=settings)

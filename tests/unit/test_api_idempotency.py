@@ -16,9 +16,11 @@ import pytest
 import pytest_asyncio
 from sqlmodel import select
 
+from o2c_service.access.roles import Role
 from o2c_service.idempotency import IdempotencyKeys, IdempotencyRecord
 from o2c_service.outcomes import TemporalUnavailable
 from tests.integration.test_end_to_end import demo_order
+from tests.support.api_keys import make_key
 from tests.support.stub_orders import StubApi, stub_api, stub_settings
 
 
@@ -125,14 +127,20 @@ async def test_keys_belong_to_one_api_key(api: StubApi) -> None:
     key = new_key()
     mine = demo_order(f"SO-{uuid.uuid4().hex[:8]}")
     theirs = demo_order(f"SO-{uuid.uuid4().hex[:8]}")
-    first = await api.http.post("/orders", json=mine, headers=keyed(key, "key-of-a"))
-    other = await api.http.post("/orders", json=theirs, headers=keyed(key, "key-of-b"))
+    key_of_a = make_key(api.settings, Role.INTEGRATION)
+    key_of_b = make_key(api.settings, Role.INTEGRATION)
+    first = await api.http.post("/orders", json=mine, headers=keyed(key, key_of_a))
+    other = await api.http.post("/orders", json=theirs, headers=keyed(key, key_of_b))
     assert (first.status_code, other.status_code) == (201, 201), other.text
     assert "idempotent-replayed" not in other.headers
-    again = await api.http.post("/orders", json=mine, headers=keyed(key, "key-of-a"))
+    again = await api.http.post("/orders", json=mine, headers=keyed(key, key_of_a))
     assert again.headers["idempotent-replayed"] == "true"
-    anonymous = await api.http.post("/orders", json=mine, headers=keyed(key))
-    assert "idempotent-replayed" not in anonymous.headers
+    # Without a valid key the request is refused, never answered from what was kept.
+    for authorization in ("", "Bearer o2c_" + "x" * 43):
+        headers = {"Idempotency-Key": key, "Authorization": authorization}
+        refused = await api.http.post("/orders", json=mine, headers=headers)
+        assert refused.status_code == 401, refused.text
+        assert "idempotent-replayed" not in refused.headers
 
 
 @pytest.mark.parametrize(
@@ -177,6 +185,8 @@ async def test_two_api_processes_sharing_the_store_run_a_key_once(tmp_path: Path
     settings = stub_settings(tmp_path)
     async with stub_api(settings) as one, stub_api(settings) as two:
         key, order = new_key(), demo_order("SO-TWO")
+        # The same caller (one API key) sends to both processes.
+        two.http.headers["Authorization"] = one.http.headers["Authorization"]
         one.orders.hold, one.orders.holding = asyncio.Event(), asyncio.Event()
         first = asyncio.create_task(one.http.post("/orders", json=order, headers=keyed(key)))
         await asyncio.wait_for(one.orders.holding.wait(), 10)

@@ -1,22 +1,29 @@
 """The `booking` Update, a read: it waits until booking has ended (stock reserved and the
 shipment requested, held, or cancelled), answers how, and adds no command to the order
-(time-skipping server, stub activities)."""
+(dev server, stub activities). Not the time-skipping server: a test here holds a stub
+activity open while it waits, and the time-skipping server then cannot answer a query or
+an Update until the activity ends (the race tests run on the dev server for the same
+reason)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from functools import partial
 
+import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.testing import WorkflowEnvironment
 
 from o2c_service import events as order_events
 from o2c_workflows.messages import BookingOutcome, CancelRequest
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from tests.support.history import OrderHandle, published_statuses, until, wait_for_state
-from tests.support.order_harness import Harness, make_order
+from tests.support.order_harness import Harness, make_order, running_harness
+from tests.support.stub_activities import StubActivities
 
 COMMAND_EVENTS = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
@@ -29,6 +36,12 @@ COMMAND_EVENTS = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
 }
 """History events that record the workflow's own commands."""
+
+
+@pytest_asyncio.fixture
+async def harness(dev_env: WorkflowEnvironment, stubs: StubActivities) -> AsyncIterator[Harness]:
+    async with running_harness(dev_env, stubs, local_activities=False) as harness:
+        yield harness
 
 
 def _command(event: HistoryEvent) -> str:

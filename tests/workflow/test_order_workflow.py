@@ -120,7 +120,8 @@ async def test_query_returns_the_whole_state(harness: Harness) -> None:
         "order_id", "status", "order", "lines", "total", "booking", "shipment", "dispatches",
         "invoices", "payments", "credit_notes", "returns", "amendments", "card_authorisations",
         "hold", "cancellation_reason", "compensations", "undo", "timeline", "runs", "key_scope",
-        "process_version",
+        "process_version", "created_by", "amended_by", "holds_resolved", "cancelled_by",
+        "outside_events",
     }  # fmt: skip
     assert dumped["status"] == "Invoiced"
     assert dumped["total"] == "159.97"

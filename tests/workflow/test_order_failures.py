@@ -21,7 +21,13 @@ from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import HOLD_REASON
 from o2c_workflows.state import CompensationStatus, HoldKind
-from tests.support.history import status_transitions, wait_for_state, wait_for_status
+from tests.support.history import (
+    published_statuses,
+    status_transitions,
+    until,
+    wait_for_state,
+    wait_for_status,
+)
 from tests.support.order_harness import SHIPMENT, TOTAL, Harness, keys_of, make_order, payment
 from tests.support.stub_activities import business_error, system_error
 
@@ -50,6 +56,12 @@ async def test_a_business_error_parks_the_order_until_support_retries(harness: H
     assert "retry of reserve_stock (out_of_stock) accepted" in ack.message
 
     await wait_for_status(handle, OrderStatus.BOOKED)
+
+    async def shows_booked() -> bool:
+        # The search attributes are published at the next wait on the outside world.
+        return (await published_statuses(handle))[-1] is OrderStatus.BOOKED
+
+    await until(shows_booked, "OrderStatus Booked published")
     assert (await handle.describe()).typed_search_attributes.get(HOLD_REASON) is None
     assert harness.stubs.calls["reserve_stock"] == 3
     assert (

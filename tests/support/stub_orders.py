@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +82,7 @@ class StubOrders(OrderService):
     async def get(self, order_id: str) -> OrderState:
         await self._enter()
         order = self._known(order_id)
-        total = sum((line.quantity * line.unit_price for line in order.lines), Decimal(0))
+        total = order.total()
         return OrderState(
             order_id=order_id, status=OrderStatus.BOOKED, order=order, lines=[], total=total
         )

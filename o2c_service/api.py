@@ -39,6 +39,7 @@ from o2c_service.reports import (
 )
 from o2c_service.request_checks import BodyLimit, TrustedHosts, allow_origins, require_json
 from o2c_service.settings import Settings
+from o2c_service.store import ApiStore
 from o2c_service.temporal import connect
 from o2c_service.webhooks.routes import add_webhook_routes, with_rejected_counts
 from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundResult
@@ -191,13 +192,10 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
 
     # Reports read billing too: opened on the first report, so the API starts without it.
     billing_for_reports = LocalBillingReader(settings.database_url)
-    # The keys callers present: the API's own database, opened at the first request.
-    authenticator = Authenticator(settings.api_database_url)
-
-    # POSTs with an Idempotency-Key: kept in the API's store, opened on the first one.
-    idempotency_keys = IdempotencyKeys(
-        settings.api_database_url, timedelta(hours=settings.idempotency_key_hours)
-    )
+    # The API's own database (keys, idempotency keys, webhooks), opened at first use.
+    api_store = ApiStore(settings.api_database_url)
+    authenticator = Authenticator(api_store)
+    idempotency_keys = IdempotencyKeys(api_store, timedelta(hours=settings.idempotency_key_hours))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -206,9 +204,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
             yield
         finally:
             billing_for_reports.close()
-            app.state.webhooks.close()
-            authenticator.close()
-            idempotency_keys.close()
+            api_store.close()
 
     app = FastAPI(
         title="o2c",
@@ -359,7 +355,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         return await orders(request).get(order_id)
 
     add_event_routes(app, EVENT_RESPONSES)
-    add_webhook_routes(app, settings)
+    add_webhook_routes(app, settings, api_store)
 
     # -- customer credit (o2c_workflows/credit_refund.py) ----------------------
 

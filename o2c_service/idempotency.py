@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -46,7 +45,7 @@ from o2c_service.problems import (
     field_error,
     invalid_request,
 )
-from o2c_service.store import ApiTable, open_store
+from o2c_service.store import ApiStore, ApiTable
 
 log = logging.getLogger("o2c.api")
 
@@ -138,28 +137,18 @@ Claim = Claimed | Answered | InUse | UsedElsewhere
 
 
 class IdempotencyKeys:
-    """The keys in the API's store at `url`, opened on first use; `clock` gives Unix
-    seconds (tests move it)."""
+    """The keys in the API's store; `clock` gives Unix seconds (tests move it)."""
 
-    def __init__(self, url: str, keep: timedelta, clock: Callable[[], float] = time.time) -> None:
-        self.url = url
+    def __init__(
+        self, store: ApiStore, keep: timedelta, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
         self.keep = keep
         self.clock = clock
-        self._database: LocalDatabase | None = None
-        self._opening = threading.Lock()
         self._purged_at = float("-inf")
 
     def database(self) -> LocalDatabase:
-        with self._opening:
-            if self._database is None:
-                self._database = open_store(self.url)
-            return self._database
-
-    def close(self) -> None:
-        with self._opening:
-            if self._database is not None:
-                self._database.dispose()
-                self._database = None
+        return self.store.database()
 
     def claim(self, scope: str, key: str, request: str, method: str, path: str) -> Claim:
         """Take the key for this request, or what stands in the way of taking it."""

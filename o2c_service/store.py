@@ -10,6 +10,8 @@ against two processes recording the same thing.
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy.orm import registry
 from sqlmodel import SQLModel
 
@@ -31,3 +33,26 @@ def open_store(url: str) -> LocalDatabase:
     store = LocalDatabase.from_url(url)
     store.create_schema(ApiTable.metadata)
     return store
+
+
+class ApiStore:
+    """The API process's one handle on its database, opened at first use (so the API
+    starts, and says 503 where it must, without it) and shared by the key check, the
+    idempotency keys and the webhooks: one writer connection per process on SQLite."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._database: LocalDatabase | None = None
+        self._opening = threading.Lock()
+
+    def database(self) -> LocalDatabase:
+        with self._opening:
+            if self._database is None:
+                self._database = open_store(self.url)
+            return self._database
+
+    def close(self) -> None:
+        with self._opening:
+            if self._database is not None:
+                self._database.dispose()
+                self._database = None

@@ -15,7 +15,6 @@ works at once.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -27,6 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from o2c_service.access.keys import KeyStore, hash_key
 from o2c_service.access.rules import PUBLIC, Caller, Open, Rule, rule_for
+from o2c_service.store import ApiStore
 
 KEY_CACHE_SECONDS = 5.0
 """How long a key found is trusted without reading the database again: a revoked key
@@ -64,23 +64,18 @@ class Authenticator:
 
     def __init__(
         self,
-        database_url: str,
+        store: ApiStore,
         *,
         cache_seconds: float = KEY_CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._url = database_url
+        self._api_store = store
         self._cache_seconds = cache_seconds
         self._clock = clock
-        self._keys: KeyStore | None = None
-        self._opening = threading.Lock()
         self._cache: dict[str, tuple[float, Caller]] = {}
 
     def _store(self) -> KeyStore:
-        with self._opening:
-            if self._keys is None:
-                self._keys = KeyStore.open(self._url)
-            return self._keys
+        return KeyStore(self._api_store.database())
 
     def _lookup(self, secret_sha256: str) -> Caller | None:
         key = self._store().by_hash(secret_sha256)
@@ -109,12 +104,6 @@ class Authenticator:
         except HTTPException:
             return False
         return True
-
-    def close(self) -> None:
-        with self._opening:
-            if self._keys is not None:
-                self._keys.close()
-                self._keys = None
 
 
 def _route_rule(path: str, methods: Sequence[str] | set[str] | None) -> Rule:

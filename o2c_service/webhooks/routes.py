@@ -28,7 +28,7 @@ from o2c_service.listing import OrderPage
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import EventRejected, EventStillApplying, OrderConflict, OrderNotFound
 from o2c_service.settings import Settings
-from o2c_service.store import open_store
+from o2c_service.store import ApiStore
 from o2c_service.webhooks import records
 from o2c_service.webhooks.payloads import (
     LogisticsEvent,
@@ -78,23 +78,15 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
 class WebhookDesk:
     """The webhooks' share of the API: its store (opened on first use) and the claim lease."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._url = settings.api_database_url
-        self._store: LocalDatabase | None = None
+    def __init__(self, settings: Settings, store: ApiStore) -> None:
+        self._api_store = store
         self.lease = (
             timedelta(seconds=settings.event_accept_seconds + settings.event_wait_seconds)
             + LEASE_MARGIN
         )
 
     def store(self) -> LocalDatabase:
-        if self._store is None:
-            self._store = open_store(self._url)
-        return self._store
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.dispose()
-            self._store = None
+        return self._api_store.database()
 
 
 def desk(app: FastAPI) -> WebhookDesk:
@@ -222,8 +214,8 @@ def _note(source: WebhookSource, webhook_id: str, event_type: str, detail: str) 
                             detail=_short(detail) if detail else None)  # fmt: skip
 
 
-def add_webhook_routes(app: FastAPI, settings: Settings) -> None:
-    app.state.webhooks = WebhookDesk(settings)
+def add_webhook_routes(app: FastAPI, settings: Settings, store: ApiStore) -> None:
+    app.state.webhooks = WebhookDesk(settings, store)
     # The API's own route class (its rule table says these are SIGNED, not keyed) with the
     # signature check before it: the routes stay under the API's guard.
     signed_route = type("SignedWebhookRoute", (SignedRoute, app.router.route_class), {})

@@ -18,6 +18,7 @@ from o2c_service.access.roles import Role
 from o2c_service.cli import app
 from o2c_service.cli.common import api_key
 from o2c_service.settings import Settings
+from o2c_service.store import ApiStore
 from tests.support.api_keys import bearer, make_key, revoke_key
 
 
@@ -89,7 +90,8 @@ async def test_a_revoked_key_is_refused_once_the_cache_lets_go_of_it(tmp_path: P
     settings = Settings(data_dir=tmp_path)
     key = make_key(settings, Role.VIEWER, name="dashboard")
     now = [1000.0]
-    authenticator = Authenticator(settings.api_database_url, clock=lambda: now[0])
+    store = ApiStore(settings.api_database_url)
+    authenticator = Authenticator(store, clock=lambda: now[0])
     try:
         caller = await authenticator.caller(bearer(key)["Authorization"])
         assert (caller.name, caller.role) == ("dashboard", Role.VIEWER)
@@ -104,7 +106,7 @@ async def test_a_revoked_key_is_refused_once_the_cache_lets_go_of_it(tmp_path: P
         fresh = make_key(settings, Role.SUPPORT, name="dashboard")
         assert (await authenticator.caller(f"Bearer {fresh}")).role is Role.SUPPORT
     finally:
-        authenticator.close()
+        store.close()
 
 
 def test_dev_keys_are_written_once_owner_only_and_reused(tmp_path: Path) -> None:

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.crm.models import CustomerStatus
 from adapters.local import open_local_adapters
 from adapters.local.tables import CustomerRow, to_minor
 from o2c_bench.report import CpuPerItem, ProcessMemory
+from o2c_service.codec.converter import data_converter
 from o2c_service.dev import _die_with_parent
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
@@ -182,7 +182,7 @@ async def temporal_server(
     """
     if address is not None:
         try:
-            client = await connect(address, settings.temporal_namespace)
+            client = await connect(settings, address=address)
         except RuntimeError as error:
             raise BenchError(f"cannot connect to Temporal at {address}: {error}") from None
         yield Server(client=client, address=address, pid=None, mode="address")
@@ -194,7 +194,7 @@ async def temporal_server(
                 namespace=settings.temporal_namespace,
                 dev_server_existing_path=str(settings.temporal_cli_path()),
                 search_attributes=ALL,
-                data_converter=pydantic_data_converter,
+                data_converter=data_converter(settings.codec()),
                 dev_server_database_filename=str(sqlite) if sqlite else None,
                 dev_server_extra_args=SQLITE_PRAGMAS if sqlite else [],
                 dev_server_log_level="error",

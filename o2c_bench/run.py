@@ -88,6 +88,7 @@ from o2c_bench.report import (
     targets,
 )
 from o2c_bench.status_board import StatusBoard
+from o2c_service.codec.keys import CodecKeysError, new_key
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import OrderError
 from o2c_service.settings import Settings
@@ -117,9 +118,22 @@ def _progress(console: Console) -> Iterator[Progress]:
         yield progress
 
 
+def bench_settings() -> Settings:
+    """The settings, with payloads encrypted as in production: under the configured codec
+    keys, or under a key of the bench's own (its orders live and die with its run). Its
+    worker processes inherit the key through the environment."""
+    settings = Settings()
+    try:
+        settings.codec()
+    except CodecKeysError:
+        os.environ["O2C_CODEC_KEYS"] = new_key("bench").line()
+        settings = Settings()
+    return settings
+
+
 async def run_bench(options: BenchOptions, console: Console) -> BenchReport:
     """Everything `o2c bench` does; the report says what it measured."""
-    settings = Settings()
+    settings = bench_settings()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = os.getloadavg()[0]
     task_queue = f"o2c-bench-{uuid.uuid4().hex[:8]}"

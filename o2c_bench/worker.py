@@ -38,7 +38,7 @@ from o2c_service.temporal import connect
 
 
 async def run_floor_worker(settings: Settings, stop: asyncio.Event) -> None:
-    client = await connect(settings.temporal_address, settings.temporal_namespace)
+    client = await connect(settings)
     async with Worker(
         client,
         task_queue=floor_task_queue(settings.task_queue),

@@ -178,7 +178,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     """The API. Temporal is connected lazily, so the API is up (and says 503) before it is."""
 
     async def default_factory() -> OrderService:
-        client = await connect(settings.temporal_address, settings.temporal_namespace, lazy=True)
+        client = await connect(settings, lazy=True)
         return OrderService(
             client,
             settings.task_queue,

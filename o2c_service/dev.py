@@ -115,7 +115,7 @@ async def wait_for_server(server: subprocess.Popen[bytes], settings: Settings) -
                 f"see {server_log(settings)}"
             )
         try:
-            return await connect(settings.temporal_address, settings.temporal_namespace)
+            return await connect(settings)
         except RuntimeError:
             await asyncio.sleep(0.1)
     raise RuntimeError(f"the Temporal dev server did not answer on {settings.temporal_address}")

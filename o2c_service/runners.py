@@ -42,7 +42,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         log.warning("fault injection is on: %d rules from O2C_FAULTS", len(faults.rules))
     adapters = open_local_adapters(settings.database_url)
     try:
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        client = await connect(settings)
         activities = local_activities(adapters, faults)
         async with build_worker(client, settings.task_queue, activities, settings):
             log.info("worker polling task queue %s", settings.task_queue)

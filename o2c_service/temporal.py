@@ -5,24 +5,28 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.order_activities import OrderActivities
+from o2c_service.codec.converter import data_converter
 from o2c_service.settings import Settings
 from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order.workflow import OrderWorkflow
 
 
-async def connect(address: str, namespace: str, *, lazy: bool = False) -> Client:
-    """A client speaking pydantic, so models cross Temporal exactly as they validate.
+async def connect(settings: Settings, *, address: str | None = None, lazy: bool = False) -> Client:
+    """A client speaking pydantic, so models cross Temporal exactly as they validate, and
+    encrypting every payload with the codec keys of `settings` (docs/security.md).
 
-    `lazy` defers the connection to the first call: the API starts (and answers
-    503) while Temporal is still down.
+    `address` overrides O2C_TEMPORAL_ADDRESS. `lazy` defers the connection to the first
+    call: the API starts (and answers 503) while Temporal is still down.
     """
     return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter, lazy=lazy
+        address or settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings.codec()),
+        lazy=lazy,
     )
 
 

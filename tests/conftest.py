@@ -5,7 +5,15 @@ per process and one test's leftovers (a held activity) can stall its clock for t
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+from tests.support.codec import TEST_KEYS, keys_setting
+
+# Every process the suite starts (workers, `o2c dev`, the API) encrypts with the test keys,
+# unless a test says otherwise.
+os.environ.setdefault("O2C_CODEC_KEYS", keys_setting(TEST_KEYS))
 
 pytest_plugins = [
     "tests.support.temporal_env",

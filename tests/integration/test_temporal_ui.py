@@ -42,7 +42,6 @@ import httpx
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.local import open_local_adapters
@@ -54,6 +53,7 @@ from o2c_workflows import presentation
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
+from tests.support.codec import TEST_CONVERTER
 from tests.support.history import DEFAULT_TIMEOUT, wait_for_status
 from tests.support.stack import free_port
 from tests.support.temporal_env import binary
@@ -161,7 +161,7 @@ async def booked(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Book
     ui_port = free_port()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         search_attributes=ALL,
         dev_server_log_level="error",
         ip="127.0.0.1",

@@ -46,7 +46,6 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowHistory,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -70,6 +69,7 @@ from o2c_workflows.models import CardPayment, OrderLine, OrderRequest, OrderStat
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
 from o2c_workflows.state import HoldKind, OrderSummary
+from tests.support.codec import TEST_CONVERTER
 from tests.support.history import OrderHandle, until, wait_for_status
 from tests.support.order_harness import (
     SHIPMENT,
@@ -594,7 +594,7 @@ async def add_search_attributes(client: Client) -> None:
 async def record(scenarios: list[Scenario]) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
     )
     short_history: list[WorkflowEnvironment] = []
 
@@ -603,7 +603,7 @@ async def record(scenarios: list[Scenario]) -> None:
             short_history.append(
                 await WorkflowEnvironment.start_local(
                     dev_server_existing_path=binary("temporal"),
-                    data_converter=pydantic_data_converter,
+                    data_converter=TEST_CONVERTER,
                     search_attributes=ALL,
                     dev_server_log_level="error",
                     dev_server_extra_args=[

@@ -12,11 +12,11 @@ import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from o2c_service.settings import installed_binary
 from o2c_workflows.search_attributes import ALL
+from tests.support.codec import TEST_CONVERTER
 
 
 def binary(name: str) -> str:
@@ -30,7 +30,7 @@ def binary(name: str) -> str:
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
     )
     async with env:
         # The test server knows no custom search attributes until told.
@@ -49,7 +49,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         search_attributes=ALL,
         dev_server_log_level="error",
     )

@@ -15,7 +15,6 @@ from functools import partial
 
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -26,6 +25,7 @@ from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
+from tests.support.codec import TEST_CONVERTER
 from tests.support.history import wait_for_status
 from tests.support.order_harness import resend_until_taken
 from tests.support.stub_activities import StubActivities
@@ -39,7 +39,7 @@ SKUS = [f"SKU-{n}" for n in range(8)]
 async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         search_attributes=ALL,
         dev_server_log_level="error",
         dev_server_extra_args=[

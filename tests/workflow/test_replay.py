@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from o2c_service.temporal import workflow_runner
@@ -25,6 +24,7 @@ from o2c_workflows import credit_refund
 from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order.base import WORKFLOW_NAME as ORDER_WORKFLOW
 from o2c_workflows.order.workflow import OrderWorkflow
+from tests.support.codec import TEST_CONVERTER
 from tests.support.record_histories import SCENARIOS
 
 HISTORIES = Path(__file__).parents[1] / "histories"
@@ -80,7 +80,7 @@ async def test_a_recorded_history_replays_without_nondeterminism(path: Path) -> 
     # change fails here.
     replayer = Replayer(
         workflows=[workflow],
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         workflow_runner=workflow_runner("strict"),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

@@ -19,6 +19,13 @@ from pydantic import BaseModel
 
 from o2c_service.access.guard import Authenticator, caller_of, protect, require_rules
 from o2c_service.api_docs import serve_docs_offline
+from o2c_service.codec.server import (
+    CODEC_BODY_BYTES,
+    CorsByPath,
+    add_codec_middleware,
+    add_codec_routes,
+    is_codec_path,
+)
 from o2c_service.creating import CreatedOrder
 from o2c_service.event_routes import add_event_routes
 from o2c_service.idempotency import IdempotencyKeys, IdempotencyMiddleware
@@ -37,7 +44,7 @@ from o2c_service.reports import (
     ReportService,
     SummaryReport,
 )
-from o2c_service.request_checks import BodyLimit, TrustedHosts, allow_origins, require_json
+from o2c_service.request_checks import BodyLimit, TrustedHosts, api_cors, require_json
 from o2c_service.settings import Settings
 from o2c_service.store import ApiStore
 from o2c_service.temporal import connect
@@ -225,9 +232,14 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
     app.add_middleware(
         IdempotencyMiddleware, keys=idempotency_keys, known_caller=authenticator.knows
     )
-    app.add_middleware(BodyLimit)
-    allow_origins(app, settings.api_cors_origins)
+    app.add_middleware(BodyLimit, larger=[(is_codec_path, CODEC_BODY_BYTES)])
+    app.add_middleware(
+        CorsByPath,
+        codec_origins=settings.codec_origins(),
+        api=lambda inner: api_cors(inner, settings.api_cors_origins),
+    )
     app.add_middleware(TrustedHosts, hosts=settings.api_trusted_hosts)
+    add_codec_middleware(app)  # outermost: a key in a codec path is gone before anything logs
     serve_docs_offline(app)
     add_problem_handlers(app)
 
@@ -356,6 +368,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
 
     add_event_routes(app, EVENT_RESPONSES)
     add_webhook_routes(app, settings, api_store)
+    add_codec_routes(app, settings.codec)
 
     # -- customer credit (o2c_workflows/credit_refund.py) ----------------------
 

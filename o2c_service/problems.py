@@ -80,6 +80,7 @@ BODY_TOO_LARGE = ProblemType("body-too-large", "Request body too large", 413)
 UNSUPPORTED_MEDIA_TYPE = ProblemType("unsupported-media-type", "Unsupported media type", 415)
 VALIDATION_ERROR = ProblemType("validation-error", "Request not valid", 422)
 INVALID_EVENT = ProblemType("invalid-event", "Event contradicts the order", 422)
+PAYLOAD_NOT_DECODABLE = ProblemType("payload-not-decodable", "Payload cannot be decrypted", 422)
 IDEMPOTENCY_KEY_REUSED = ProblemType(
     "idempotency-key-reused", "Idempotency key used for another request", 422
 )
@@ -91,6 +92,7 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     BAD_REQUEST, UNTRUSTED_HOST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED,
     CONFLICT, EVENT_NOT_ALLOWED, IDEMPOTENCY_KEY_IN_USE, BODY_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE, VALIDATION_ERROR, INVALID_EVENT, IDEMPOTENCY_KEY_REUSED,
+    PAYLOAD_NOT_DECODABLE,
     INTERNAL_ERROR, ORDER_BROKEN, SERVICE_UNAVAILABLE,
 )  # fmt: skip
 """Every kind the API answers with (docs/errors.md has a section for each)."""

@@ -8,10 +8,10 @@ unless `O2C_API_CORS_ORIGINS` names its origin. Each refusal is problem details.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.message import Message as MimeHeader
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,17 +25,28 @@ class BodyLimit:
     """Refuse bodies over `limit` bytes with 413: by Content-Length when it is sent,
     by counting as it streams in when it is not (or when it lies)."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = MAX_BODY_BYTES,
+        larger: Sequence[tuple[Callable[[str], bool], int]] = (),
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger
+        """Paths (by predicate) allowed more: the codec's, whose bodies are payloads."""
+
+    def _limit(self, path: str) -> int:
+        return next((limit for applies, limit in self.larger if applies(path)), self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._refuse(send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._refuse(send, limit)
             return
         received, started, too_large = 0, False, False
 
@@ -44,7 +55,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     # Read no further; the app sees the client go, and its answer is dropped.
                     too_large = True
                     return {"type": "http.disconnect"}
@@ -63,12 +74,12 @@ class BodyLimit:
             if not too_large:
                 raise
         if too_large and not started:
-            await self._refuse(send)
+            await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         await Problem(
             BODY_TOO_LARGE,
-            f"the request body is larger than {self.limit} bytes (1 MB), the limit",
+            f"the request body is larger than {limit} bytes ({limit / 1_000_000:g} MB), the limit",
         ).send(send)
 
 
@@ -153,12 +164,12 @@ CORS_EXPOSED = ("Location", "Idempotent-Replayed", "Preference-Applied", "WWW-Au
 """What it may read of an answer, besides the body."""
 
 
-def allow_origins(app: FastAPI, origins: Sequence[str]) -> None:
+def api_cors(app: ASGIApp, origins: Sequence[str]) -> ASGIApp:
     """Let browser pages of `origins` call the API (none by default: no CORS at all)."""
     if not origins:
-        return
-    app.add_middleware(
-        CORSMiddleware,
+        return app
+    return CORSMiddleware(
+        app,
         allow_origins=list(origins),
         allow_methods=["GET", "POST"],
         allow_headers=list(CORS_HEADERS),

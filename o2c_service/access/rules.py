@@ -35,6 +35,9 @@ SUPPORT = frozenset({Role.SUPPORT})
 REPORTS = frozenset({Role.SUPPORT, Role.VIEWER})
 """The summary report: support's, and a read (viewers)."""
 
+CODEC = frozenset({Role.SUPPORT, Role.VIEWER})
+"""Decoding what Temporal stores of orders: the people who read orders (the codec server)."""
+
 ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
@@ -56,6 +59,8 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/orders/bulk/cancel"): SUPPORT,
     ("POST", "/credits/refunds"): SUPPORT,
     ("GET", "/reports/summary"): REPORTS,
+    ("POST", "/codec/encode"): CODEC,
+    ("POST", "/codec/decode"): CODEC,
     ("POST", "/webhooks/logistics"): SIGNED,
     ("POST", "/webhooks/payments"): SIGNED,
     ("GET", "/webhooks/rejected"): SUPPORT,

@@ -80,9 +80,15 @@ class CodecKeys:
         """`id=base64` entries, by comma or line; `source` names where they came from
         in every error (never the key material)."""
         keys: list[CodecKey] = []
-        for entry in re.split(r"[,\n]", text):
-            entry = entry.strip()
-            if not entry or entry.startswith("#"):
+        lines = (line.strip() for line in text.splitlines())
+        entries = (
+            entry.strip()
+            for line in lines
+            if line and not line.startswith("#")
+            for entry in line.split(",")
+        )
+        for entry in entries:
+            if not entry:
                 continue
             key_id, separator, encoded = entry.partition("=")
             key_id = key_id.strip()
@@ -92,13 +98,11 @@ class CodecKeys:
                     f"of letters, digits, '.', '_' or '-'; got an entry starting "
                     f"'{entry[:12]}...'"
                 )
+            standard = encoded.strip().translate(str.maketrans("-_", "+/"))
             try:
-                secret = base64.b64decode(encoded.strip(), validate=True)
-            except binascii.Error:
-                try:
-                    secret = base64.urlsafe_b64decode(encoded.strip())
-                except (binascii.Error, ValueError):
-                    raise CodecKeysError(f"{source}: key '{key_id}' is not valid base64") from None
+                secret = base64.b64decode(standard, validate=True)
+            except (binascii.Error, ValueError):
+                raise CodecKeysError(f"{source}: key '{key_id}' is not valid base64") from None
             if len(secret) != KEY_BYTES:
                 raise CodecKeysError(
                     f"{source}: key '{key_id}' is {len(secret)} bytes; AES-256 needs {KEY_BYTES}"
@@ -106,7 +110,10 @@ class CodecKeys:
             keys.append(CodecKey(key_id, secret))
         if not keys:
             raise CodecKeysError(f"{source}: no key in it")
-        return cls(tuple(keys))
+        try:
+            return cls(tuple(keys))
+        except CodecKeysError as error:
+            raise CodecKeysError(f"{source}: {error}") from None
 
     @classmethod
     def from_file(cls, path: Path) -> CodecKeys:

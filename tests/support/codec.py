@@ -20,6 +20,8 @@ def test_key(key_id: str) -> CodecKey:
     return CodecKey(key_id, hashlib.sha256(f"o2c test codec key {key_id}".encode()).digest())
 
 
+test_key.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
 REPLAY_KEYS = CodecKeys((test_key("replay-1"),))
 """What tests/histories/*.json are encrypted with (`tests.support.record_histories`)."""
 TEST_KEYS = CodecKeys((test_key("test-1"), *REPLAY_KEYS.keys))

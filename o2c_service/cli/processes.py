@@ -17,6 +17,7 @@ from o2c_service.cli.common import (
     fail,
     out,
 )
+from o2c_service.codec.keys import CodecKeysError
 from o2c_service.settings import Settings
 from o2c_workflows.calls import LocalCalls
 
@@ -35,7 +36,7 @@ def dev() -> None:
     _logging()
     try:
         asyncio.run(run_dev(Settings()))
-    except (RuntimeError, FaultProfileError) as error:
+    except (RuntimeError, FaultProfileError, CodecKeysError) as error:
         fail(str(error))
 
 
@@ -53,7 +54,7 @@ def worker() -> None:
 
     try:
         asyncio.run(main())
-    except FaultProfileError as error:
+    except (FaultProfileError, CodecKeysError) as error:
         fail(str(error))
 
 
@@ -64,10 +65,16 @@ def api() -> None:
 
     _logging()
 
+    settings = Settings()
+    try:
+        settings.codec()  # the API encrypts what it sends to orders: no keys, no start
+    except CodecKeysError as error:
+        fail(str(error))
+
     async def main() -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
-        await serve_api(Settings(), stop)
+        await serve_api(settings, stop)
 
     asyncio.run(main())
 

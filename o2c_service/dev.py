@@ -5,6 +5,12 @@ restart; the API's database is there too (`api.db`), and on the first start a
 support key and an integration key are written to `<data folder>/keys/` (mode 0600)
 and reused after. Ctrl-C stops the API, then the worker, then the server; the server is
 also told to die with this process, so nothing is left running.
+
+Payloads are encrypted (docs/security.md): unless O2C_CODEC_KEYS is set, the first start
+writes a codec key to `<data folder>/codec-keys` and later starts reuse it, so a newcomer
+has no step to take. The UI is started with the API's codec endpoint, carrying a viewer
+key of its own in the path (a browser cannot be made to send a header), so it shows
+orders decrypted; O2C_TEMPORAL_UI_CODEC=false starts it without, showing ciphertext.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from urllib.parse import urlsplit
 from temporalio.client import Client
 
 from adapters.faults import FaultProfile
-from o2c_service.access.dev_keys import ensure_dev_keys
+from o2c_service.access.dev_keys import ensure_dev_keys, ensure_ui_key
 from o2c_service.access.roles import Role
+from o2c_service.codec.keys import CodecKeys, new_key, write_key_file
 from o2c_service.runners import run_worker, serve_api, stop_on_signals
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
@@ -53,9 +60,42 @@ def search_attribute_flags() -> list[str]:
     return flags
 
 
-def dev_server_command(settings: Settings) -> list[str]:
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
+def codec_endpoint(settings: Settings) -> str:
+    """The API's codec endpoint as a browser or the `temporal` CLI on this machine reaches
+    it (an API listening on every interface is reached on the loopback)."""
+    host = "127.0.0.1" if settings.api_host in WILDCARD_HOSTS else settings.api_host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.api_port}/codec"
+
+
+def ui_codec_endpoint(settings: Settings, ui_key: str) -> str:
+    """What the UI is started with: the codec endpoint with its viewer key in the path
+    (the UI appends `/decode`, `/encode`)."""
+    return f"{codec_endpoint(settings)}/key/{ui_key}"
+
+
+def ensure_codec_key(settings: Settings) -> Path | None:
+    """The codec key file, written with a new key if O2C_CODEC_KEYS is unset and the file
+    is not there yet; None when the keys come from O2C_CODEC_KEYS."""
+    if settings.codec_keys is not None:
+        return None
+    path = settings.codec_key_path()
+    if not path.exists():
+        write_key_file(path, CodecKeys((new_key(),)))
+        log.info("wrote a new payload codec key to %s", path)
+    settings.codec()  # a file that holds no usable key stops us before anything starts
+    return path
+
+
+def dev_server_command(settings: Settings, ui_codec: str | None = None) -> list[str]:
+    """The `temporal server start-dev` command line; `ui_codec` the UI's codec endpoint."""
     host, _, port = settings.temporal_address.rpartition(":")
     ui = urlsplit(settings.temporal_ui_url)
+    codec = ["--ui-codec-endpoint", ui_codec] if ui_codec else []
     return [
         str(settings.temporal_cli_path()),
         "server",
@@ -80,6 +120,7 @@ def dev_server_command(settings: Settings) -> list[str]:
         "--log-level",
         "warn",
         *search_attribute_flags(),
+        *codec,
     ]
 
 
@@ -94,11 +135,11 @@ def server_log(settings: Settings) -> Path:
     return settings.data_dir / "temporal-server.log"
 
 
-def start_dev_server(settings: Settings) -> subprocess.Popen[bytes]:
+def start_dev_server(settings: Settings, ui_codec: str | None = None) -> subprocess.Popen[bytes]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with server_log(settings).open("ab") as log_file:
         return subprocess.Popen(
-            dev_server_command(settings),
+            dev_server_command(settings, ui_codec),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             # Its own session: Ctrl-C reaches us, and we stop it last, after the worker.
@@ -131,10 +172,20 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
             server.wait()
 
 
-def banner(settings: Settings, keys: dict[Role, Path] | None = None) -> str:
+def banner(
+    settings: Settings, keys: dict[Role, Path] | None = None, codec_keys: Path | None = None
+) -> str:
+    """What `o2c dev` prints once it listens. `codec_keys`: the key file in use, if any."""
     api = f"http://{settings.api_host}:{settings.api_port}"
     ui = f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows"
     data = Path(settings.data_dir).resolve()
+    codec = codec_endpoint(settings)
+    ui_use = (
+        "the UI decrypts through it"
+        if settings.temporal_ui_codec
+        else "not set in the UI: O2C_TEMPORAL_UI_CODEC=false"
+    )
+    keys_in = codec_keys.resolve() if codec_keys is not None else "O2C_CODEC_KEYS"
     text = (
         "\n  o2c is running (Ctrl-C stops everything)\n"
         f"  Temporal UI   {ui}\n"
@@ -142,6 +193,9 @@ def banner(settings: Settings, keys: dict[Role, Path] | None = None) -> str:
         f"  API           {api}\n"
         f"  Temporal      {settings.temporal_address} (data in {data}, "
         f"server log {server_log(settings).name})\n"
+        f"  Codec         {codec} ({ui_use}; keys in {keys_in})\n"
+        f"                temporal workflow show -w <id> --codec-endpoint {codec} "
+        '--codec-auth "Bearer $O2C_API_KEY"\n'
     )
     for number, (role, path) in enumerate((keys or {}).items()):
         label = "API keys" if number == 0 else ""
@@ -179,10 +233,14 @@ def ensure_ports_free(settings: Settings) -> None:
 async def run_dev(settings: Settings) -> None:
     FaultProfile.from_setting(settings.faults)  # a bad profile stops us before anything starts
     ensure_ports_free(settings)
+    codec_keys = ensure_codec_key(settings)
     keys = ensure_dev_keys(settings)
+    ui_codec = (
+        ui_codec_endpoint(settings, ensure_ui_key(settings)) if settings.temporal_ui_codec else None
+    )
     stop = asyncio.Event()
     stop_on_signals(stop)
-    server = start_dev_server(settings)
+    server = start_dev_server(settings, ui_codec)
     try:
         await wait_for_server(server, settings)
         listening = asyncio.Event()
@@ -191,7 +249,9 @@ async def run_dev(settings: Settings) -> None:
             asyncio.create_task(serve_api(settings, stop, listening), name="api"),
             asyncio.create_task(asyncio.to_thread(server.wait), name="temporal"),
         ]
-        announce = asyncio.create_task(_announce_when_listening(settings, listening, keys))
+        announce = asyncio.create_task(
+            _announce_when_listening(listening, banner(settings, keys, codec_keys))
+        )
         # Run until Ctrl-C, or until any part stops on its own (then stop the rest).
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([stopping, *parts], return_when=asyncio.FIRST_COMPLETED)
@@ -205,8 +265,6 @@ async def run_dev(settings: Settings) -> None:
         stop_server(server)
 
 
-async def _announce_when_listening(
-    settings: Settings, listening: asyncio.Event, keys: dict[Role, Path]
-) -> None:
+async def _announce_when_listening(listening: asyncio.Event, text: str) -> None:
     await listening.wait()
-    print(banner(settings, keys), flush=True)
+    print(text, flush=True)

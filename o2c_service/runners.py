@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import socket
 from collections.abc import Iterator
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from activities.order_activities import OrderActivities
 from adapters.faults import FaultProfile, apply_fault_profile
@@ -69,13 +71,52 @@ class _EmbeddedServer(uvicorn.Server):
             self.listening.set()
 
 
+CODEC_KEY_IN_PATH = re.compile(r"(/codec/key/)[^/?#\s\"]+")
+REDACTED = "<redacted>"
+
+
+class RedactCodecKeys(logging.Filter):
+    """Takes the API key out of `/codec/key/<key>/...` paths before a line is logged: the
+    Temporal UI sends its key in the path (a browser cannot be made to send a header), and
+    a log is read by more people than the key is meant for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                CODEC_KEY_IN_PATH.sub(rf"\1{REDACTED}", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = CODEC_KEY_IN_PATH.sub(rf"\1{REDACTED}", record.msg)
+        return True
+
+
+def redact_codec_keys_in_access_log() -> None:
+    """Put `RedactCodecKeys` on uvicorn's access logger (once), for every server that
+    serves the codec routes; call it after `uvicorn.Config` has configured logging."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(found, RedactCodecKeys) for found in access.filters):
+        access.addFilter(RedactCodecKeys())
+
+
 async def serve_api(
     settings: Settings, stop: asyncio.Event, listening: asyncio.Event | None = None
 ) -> None:
     """Serve the HTTP API until `stop` is set, then finish in-flight requests."""
-    config = uvicorn.Config(
-        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info"
-    )
+    await serve_app(create_app(settings), settings.api_host, settings.api_port, stop, listening)
+
+
+async def serve_app(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    listening: asyncio.Event | None = None,
+) -> None:
+    """Serve `app` (the API, or the codec server alone) until `stop` is set, then finish
+    in-flight requests; no key in a codec path reaches the access log."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="info")
+    redact_codec_keys_in_access_log()
     server = _EmbeddedServer(config, listening)
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())

@@ -16,19 +16,22 @@ from o2c_service.settings import Settings
 @app.command("codec-server")
 def codec_server() -> None:
     """Serve the codec routes alone (O2C_CODEC_HOST:O2C_CODEC_PORT), for the Temporal UI and CLI."""
-    import uvicorn
-
     from o2c_service.codec.server import create_codec_app
+    from o2c_service.runners import serve_app, stop_on_signals
 
     settings = Settings()
     try:
         settings.codec()
     except CodecKeysError as error:
         fail(str(error))
-    config = uvicorn.Config(
-        create_codec_app(settings), host=settings.codec_host, port=settings.codec_port
-    )
-    asyncio.run(uvicorn.Server(config).serve())
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        app = create_codec_app(settings)
+        await serve_app(app, settings.codec_host, settings.codec_port, stop)
+
+    asyncio.run(main())
 
 
 @app.command("codec-key")

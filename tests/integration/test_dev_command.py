@@ -7,7 +7,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -46,11 +46,19 @@ class DevProcess:
         self.api = env["O2C_API_URL"]
         self.ui = env["O2C_TEMPORAL_UI_URL"]
         self.banner = ""
+        self.printed: list[str] = []
+        """Every line it printed after the banner (access log included), stderr's too if
+        kept: read on, so that a full pipe never stalls it."""
         self.keys = Path(env["O2C_DATA_DIR"]) / "keys"
 
     def key(self, role: str = "support") -> str:
         """The key `o2c dev` wrote for `role` (support or integration)."""
         return (self.keys / f"{role}.key").read_text().strip()
+
+    async def keep_reading(self, stream: asyncio.StreamReader | None) -> None:
+        assert stream is not None
+        while line := await stream.readline():
+            self.printed.append(line.decode(errors="replace"))
 
     def http(self) -> httpx.AsyncClient:
         """A client of the API with the support key."""
@@ -65,7 +73,11 @@ class DevProcess:
 
 
 @asynccontextmanager
-async def o2c_dev(data_dir: Path) -> AsyncIterator[DevProcess]:
+async def o2c_dev(
+    data_dir: Path, settings: Mapping[str, str | None] | None = None, keep_stderr: bool = False
+) -> AsyncIterator[DevProcess]:
+    """`o2c dev` on free ports and `data_dir`; `settings` added to its environment (None:
+    taken out of it); with `keep_stderr`, its log lines land in `printed` too."""
     api_port, temporal_port, ui_port = free_port(), free_port(), free_port()
     env = os.environ | {
         "O2C_DATA_DIR": str(data_dir),
@@ -76,18 +88,29 @@ async def o2c_dev(data_dir: Path) -> AsyncIterator[DevProcess]:
         "O2C_API_PORT": str(api_port),
         "O2C_API_URL": f"http://127.0.0.1:{api_port}",
     }
+    for name, value in (settings or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    stderr = asyncio.subprocess.PIPE if keep_stderr else asyncio.subprocess.DEVNULL
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "o2c_service", "dev",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr,
     )  # fmt: skip
     dev = DevProcess(process, env)
+    readers: list[asyncio.Task[None]] = []
+    if keep_stderr:
+        readers.append(asyncio.create_task(dev.keep_reading(process.stderr)))
     try:
         await asyncio.wait_for(dev.read_banner(), STARTUP_TIMEOUT)
+        readers.append(asyncio.create_task(dev.keep_reading(process.stdout)))
         yield dev
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+        await asyncio.gather(*readers)  # both end at the end of their stream
 
 
 async def wait_until_booked(http: httpx.AsyncClient, order_id: str) -> None:

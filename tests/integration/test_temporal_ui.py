@@ -2,7 +2,10 @@
 
 A dev server of its own with the UI on, the real worker on the local adapters (a
 tmp SQLite file), one order started through `OrderService.create` and booked;
-then headless Chromium opens what an engineer would open:
+payloads are encrypted with the test keys, so the UI is given a codec endpoint as
+`o2c dev` gives it one: the codec server alone (`create_codec_app`) on a free port,
+with a viewer key in the endpoint's path. Then headless Chromium opens what an
+engineer would open:
 
 - the workflow list filtered with `OrderStatus = "Booked"` lists the order, the
   same list filtered with `OrderStatus = "Closed"` does not;
@@ -10,17 +13,11 @@ then headless Chromium opens what an engineer would open:
   Metadata", shows the static summary and the current details rendered from
   Markdown (`**Booked**` in bold, "Lines shipped: 0 of 2").
 
-How the browser is driven: the `playwright` package from PyPI, pointed at the
-system browser (`executable_path="/usr/bin/chromium"`), so nothing is downloaded
-(`playwright install` is never needed). It beats `--dump-dom` and a hand-written
-DevTools client here because the UI is a single-page app that fills itself in
-from API calls after load and renders Markdown in iframes: Playwright's locators
-and `expect` wait for the condition itself (a link, a text, an element inside an
-iframe) with a timeout, and reach into iframes; `--dump-dom` can only guess when
-the page is done, and raw CDP would mean re-implementing that waiting.
-Locators use what an engineer sees (link and tab names, text); the only UI
-internals relied on are the ids of the Markdown iframes
-(`user-metadata-summary`, `user-metadata-current-details`).
+How the browser is driven: tests/support/browser.py. Locators use what an engineer
+sees (link and tab names, text); the only UI internals relied on are the ids of the
+Markdown iframes (`user-metadata-summary`, `user-metadata-current-details`).
+tests/integration/test_temporal_ui_codec.py checks the same page under `o2c dev`
+itself, decrypted and not.
 
 Screenshots of every page (also when an assertion fails) are saved in the
 pytest tmp dir, under `temporal-ui-screenshots*`.
@@ -31,9 +28,9 @@ Skipped, with the reason, when /usr/bin/chromium or `playwright` is missing.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -41,54 +38,28 @@ from urllib.parse import quote
 import httpx
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.local import open_local_adapters
+from o2c_service.access.roles import Role
+from o2c_service.codec.server import create_codec_app
 from o2c_service.orders import OrderService
-from o2c_service.runners import local_activities
+from o2c_service.runners import local_activities, serve_app
 from o2c_service.settings import Settings
 from o2c_service.temporal import build_worker
 from o2c_workflows import presentation
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
-from tests.support.codec import TEST_CONVERTER
+from tests.support.api_keys import make_key
+from tests.support.browser import UI_TIMEOUT_MS, Browser, Page, chromium, expect, new_page
+from tests.support.codec import TEST_CONVERTER, TEST_KEYS, keys_setting
 from tests.support.history import DEFAULT_TIMEOUT, wait_for_status
 from tests.support.stack import free_port
 from tests.support.temporal_env import binary
 
-try:
-    from playwright.async_api import Browser, Page, async_playwright, expect
-except ImportError:
-    pytest.skip(
-        "the `playwright` Python package is not installed (pip install playwright; "
-        "no browser download needed, the test uses /usr/bin/chromium)",
-        allow_module_level=True,
-    )
-
-CHROMIUM = Path("/usr/bin/chromium")
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(
-        f"{CHROMIUM} is missing or not executable (apt-get install chromium)",
-        allow_module_level=True,
-    )
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # The UI fetches a news feed from temporal.io: keep the browser off the network.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
-UI_TIMEOUT_MS = 15_000
-"""How long a page may take to show what is asserted. The UI is a single-page app that
-loads its code, then its data, after the page: about 2 s here, more on a busy machine.
-Passed to every `expect` (whose own default is 5 s) and set as the page's default."""
 SEARCH_POLL_INTERVAL = 0.05
 
 
@@ -154,36 +125,63 @@ async def until_serving(url: str) -> None:
             await asyncio.sleep(SEARCH_POLL_INTERVAL)
 
 
+@asynccontextmanager
+async def codec_server(data_dir: Path, ui_url: str) -> AsyncIterator[str]:
+    """The codec server alone on a free port, decrypting with the test keys for the UI
+    at `ui_url`; yields the UI's codec endpoint, a viewer key in its path."""
+    settings = Settings(
+        data_dir=data_dir,
+        api_database_url=f"sqlite:///{data_dir / 'api.db'}",
+        codec_keys=SecretStr(keys_setting(TEST_KEYS)),
+        temporal_ui_url=ui_url,
+    )
+    viewer = make_key(settings, Role.VIEWER, name="temporal-ui")
+    port = free_port()
+    stop, listening = asyncio.Event(), asyncio.Event()
+    serving = asyncio.create_task(
+        serve_app(create_codec_app(settings), "127.0.0.1", port, stop, listening)
+    )
+    try:
+        await asyncio.wait_for(listening.wait(), DEFAULT_TIMEOUT)
+        yield f"http://127.0.0.1:{port}/codec/key/{viewer}"
+    finally:
+        stop.set()
+        await serving
+
+
 @pytest_asyncio.fixture(scope="module")
 async def booked(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BookedOrder]:
-    """One booked order on a dev server with its UI on; the worker keeps running."""
+    """One booked order on a dev server with its UI on, decrypting through a codec
+    server; the worker keeps running."""
     data_dir = tmp_path_factory.mktemp("o2c-ui")
     ui_port = free_port()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"),
-        data_converter=TEST_CONVERTER,
-        search_attributes=ALL,
-        dev_server_log_level="error",
-        ip="127.0.0.1",
-        port=free_port(),
-        ui=True,
-        ui_port=ui_port,
-    )
-    adapters = open_local_adapters(f"sqlite:///{data_dir / 'o2c.db'}")
-    task_queue = f"orders-{uuid.uuid4()}"
-    try:
-        async with env, build_worker(env.client, task_queue, local_activities(adapters)):
-            order = acme_order()
-            created = await OrderService(env.client, task_queue).create(order)
-            assert created.created, created
-            handle = env.client.get_workflow_handle_for(OrderWorkflow.run, order.order_id)
-            await wait_for_status(handle, OrderStatus.BOOKED)
-            await until_found_by(env.client, 'OrderStatus = "Booked"', order.order_id)
-            ui_url = f"http://127.0.0.1:{ui_port}"
-            await until_serving(ui_url)
-            yield BookedOrder(order=order, ui_url=ui_url, namespace=env.client.namespace)
-    finally:
-        adapters.database.dispose()
+    ui_url = f"http://127.0.0.1:{ui_port}"
+    async with codec_server(data_dir, ui_url) as ui_codec:
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=binary("temporal"),
+            data_converter=TEST_CONVERTER,
+            search_attributes=ALL,
+            dev_server_log_level="error",
+            ip="127.0.0.1",
+            port=free_port(),
+            ui=True,
+            ui_port=ui_port,
+            dev_server_extra_args=["--ui-codec-endpoint", ui_codec],
+        )
+        adapters = open_local_adapters(f"sqlite:///{data_dir / 'o2c.db'}")
+        task_queue = f"orders-{uuid.uuid4()}"
+        try:
+            async with env, build_worker(env.client, task_queue, local_activities(adapters)):
+                order = acme_order()
+                created = await OrderService(env.client, task_queue).create(order)
+                assert created.created, created
+                handle = env.client.get_workflow_handle_for(OrderWorkflow.run, order.order_id)
+                await wait_for_status(handle, OrderStatus.BOOKED)
+                await until_found_by(env.client, 'OrderStatus = "Booked"', order.order_id)
+                await until_serving(ui_url)
+                yield BookedOrder(order=order, ui_url=ui_url, namespace=env.client.namespace)
+        finally:
+            adapters.database.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -193,27 +191,14 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest_asyncio.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest_asyncio.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A fresh browser context per test (no shared storage), dates in UTC."""
-    context = await browser.new_context(
-        viewport={"width": 1400, "height": 1000}, locale="en-US", timezone_id="UTC"
-    )
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    try:
-        yield await context.new_page()
-    finally:
-        await context.close()
+    async with new_page(browser) as opened:
+        yield opened
 
 
 async def test_the_workflow_list_finds_the_order_by_its_status(

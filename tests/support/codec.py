@@ -24,6 +24,8 @@ test_key.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 REPLAY_KEYS = CodecKeys((test_key("replay-1"),))
 """What tests/histories/*.json are encrypted with (`tests.support.record_histories`)."""
+REPLAY_CONVERTER: DataConverter = data_converter(REPLAY_KEYS)
+"""The converter the corpus is recorded with: every payload under `replay-1`."""
 TEST_KEYS = CodecKeys((test_key("test-1"), *REPLAY_KEYS.keys))
 """Every test process's keys: a current key of its own, and the corpus's to read it."""
 TEST_CONVERTER: DataConverter = data_converter(TEST_KEYS)

@@ -2,9 +2,11 @@
 tests/histories/*.json.
 
 Each file is the full history of one workflow run of a scenario, driven against
-the stub activities. `test_replay.py` replays every file with the current
-workflow code, so a change that would break workflows already running fails
-there first. Re-record only for a deliberate, versioned change (with
+the stub activities, its payloads encrypted under the fixed test key `replay-1`
+(`REPLAY_CONVERTER`), as Temporal stores an order's. `test_replay.py` replays every
+file with the current workflow code, so a change that would break workflows already
+running fails there first; `test_encrypted_corpus.py` checks every payload is
+ciphertext. Re-record only for a deliberate, versioned change (with
 `workflow.patched`); `--list` names the scenarios, and naming some records only
 those.
 
@@ -69,7 +71,7 @@ from o2c_workflows.models import CardPayment, OrderLine, OrderRequest, OrderStat
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import ALL
 from o2c_workflows.state import HoldKind, OrderSummary
-from tests.support.codec import TEST_CONVERTER
+from tests.support.codec import REPLAY_CONVERTER
 from tests.support.history import OrderHandle, until, wait_for_status
 from tests.support.order_harness import (
     SHIPMENT,
@@ -594,7 +596,7 @@ async def add_search_attributes(client: Client) -> None:
 async def record(scenarios: list[Scenario]) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
-        data_converter=TEST_CONVERTER,
+        data_converter=REPLAY_CONVERTER,
     )
     short_history: list[WorkflowEnvironment] = []
 
@@ -603,7 +605,7 @@ async def record(scenarios: list[Scenario]) -> None:
             short_history.append(
                 await WorkflowEnvironment.start_local(
                     dev_server_existing_path=binary("temporal"),
-                    data_converter=TEST_CONVERTER,
+                    data_converter=REPLAY_CONVERTER,
                     search_attributes=ALL,
                     dev_server_log_level="error",
                     dev_server_extra_args=[

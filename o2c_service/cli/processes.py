@@ -31,7 +31,6 @@ def _logging() -> None:
 @app.command()
 def dev() -> None:
     """Run everything locally: Temporal dev server + UI, worker and API (Ctrl-C stops all)."""
-    from o2c_service.codec.keys import CodecKeysError
     from o2c_service.dev import run_dev
 
     _logging()

@@ -264,4 +264,4 @@ async def test_a_worker_restarted_with_orders_in_flight_replays_them_without_tas
     recovery = await recovery_after_kill(processes, RESTART_BATCH)
 
     assert recovery.orders == RESTART_BATCH  # each answered a query and took its shipment
-    assert not recovery.task_timeouts, "\n".join(recovery.lines())
+    assert not recovery.timeouts_of_the_new_worker(), "\n".join(recovery.lines())

@@ -69,6 +69,7 @@ from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.order.base import PATCH_EXECUTION_KEYS, PATCH_PAYMENTS_IN_FLIGHT
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.state import OrderState
+from tests.support.codec import TEST_KEYS, keys_setting
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -319,6 +320,10 @@ class Deployment:
             "O2C_DATABASE_URL": self.database_url,
         }
 
+    def current_env(self) -> dict[str, str]:
+        """The current code reads and writes payloads through the codec: it needs keys."""
+        return process_env(self.settings_env() | {"O2C_CODEC_KEYS": keys_setting(TEST_KEYS)})
+
     def old_env(self) -> dict[str, str]:
         """The same Python and venv, the previous code shadowing the installed (current) one."""
         return process_env(self.settings_env() | {"PYTHONPATH": str(self.old_tree)})
@@ -342,7 +347,7 @@ def start_worker(deployment: Deployment, *, old: bool) -> WorkerProcess:
         process = subprocess.Popen(
             [sys.executable, "-m", "o2c_service", "worker"],
             cwd=deployment.old_tree if old else REPOSITORY,
-            env=deployment.old_env() if old else process_env(deployment.settings_env()),
+            env=deployment.old_env() if old else deployment.current_env(),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -65,6 +65,9 @@ PAUSE = 0.25
 STICKY_GONE = 12.0
 """Seconds between the kill and the payments: past the server's 10 s sticky-poller window."""
 
+KILLED = "the killed worker's "
+"""How a timeout on the killed worker's sticky queue is named."""
+
 DEADLINE = 600.0
 """Seconds parking, and then recovery, may take before the run gives up."""
 
@@ -80,6 +83,14 @@ class Recovery:
     """From the new worker's start until every order had taken its payment."""
     task_timeouts: Counter[str]
     """WorkflowTaskTimedOut events after the kill, by timeout type, queue and cause."""
+
+    def timeouts_of_the_new_worker(self) -> Counter[str]:
+        """The timeouts but those of tasks the server still sent to the killed worker's
+        sticky queue: the server stops doing so some 10 s after that queue's last poll
+        (which may be before the kill as well as at it); no worker can take them, each
+        waits O2C_WORKER_STICKY_QUEUE_TIMEOUT and goes to the normal queue."""
+        return Counter({k: n for k, n in self.task_timeouts.items() if KILLED not in k})
+
     task_seconds: list[float]
     """How long each workflow task completed after the kill took (started to completed)."""
 
@@ -169,19 +180,24 @@ async def tasks_since(
     durations: list[float] = []
     for order in orders:
         events = {}
+        before: set[str] = set()
+        """The queues tasks were scheduled on before `since`: the killed worker's."""
         async for event in client.get_workflow_handle(order.order_id).fetch_history_events():
             events[event.event_id] = event
             if event.event_time.ToDatetime(tzinfo=UTC) < since:
+                if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+                    before.add(event.workflow_task_scheduled_event_attributes.task_queue.name)
                 continue
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
                 timed_out = event.workflow_task_timed_out_event_attributes
                 scheduled = events[timed_out.scheduled_event_id]
-                queue = scheduled.workflow_task_scheduled_event_attributes.task_queue.kind
-                cause = events[scheduled.event_id - 1].event_type
+                queue = scheduled.workflow_task_scheduled_event_attributes.task_queue
+                kind = TaskQueueKind.Name(queue.kind).removeprefix("TASK_QUEUE_KIND_").lower()
+                whose = KILLED if kind == "sticky" and queue.name in before else ""
+                cause = EventType.Name(events[scheduled.event_id - 1].event_type)
                 timeouts[
                     f"{TimeoutType.Name(timed_out.timeout_type).removeprefix('TIMEOUT_TYPE_')}"
-                    f" on {TaskQueueKind.Name(queue).removeprefix('TASK_QUEUE_KIND_').lower()}"
-                    f" queue after {EventType.Name(cause).removeprefix('EVENT_TYPE_')}"
+                    f" on {whose}{kind} queue after {cause.removeprefix('EVENT_TYPE_')}"
                 ] += 1
             elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
                 started = events[event.workflow_task_completed_event_attributes.started_event_id]

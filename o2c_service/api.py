@@ -30,16 +30,16 @@ from o2c_service.creating import CreatedOrder
 from o2c_service.event_routes import add_event_routes
 from o2c_service.idempotency import IdempotencyKeys, IdempotencyMiddleware
 from o2c_service.listing import OrderPage
+from o2c_service.local_systems import LocalSystems
 from o2c_service.openapi import document_every_status
 from o2c_service.orders import BulkOutcome, OrderSelection, OrderService, SupportVerb
-from o2c_service.outcomes import EventStillApplying, OrderError
+from o2c_service.outcomes import EventStillApplying, InvalidOrder, OrderError
 from o2c_service.problems import SERVICE_UNAVAILABLE, Problem, add_problem_handlers, order_problem
 from o2c_service.reports import (
     DEFAULT_SAMPLE,
     MAX_SAMPLE,
     BillingUnavailable,
     InvalidReportRequest,
-    LocalBillingReader,
     ReportDate,
     ReportService,
     SummaryReport,
@@ -195,10 +195,12 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
             event_wait=timedelta(seconds=settings.event_wait_seconds),
             booking_wait=timedelta(seconds=settings.booking_wait_seconds),
             task_timeout=settings.workflow_task_timeout(),
+            payments=systems.payments,
         )
 
-    # Reports read billing too: opened on the first report, so the API starts without it.
-    billing_for_reports = LocalBillingReader(settings.database_url)
+    # Reports read billing, orders paid by card store the card in payments: the systems'
+    # database is opened when first needed, so the API starts without it.
+    systems = LocalSystems(settings.database_url)
     # The API's own database (keys, idempotency keys, webhooks), opened at first use.
     api_store = ApiStore(settings.api_database_url)
     authenticator = Authenticator(api_store)
@@ -210,7 +212,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         try:
             yield
         finally:
-            billing_for_reports.close()
+            systems.close()
             api_store.close()
 
     app = FastAPI(
@@ -290,8 +292,16 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         Booking that takes longer than a few seconds (10 by default) is answered 202,
         `status` Entered: the order is started and books on its own; `Location` is where
         to follow it. With `Prefer: respond-async` the order is started without waiting:
-        202, `status` Entered, `Preference-Applied: respond-async`.
+        202, `status` Entered, `Preference-Applied: respond-async`. A card order's
+        `card_token` is stored in the payments system before the order starts, and the
+        order keeps only the card's reference (503 if payments cannot store it: nothing
+        is started).
         """
+        if order.payment_method is not None and order.payment_method.card_ref is not None:
+            raise InvalidOrder(
+                ("body", "payment_method", "card_ref"),
+                "card_ref is set by o2c once the card is stored: send card_token",
+            )
         respond_async = prefers_respond_async(prefer or [])
         created = await orders(request).create(
             order, wait=not respond_async, actor=caller_of(request).actor
@@ -402,7 +412,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         timelines of up to `sample` orders entered in the period; money is per
         currency, from billing, aged as of `end`. See docs/reports.md.
         """
-        reports = ReportService.over(orders(request), billing_for_reports)
+        reports = ReportService.over(orders(request), systems.billing)
         try:
             return await reports.summary(start, end, sample)
         except InvalidReportRequest as error:

@@ -3,13 +3,15 @@
 `POST /orders` starts the order and asks it the read-only `booking` Update in one
 call (update-with-start); identical requests, even at once, start one order and get
 the same answer; another request under the same id is a conflict and starts nothing;
-`Prefer: respond-async` is a plain start.
+`Prefer: respond-async` is a plain start. An order paid by card starts carrying the
+payments system's reference to the card, never the token the caller sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypedDict
 
@@ -28,19 +30,25 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.errors import BusinessError
+from adapters.payments.models import StoreCard
+from adapters.payments.protocol import PaymentsAdapter
 from o2c_service.credit_refunds import CreditRefunds
 from o2c_service.outcomes import (
     REQUEST_HASH_MEMO,
     RPC_TIMEOUT,
+    InvalidOrder,
+    PaymentsUnavailable,
     TemporalUnavailable,
     same_request,
 )
 from o2c_workflows import presentation
 from o2c_workflows.dunning import DunningPolicy
 from o2c_workflows.messages import BookingOutcome
-from o2c_workflows.models import OrderRequest, OrderStatus
+from o2c_workflows.models import CardPayment, OrderRequest, OrderStatus
 from o2c_workflows.order.base import WORKFLOW_NAME, OrderInput
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.search_attributes import CUSTOMER_ID, HOLD_REASON, ORDER_STATUS
@@ -116,10 +124,26 @@ def request_hash(order: OrderRequest) -> str:
     return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
 
 
+PaymentsSource = Callable[[], Awaitable[PaymentsAdapter]]
+"""The payments system, opened when an order first needs it."""
+
+
+def store_card_request(order_id: str, card_token: str) -> StoreCard:
+    """Keyed by the order and the token: the same order sent again stores nothing new and
+    gets the same reference; another card for an order never started gets its own."""
+    token_digest = hashlib.sha256(card_token.encode()).hexdigest()[:16]
+    return StoreCard(
+        idempotency_key=f"{order_id}:store_card:{token_digest}",
+        order_id=order_id,
+        card_token=card_token,
+    )
+
+
 class OrderCreation(CreditRefunds):
     """`create`, for `OrderService`; the attributes below are set by its `__init__`."""
 
     _dunning: DunningPolicy
+    _payments: PaymentsSource | None
     _booking_wait: timedelta
     _booking_reads: dict[str, asyncio.Task[BookingOutcome]]
 
@@ -142,21 +166,64 @@ class OrderCreation(CreditRefunds):
         `actor` (who sends it, e.g. an API key's `name (key_id)`) is recorded as the order's
         creator; it is no part of the request, so the same order from another caller is the
         same order.
+
+        A `card_token` is stored in the payments system first and the order starts with its
+        `card_ref` (`InvalidOrder` if payments refuses the token, `PaymentsUnavailable`
+        if it cannot answer); the request is told apart from others as it was sent.
         """
         sha = request_hash(order)
+
+        async def start() -> CreatedOrder:
+            carried = await self._with_stored_card(order)
+            if wait:
+                return await self._start_and_book(carried, sha, actor)
+            return await self._start(carried, sha, actor)
+
         async with self.translated(order.order_id):
             found = await self.start_once(
-                order.order_id,
-                WORKFLOW_NAME,
-                sha,
-                _conflict(order),
-                (lambda: self._start_and_book(order, sha, actor))
-                if wait
-                else (lambda: self._start(order, sha, actor)),
+                order.order_id, WORKFLOW_NAME, sha, _conflict(order), start
             )
             if isinstance(found, CreatedOrder):
                 return found
             return await self._found(order.order_id, found, wait=wait)
+
+    async def _with_stored_card(self, order: OrderRequest) -> OrderRequest:
+        """The order as its workflow takes it: a card token swapped for the vault's
+        reference, so the token is in no payload of the order's history."""
+        method = order.payment_method
+        if method is None or method.card_token is None:
+            return order
+        if await self._exists(order.order_id):
+            # Sent again, or another request under its id: found, no card stored for it.
+            raise WorkflowAlreadyStartedError(order.order_id, WORKFLOW_NAME)
+        if self._payments is None:
+            raise PaymentsUnavailable(
+                "this service has no payments system to store the card in: "
+                f"order {order.order_id} was not started"
+            )
+        request = store_card_request(order.order_id, method.card_token)
+        try:
+            stored = await (await self._payments()).store_card(request)
+        except BusinessError as error:
+            raise InvalidOrder(
+                ("body", "payment_method", "card_token"), f"{error.code}: {error.message}"
+            ) from error
+        except Exception as error:  # whatever the payments system's failure, nothing started
+            raise PaymentsUnavailable(
+                f"payments could not store the card ({error}): order {order.order_id} was "
+                "not started; sending it again is safe"
+            ) from error
+        carried = CardPayment(card_ref=stored.card_ref)
+        return order.model_copy(update={"payment_method": carried})
+
+    async def _exists(self, workflow_id: str) -> bool:
+        try:
+            await self._handle(workflow_id).describe(rpc_timeout=RPC_TIMEOUT)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
 
     def _start_options(self, order: OrderRequest, sha: str) -> _StartOptions:
         return _StartOptions(

@@ -23,7 +23,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from o2c_service.creating import BOOKING_WAIT, OrderCreation
+from o2c_service.creating import BOOKING_WAIT, OrderCreation, PaymentsSource
 from o2c_service.events import CANCEL, RELEASE, RETRY, DuplicateContradicts, OrderEvent
 from o2c_service.listing import OrderListItem, OrderPage, decode_page_token, quotable
 from o2c_service.outcomes import (
@@ -107,11 +107,15 @@ class OrderService(OrderCreation):
         event_wait: timedelta = EVENT_WAIT,
         booking_wait: timedelta = BOOKING_WAIT,
         task_timeout: timedelta | None = None,
+        payments: PaymentsSource | None = None,
     ) -> None:
+        """`payments` stores the cards of orders paid by card (without it, such an order
+        is refused as `PaymentsUnavailable`)."""
         super().__init__(
             client, task_queue, local_activities=local_activities, task_timeout=task_timeout
         )
         self._dunning = dunning or DunningPolicy()
+        self._payments = payments
         self._clock = clock or _utc_now
         self._accept_wait = accept_wait
         self._event_wait = event_wait

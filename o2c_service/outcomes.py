@@ -86,6 +86,20 @@ class EventStillApplying(OrderError):
         self.order_id = order_id
 
 
+class InvalidOrder(OrderError):
+    """The order's content refused by a system it needs before it starts (HTTP 422);
+    `loc` is the field's path in the request, e.g. `("body", "payment_method", ...)`."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class PaymentsUnavailable(OrderError):
+    """The payments system could not store the order's card (HTTP 503): the order was not
+    started, and sending it again is safe."""
+
+
 class InvalidParameter(OrderError):
     """A request parameter Temporal cannot use; `field` names it (HTTP 422)."""
 

@@ -32,11 +32,13 @@ from starlette.types import Send
 from o2c_service.outcomes import (
     EventRejected,
     EventStillApplying,
+    InvalidOrder,
     InvalidParameter,
     OrderBroken,
     OrderConflict,
     OrderError,
     OrderNotFound,
+    PaymentsUnavailable,
     TemporalUnavailable,
 )
 
@@ -275,6 +277,10 @@ def order_problem(error: OrderError) -> Problem:
     """The problem an `OrderError` is (not `EventStillApplying`, a 202, not an error)."""
     if isinstance(error, InvalidParameter):
         return invalid_request([field_error(("query", error.field), str(error))])
+    if isinstance(error, InvalidOrder):
+        return invalid_request([field_error(error.loc, str(error))])
+    if isinstance(error, PaymentsUnavailable):
+        return Problem(SERVICE_UNAVAILABLE, str(error))
     if isinstance(error, EventRejected):
         kind = INVALID_EVENT if error.invalid else EVENT_NOT_ALLOWED
         return Problem(kind, str(error), code=error.code)

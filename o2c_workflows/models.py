@@ -114,9 +114,29 @@ class PaymentTerms(Strict):
 
 
 class CardPayment(Strict):
-    """Payment on order: the card is authorised at booking and captured per invoice."""
+    """Payment on order: the card is authorised at booking and captured per invoice.
 
-    card_token: ShortText = Field(examples=["tok_visa_4242"])
+    Callers send `card_token`; o2c stores it in the payments system's vault and the
+    order carries the vault's `card_ref` instead, so no token is in its history. Orders
+    begun before the vault carry the token. Exactly one of the two.
+    """
+
+    card_token: ShortText | None = Field(
+        default=None,
+        examples=["tok_visa_4242"],
+        description="The payment gateway's token for the card: what callers send.",
+    )
+    card_ref: ShortText | None = Field(
+        default=None,
+        description="Set by o2c, not by callers: the payments system's reference to the "
+        "card it stored for this order.",
+    )
+
+    @model_validator(mode="after")
+    def _one_card(self) -> Self:
+        if (self.card_token is None) == (self.card_ref is None):
+            raise ValueError("give card_token (the gateway's token for the card)")
+        return self
 
 
 class OrderLine(Strict):

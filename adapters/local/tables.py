@@ -385,6 +385,19 @@ class DunningNoticeRow(LocalTable, table=True):
     sent_at: datetime = _timestamp()
 
 
+class StoredCardRow(LocalTable, table=True):
+    """A card token in the gateway's vault. Orders carry `card_ref`, never the token, so
+    the token is in no workflow history; only the payments system resolves the reference."""
+
+    __tablename__ = "stored_cards"
+
+    card_ref: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    order_id: str = Field(index=True)
+    card_token: str
+    created_at: datetime = _timestamp()
+
+
 class CardAuthorisationRow(LocalTable, table=True):
     __tablename__ = "card_authorisations"
 

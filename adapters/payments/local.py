@@ -28,6 +28,8 @@ from adapters.payments.models import (
     PaymentRecordRequest,
     Refund,
     RefundPayment,
+    StoreCard,
+    StoredCard,
     VoidAuthorisation,
 )
 
@@ -77,6 +79,12 @@ class LocalPayments:
 
     async def refund_payment(self, request: RefundPayment) -> Refund:
         return await asyncio.to_thread(self._refund_payment, request)
+
+    async def store_card(self, request: StoreCard) -> StoredCard:
+        return await asyncio.to_thread(self._cards.store, request)
+
+    async def find_stored_card(self, idempotency_key: IdempotencyKey) -> StoredCard | None:
+        return await asyncio.to_thread(self._cards.find_stored, idempotency_key)
 
     async def authorise_card(self, request: AuthoriseCard) -> Authorisation:
         return await asyncio.to_thread(self._cards.authorise, request)

@@ -8,6 +8,10 @@ amount lowered in the same transaction, so a replay that waited behind the first
 finds its payment, and racing captures can never take more than was authorised.
 A void is a one-way status change by a conditional UPDATE, like the other undos.
 
+A card is stored first (`store`, the gateway's vault): the order then carries the
+vault's `card_ref`, and an authorisation resolves it, for that order only. Orders
+begun before the vault carry the token itself, which is still taken.
+
 Test tokens drive the refusals a real gateway gives: a card token that starts
 with `tok_declined` is declined, one that starts with `tok_expiring` is
 authorised until the moment it was authorised, so any later capture finds it
@@ -29,6 +33,7 @@ from adapters.local.tables import (
     CardAuthorisationRow,
     CardCaptureRow,
     PaymentRow,
+    StoredCardRow,
     as_utc,
     from_minor,
     new_id,
@@ -40,6 +45,8 @@ from adapters.payments.models import (
     AuthorisationStatus,
     AuthoriseCard,
     CaptureCard,
+    StoreCard,
+    StoredCard,
     VoidAuthorisation,
 )
 
@@ -66,6 +73,28 @@ def _authorisation_by_key(session: Session, key: IdempotencyKey) -> Authorisatio
     return None if row is None else _authorisation(row)
 
 
+def _stored(row: StoredCardRow) -> StoredCard:
+    return StoredCard(card_ref=row.card_ref, order_id=row.order_id)
+
+
+def _stored_by_key(session: Session, key: IdempotencyKey) -> StoredCardRow | None:
+    query = select(StoredCardRow).where(col(StoredCardRow.idempotency_key) == key)
+    return session.exec(query).first()
+
+
+def _card_token(session: Session, request: AuthoriseCard) -> str:
+    """The token to charge: the stored card `card_ref` names, if it is this order's."""
+    if request.card_ref is None:
+        assert request.card_token is not None  # AuthoriseCard holds exactly one
+        return request.card_token
+    row = session.get(StoredCardRow, request.card_ref)
+    if row is None or row.order_id != request.order_id:
+        raise BusinessError(
+            "card_not_found", f"no card {request.card_ref} is stored for {request.order_id}"
+        )
+    return row.card_token
+
+
 def _not_found(authorisation_id: str) -> BusinessError:
     return BusinessError(
         "authorisation_not_found", f"the gateway has no authorisation {authorisation_id}"
@@ -84,6 +113,37 @@ class LocalCards:
     def __init__(self, database: LocalDatabase) -> None:
         self._db = database
 
+    def find_stored(self, idempotency_key: IdempotencyKey) -> StoredCard | None:
+        with self._db.reading() as session:
+            row = _stored_by_key(session, idempotency_key)
+            return None if row is None else _stored(row)
+
+    def store(self, request: StoreCard) -> StoredCard:
+        """Store the token once per key; a replay answers the first `card_ref`.
+
+        BusinessError `invalid_card` for a token that is blank or not one word.
+        """
+
+        def find(session: Session) -> StoredCard | None:
+            row = _stored_by_key(session, request.idempotency_key)
+            return None if row is None else _stored(row)
+
+        def create(session: Session) -> StoredCard:
+            token = request.card_token
+            if not token or token != token.strip() or any(c.isspace() for c in token):
+                raise BusinessError("invalid_card", "a card token is one word, with no spaces")
+            row = StoredCardRow(
+                card_ref=new_id("CARD"),
+                idempotency_key=request.idempotency_key,
+                order_id=request.order_id,
+                card_token=token,
+            )
+            session.add(row)
+            session.flush()
+            return _stored(row)
+
+        return self._db.run_once(find, create)
+
     def find_authorisation(self, idempotency_key: IdempotencyKey) -> Authorisation | None:
         with self._db.reading() as session:
             return _authorisation_by_key(session, idempotency_key)
@@ -91,8 +151,9 @@ class LocalCards:
     def authorise(self, request: AuthoriseCard) -> Authorisation:
         """Authorise once per key; a replay returns the authorisation as it stands.
 
-        BusinessError `card_declined`, `invalid_amount` (not positive, or finer than
-        the currency). A declined request records nothing: its key stays free.
+        BusinessError `card_declined`, `card_not_found`, `invalid_amount` (not
+        positive, or finer than the currency). A refused request records nothing: its
+        key stays free.
         """
 
         def find(session: Session) -> Authorisation | None:
@@ -104,12 +165,13 @@ class LocalCards:
                 raise BusinessError(
                     "invalid_amount", f"an authorisation must be positive, not {request.amount}"
                 )
-            if request.card_token.startswith(DECLINED_TOKEN_PREFIX):
+            token = _card_token(session, request)
+            if token.startswith(DECLINED_TOKEN_PREFIX):
                 raise BusinessError(
                     "card_declined", f"the card was declined for {request.order_id}"
                 )
             now = utc_now()
-            expiring = request.card_token.startswith(EXPIRING_TOKEN_PREFIX)
+            expiring = token.startswith(EXPIRING_TOKEN_PREFIX)
             row = CardAuthorisationRow(
                 authorisation_id=new_id("AUT"),
                 idempotency_key=request.idempotency_key,

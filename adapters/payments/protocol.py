@@ -17,6 +17,8 @@ from adapters.payments.models import (
     PaymentRecordRequest,
     Refund,
     RefundPayment,
+    StoreCard,
+    StoredCard,
     VoidAuthorisation,
 )
 
@@ -32,8 +34,16 @@ class PaymentsAdapter(Protocol):
         """Pay money back; the same key refunds once, never more than was received."""
         ...
 
+    async def store_card(self, request: StoreCard) -> StoredCard:
+        """Keep a card token for an order; the same key stores once and answers the same
+        `card_ref`. BusinessError `invalid_card` for a token the gateway cannot take."""
+        ...
+
+    async def find_stored_card(self, idempotency_key: IdempotencyKey) -> StoredCard | None: ...
+
     async def authorise_card(self, request: AuthoriseCard) -> Authorisation:
-        """Reserve funds on a card; BusinessError `card_declined`. Once per key."""
+        """Reserve funds on a card; BusinessError `card_declined`, `card_not_found` (no
+        card stored under `card_ref` for this order). Once per key."""
         ...
 
     async def find_authorisation(self, idempotency_key: IdempotencyKey) -> Authorisation | None: ...

@@ -20,7 +20,7 @@ from o2c_service.reports.parameters import (
     InvalidReportRequest,
     ReportDate,
 )
-from o2c_service.reports.service import BillingUnavailable, LocalBillingReader, ReportService
+from o2c_service.reports.service import BillingUnavailable, ReportService
 from o2c_service.reports.tables import summary_tables
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "MAX_SAMPLE",
     "BillingUnavailable",
     "InvalidReportRequest",
-    "LocalBillingReader",
     "ReportDate",
     "ReportService",
     "SummaryReport",

@@ -13,7 +13,6 @@ from temporalio.client import Client
 
 from adapters.billing.protocol import BillingAdapter
 from adapters.errors import SystemFailure
-from adapters.local import LocalAdapters, open_local_adapters
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import RPC_TIMEOUT, OrderError
 from o2c_service.reports.figures import cycle_times, first_seen, receivables
@@ -55,33 +54,6 @@ def fixed_billing(adapter: BillingAdapter) -> BillingSource:
         return adapter
 
     return source
-
-
-class LocalBillingReader:
-    """The local billing adapter at `database_url`, opened on first use.
-
-    The API process reads billing only for reports: opening it lazily keeps the
-    API starting (and answering everything else) when the database is not there.
-    Nothing is seeded; missing tables are created, as every process does.
-    """
-
-    def __init__(self, database_url: str) -> None:
-        self._database_url = database_url
-        self._adapters: LocalAdapters | None = None
-        self._opening = asyncio.Lock()
-
-    async def __call__(self) -> BillingAdapter:
-        async with self._opening:
-            if self._adapters is None:
-                self._adapters = await asyncio.to_thread(
-                    open_local_adapters, self._database_url, seed=False
-                )
-        return self._adapters.billing
-
-    def close(self) -> None:
-        if self._adapters is not None:
-            self._adapters.database.dispose()
-            self._adapters = None
 
 
 class ReportService:

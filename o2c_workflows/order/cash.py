@@ -39,7 +39,8 @@ class CashCollection(DunningTimers):
         request = AuthoriseCard(
             idempotency_key=self._keys.authorise(len(self._state.card_authorisations)),
             order_id=self._state.order_id,
-            card_token=method.card_token,
+            card_ref=method.card_ref,
+            card_token=method.card_token,  # orders begun before the vault: the token
             amount=amount,
             currency=self._state.order.currency,
         )

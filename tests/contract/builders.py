@@ -45,6 +45,7 @@ from adapters.payments.models import (
     Payment,
     PaymentRecordRequest,
     RefundPayment,
+    StoreCard,
     VoidAuthorisation,
 )
 from o2c_domain.lines import SkuQuantity
@@ -344,13 +345,24 @@ def refund(payment_id: str, amount: str, key: str = "refund-1") -> RefundPayment
     )
 
 
+def store(key: str = "store-1", token: str = "tok_visa", order_id: str = "shop:1") -> StoreCard:
+    return StoreCard(idempotency_key=key, order_id=order_id, card_token=token)
+
+
 def authorise(
-    key: str = "auth-1", amount: str = "100.00", token: str = "tok_visa"
+    key: str = "auth-1",
+    amount: str = "100.00",
+    token: str = "tok_visa",
+    *,
+    card_ref: str | None = None,
+    order_id: str = "shop:1",
 ) -> AuthoriseCard:
+    """By `card_ref` when given, else by the token itself (an order begun before the vault)."""
     return AuthoriseCard(
         idempotency_key=key,
-        order_id="shop:1",
-        card_token=token,
+        order_id=order_id,
+        card_ref=card_ref,
+        card_token=None if card_ref else token,
         amount=Decimal(amount),
         currency="EUR",
     )

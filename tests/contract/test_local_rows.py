@@ -39,6 +39,7 @@ from adapters.local.tables import (
     ShipmentDispatchRow,
     ShipmentReturnRow,
     ShipmentRow,
+    StoredCardRow,
 )
 from tests.contract import test_billing_cash_contract as billing_cash
 from tests.contract import test_billing_credit_contract as billing_credit
@@ -293,6 +294,13 @@ ROWS = [
     refund_case("PAY-1", "0.001", "invalid_amount"),
     refund_case("PAY-1", "0", "invalid_amount"),
     refund_case("PAY-1", "-1.00", "invalid_amount"),
+    rows(payments.test_storing_a_card_twice_with_one_key_stores_it_once, {StoredCardRow: 2}),
+    rows(payments.test_a_card_token_that_is_not_one_word_is_refused, {StoredCardRow: 0}),
+    # Two cards stored; the refused authorisations none, the one at the end one.
+    rows(
+        payments.test_a_stored_card_is_authorised_by_its_reference_for_its_order_only,
+        {StoredCardRow: 2, CardAuthorisationRow: 1},
+    ),
     rows(payments.test_authorising_twice_with_one_key_authorises_once, {CardAuthorisationRow: 1}),
     # Declined and invalid: none; the authorisation at the end: one.
     rows(payments.test_a_declined_card_authorises_nothing, {CardAuthorisationRow: 1}),

@@ -9,9 +9,13 @@
   refunds race from two clients (`refund_exceeds_payment`, naming what was already
   refunded); refused (`payment_not_found`, `invalid_amount`) without effect, and a
   refused key stays free.
-- `authorise_card` authorises once per key (`AUT-…`, valid for seven days);
-  `card_declined` and `invalid_amount` authorise nothing. `find_authorisation`
-  finds one by key with what is still available to capture.
+- `store_card` stores a card token once per key (racing too) and answers the same
+  `card_ref`; `find_stored_card` finds it by key; a token that is not one word is
+  `invalid_card`, storing nothing.
+- `authorise_card` authorises once per key (`AUT-…`, valid for seven days), by a
+  stored card's `card_ref` for its own order only (`card_not_found` otherwise) or by
+  the token itself; `card_declined` and `invalid_amount` authorise nothing.
+  `find_authorisation` finds one by key with what is still available to capture.
 - `capture_card` captures once per key (racing from two clients too), recorded as
   a payment found by the capture's key; captures never exceed the authorisation
   (`amount_exceeds_authorisation`); refused with `invalid_amount`,
@@ -43,6 +47,7 @@ from tests.contract.builders import (
     payment_request,
     race,
     refund,
+    store,
     void_auth,
 )
 from tests.support.adapter_factories import Systems
@@ -163,6 +168,53 @@ async def test_impossible_refunds_are_refused(
     # Nothing was refunded and the key is free: all of it can still go back under it.
     whole = await systems.payments.refund_payment(refund("PAY-1", "10.00"))
     assert whole.amount == Decimal("10.00")
+
+
+# --- stored cards ----------------------------------------------------------------------------
+
+
+async def test_storing_a_card_twice_with_one_key_stores_it_once(systems: Systems) -> None:
+    payments = systems.payments
+
+    stored = await race(lambda: payments.store_card(store()))
+
+    assert {card.card_ref for card in stored} == {stored[0].card_ref}
+    assert stored[0].order_id == "shop:1"
+    assert "tok_visa" not in stored[0].card_ref
+    assert await payments.find_stored_card("store-1") == stored[0]
+    assert await payments.find_stored_card("store-2") is None
+    other = await payments.store_card(store("store-2", order_id="shop:2"))
+    assert other.card_ref != stored[0].card_ref
+
+
+async def test_a_card_token_that_is_not_one_word_is_refused(systems: Systems) -> None:
+    payments = systems.payments
+
+    for token in ("tok visa", " tok_visa", ""):
+        await business_error(payments.store_card(store(token=token)), "invalid_card")
+
+    assert await payments.find_stored_card("store-1") is None
+
+
+async def test_a_stored_card_is_authorised_by_its_reference_for_its_order_only(
+    systems: Systems,
+) -> None:
+    payments = systems.payments
+    card = await payments.store_card(store())
+    declined = await payments.store_card(store("store-2", token="tok_declined_stolen"))
+
+    await business_error(
+        payments.authorise_card(authorise(card_ref=card.card_ref, order_id="shop:2")),
+        "card_not_found",
+    )
+    await business_error(payments.authorise_card(authorise(card_ref="CARD-nope")), "card_not_found")
+    await business_error(
+        payments.authorise_card(authorise(card_ref=declined.card_ref)), "card_declined"
+    )
+    assert await payments.find_authorisation("auth-1") is None
+
+    authorisation = await payments.authorise_card(authorise(card_ref=card.card_ref))
+    assert (authorisation.order_id, authorisation.amount) == ("shop:1", Decimal("100.00"))
 
 
 # --- card authorisations -------------------------------------------------------------------

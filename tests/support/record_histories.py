@@ -199,7 +199,7 @@ async def card_payment(servers: Servers) -> Recorded:
     """Authorised at booking, captured per invoice (two shipments, two captures)."""
     async with harness_on(servers) as harness:
         card = make_order().model_copy(
-            update={"lines": THREE_LINES, "payment_method": CardPayment(card_token="tok_visa")}
+            update={"lines": THREE_LINES, "payment_method": CardPayment(card_ref="CARD-recorded")}
         )
         handle = await harness.booked(card)
         await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-1", ("SKU-GIZMO", 1)))

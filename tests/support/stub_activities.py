@@ -68,6 +68,9 @@ S = TypeVar("S")
 A = TypeVar("A")
 R = TypeVar("R")
 
+DECLINED = ("tok_declined", "card_declined")
+"""Cards the stub gateway declines: tokens (orders begun before the vault) and references."""
+
 
 def stands_in_for(
     real: Callable[[Any, A], Awaitable[R]],
@@ -269,7 +272,7 @@ class StubActivities:
     @stands_in_for(OrderActivities.authorise_card)
     async def authorise_card(self, request: AuthoriseCard) -> Authorisation:
         self._called("authorise_card", request.idempotency_key)
-        if request.card_token.startswith("tok_declined"):
+        if (request.card_ref or request.card_token or "").startswith(DECLINED):
             raise business_error("card_declined")
         authorisation_id = f"AUT-{len(self.authorisations) + 1}"
         self.authorisations[authorisation_id] = request.amount

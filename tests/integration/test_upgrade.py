@@ -409,7 +409,9 @@ async def park_on_old_code(deployment: Deployment, orders: dict[str, Planned]) -
         "out_of_stock": OUT_OF_STOCK,
         "carrier": CARRIER,
         "partial": str(PARTIAL),
-        "orders": {name: o.request.model_dump(mode="json") for name, o in orders.items()},
+        "orders": {
+            name: o.request.model_dump(mode="json", exclude_none=True) for name, o in orders.items()
+        },
         "tracking": {name: o.tracking for name, o in orders.items()},
         "payment": {name: o.payments for name, o in orders.items()},
     }

@@ -271,7 +271,7 @@ async def test_a_return_of_paid_goods_is_refunded_or_kept_as_credit(
 async def test_a_card_order_is_authorised_at_booking_and_captured_per_invoice(
     harness: Harness,
 ) -> None:
-    card = order_with(lines=THREE_LINES, payment_method=CardPayment(card_token="tok_visa"))
+    card = order_with(lines=THREE_LINES, payment_method=CardPayment(card_ref="card_visa"))
     handle = await harness.booked(card)
     assert harness.stubs.calls["open_balance"] == 0  # no credit check for prepaid orders
     await harness.orders.send(order_events.SHIPMENT, handle.id, ship("T-1", ("SKU-GIZMO", 1)))
@@ -286,7 +286,7 @@ async def test_a_card_order_is_authorised_at_booking_and_captured_per_invoice(
 async def test_an_authorisation_that_no_longer_covers_the_capture_is_renewed(
     harness: Harness,
 ) -> None:
-    card = order_with(payment_method=CardPayment(card_token="tok_visa"))
+    card = order_with(payment_method=CardPayment(card_ref="card_visa"))
     handle = await harness.booked(card)
     # Amended upwards after authorising: the first capture finds too little left.
     await harness.orders.send(
@@ -303,9 +303,7 @@ async def test_an_authorisation_that_no_longer_covers_the_capture_is_renewed(
 
 
 async def test_a_declined_card_parks_the_order(harness: Harness) -> None:
-    handle = await harness.start(
-        order_with(payment_method=CardPayment(card_token="tok_declined_1"))
-    )
+    handle = await harness.start(order_with(payment_method=CardPayment(card_ref="card_declined_1")))
     await wait_for_status(handle, OrderStatus.ON_HOLD)
     state = await handle.query(OrderWorkflow.state)
     assert state.hold is not None

@@ -13,7 +13,7 @@ fi
 stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "installing o2c and its dependencies into .venv ..." >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+  sh scripts/install .venv/bin/python test
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

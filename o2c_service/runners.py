@@ -53,7 +53,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             await stop.wait()
 
 
-class _EmbeddedServer(uvicorn.Server):
+class EmbeddedServer(uvicorn.Server):
     """uvicorn without its own signal handlers (the runner decides when to stop),
     telling whoever waits when it listens."""
 
@@ -112,12 +112,14 @@ async def serve_app(
     port: int,
     stop: asyncio.Event,
     listening: asyncio.Event | None = None,
+    *,
+    access_log: bool = True,
 ) -> None:
-    """Serve `app` (the API, or the codec server alone) until `stop` is set, then finish
-    in-flight requests; no key in a codec path reaches the access log."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="info")
+    """Serve `app` (the API, the codec server alone, a sandbox system) until `stop` is set,
+    then finish in-flight requests; no key in a codec path reaches the access log."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=access_log)
     redact_codec_keys_in_access_log()
-    server = _EmbeddedServer(config, listening)
+    server = EmbeddedServer(config, listening)
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -278,10 +278,10 @@ class Settings(BaseSettings):
         local = [system for system in chosen if system not in remote]
         return local or False
 
-    def sandbox_ports(self) -> dict[System, int]:
+    def sandbox_ports(self) -> dict[str, int]:
         return {system: self.sandbox_port + index for index, system in enumerate(SYSTEMS)}
 
-    def sandbox_urls(self) -> dict[System, str]:
+    def sandbox_urls(self) -> dict[str, str]:
         return {
             system: f"http://{self.sandbox_host}:{port}"
             for system, port in self.sandbox_ports().items()

@@ -20,6 +20,7 @@ COPY activities activities
 COPY adapters adapters
 COPY o2c_service o2c_service
 COPY o2c_bench o2c_bench
+COPY o2c_sandbox o2c_sandbox
 # scripts/setup.sh's install step, without the test extras.
 RUN sh scripts/install python
 

@@ -30,7 +30,6 @@ from o2c_service.creating import CreatedOrder
 from o2c_service.event_routes import add_event_routes
 from o2c_service.idempotency import IdempotencyKeys, IdempotencyMiddleware
 from o2c_service.listing import OrderPage
-from o2c_service.local_systems import LocalSystems
 from o2c_service.openapi import document_every_status
 from o2c_service.orders import BulkOutcome, OrderSelection, OrderService, SupportVerb
 from o2c_service.outcomes import EventStillApplying, InvalidOrder, OrderError
@@ -47,6 +46,7 @@ from o2c_service.reports import (
 from o2c_service.request_checks import BodyLimit, TrustedHosts, api_cors, require_json
 from o2c_service.settings import Settings
 from o2c_service.store import ApiStore
+from o2c_service.systems import ApiSystems
 from o2c_service.temporal import connect
 from o2c_service.webhooks.routes import add_webhook_routes, with_rejected_counts
 from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundResult
@@ -190,7 +190,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
             client,
             settings.task_queue,
             settings.dunning,
-            local_activities=settings.local_activities,
+            local_activities=settings.local_calls(),
             accept_wait=timedelta(seconds=settings.event_accept_seconds),
             event_wait=timedelta(seconds=settings.event_wait_seconds),
             booking_wait=timedelta(seconds=settings.booking_wait_seconds),
@@ -200,7 +200,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
 
     # Reports read billing, orders paid by card store the card in payments: the systems'
     # database is opened when first needed, so the API starts without it.
-    systems = LocalSystems(settings.database_url)
+    systems = ApiSystems(settings)
     # The API's own database (keys, idempotency keys, webhooks), opened at first use.
     api_store = ApiStore(settings.api_database_url)
     authenticator = Authenticator(api_store)
@@ -212,7 +212,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         try:
             yield
         finally:
-            systems.close()
+            await systems.close()
             api_store.close()
 
     app = FastAPI(

@@ -18,19 +18,20 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from activities.order_activities import OrderActivities
-from adapters.faults import FaultProfile, apply_fault_profile
-from adapters.local import LocalAdapters, open_local_adapters
+from adapters.faults import AdapterSet, FaultProfile, apply_fault_profile
+from adapters.local import LocalAdapters
 from o2c_service.api import create_app
 from o2c_service.settings import Settings
+from o2c_service.systems import open_systems
 from o2c_service.temporal import build_worker, connect
 
 log = logging.getLogger("o2c")
 
 
 def local_activities(
-    adapters: LocalAdapters, faults: FaultProfile | None = None
+    adapters: LocalAdapters | AdapterSet, faults: FaultProfile | None = None
 ) -> OrderActivities:
-    """Activities over the local adapters, with the configured faults injected if any."""
+    """Activities over the adapters, with the configured faults injected if any."""
     chosen = apply_fault_profile(adapters, faults or FaultProfile())
     return OrderActivities(
         crm=chosen.crm, billing=chosen.billing, logistics=chosen.logistics, payments=chosen.payments
@@ -42,18 +43,17 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     faults = FaultProfile.from_setting(settings.faults)
     if faults.rules:
         log.warning("fault injection is on: %d rules from O2C_FAULTS", len(faults.rules))
-    adapters = open_local_adapters(settings.database_url)
-    try:
+    for system in settings.remote_systems():
+        log.info("%s is remote: %s", system, settings.system_url(system))
+    async with open_systems(settings) as adapters:
         client = await connect(settings)
         activities = local_activities(adapters, faults)
         async with build_worker(client, settings.task_queue, activities, settings):
             log.info("worker polling task queue %s", settings.task_queue)
             await stop.wait()
-    finally:
-        adapters.database.dispose()
 
 
-class _EmbeddedServer(uvicorn.Server):
+class EmbeddedServer(uvicorn.Server):
     """uvicorn without its own signal handlers (the runner decides when to stop),
     telling whoever waits when it listens."""
 
@@ -112,12 +112,14 @@ async def serve_app(
     port: int,
     stop: asyncio.Event,
     listening: asyncio.Event | None = None,
+    *,
+    access_log: bool = True,
 ) -> None:
-    """Serve `app` (the API, or the codec server alone) until `stop` is set, then finish
-    in-flight requests; no key in a codec path reaches the access log."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="info")
+    """Serve `app` (the API, the codec server alone, a sandbox system) until `stop` is set,
+    then finish in-flight requests; no key in a codec path reaches the access log."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=access_log)
     redact_codec_keys_in_access_log()
-    server = _EmbeddedServer(config, listening)
+    server = EmbeddedServer(config, listening)
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)

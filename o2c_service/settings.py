@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from adapters.faults.profile import SYSTEMS, System
 from o2c_service.codec.keys import CodecKeys, CodecKeysError
 from o2c_workflows.calls import LocalCalls
 from o2c_workflows.dunning import DunningPolicy
@@ -91,6 +92,39 @@ class Settings(BaseSettings):
     no round trip to the server, and all of one workflow task bill as one Action; normal
     activities go through a task queue (rate limits, a worker per system) and show as
     activities in the Temporal UI. See docs/benchmark.md."""
+
+    crm_url: str | None = None
+    billing_url: str | None = None
+    logistics_url: str | None = None
+    payments_url: str | None = None
+    """Where a remote system serves its REST contract (O2C_CRM_URL, O2C_BILLING_URL,
+    O2C_LOGISTICS_URL, O2C_PAYMENTS_URL; docs/contracts/). A system with a URL is called
+    over HTTP; one without is the embedded local system in O2C_DATABASE_URL."""
+    crm_token: SecretStr | None = None
+    billing_token: SecretStr | None = None
+    logistics_token: SecretStr | None = None
+    payments_token: SecretStr | None = None
+    """Sent as `Authorization: Bearer <token>` to that system (O2C_<SYSTEM>_TOKEN); the
+    sandbox given the same setting requires it."""
+    http_connect_timeout: float = Field(default=2.0, gt=0)
+    """Seconds to connect to a remote system (O2C_HTTP_CONNECT_TIMEOUT): a failed connect
+    never reached the system and is retried as unavailable."""
+    http_read_timeout: float = Field(default=10.0, gt=0)
+    """Seconds to wait for a remote system's answer (O2C_HTTP_READ_TIMEOUT); a write that
+    gets none is an unknown outcome, looked up by its key before it is tried again."""
+
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = Field(default=8101, ge=1, le=65532)
+    """The first of the sandbox's four ports (O2C_SANDBOX_PORT): CRM on it, then billing,
+    logistics and payments on the next three (8101..8104 by default)."""
+    sandbox_latency_ms: int = Field(default=0, ge=0)
+    """Added to every sandbox request (O2C_SANDBOX_LATENCY_MS)."""
+    sandbox_faults: str | None = None
+    """The sandbox's fault profile (O2C_SANDBOX_FAULTS), inline JSON or a file path, in
+    O2C_FAULTS' format: applied at the HTTP level (503, 429, held requests)."""
+    sandbox_hold_seconds: float = Field(default=12.0, gt=0)
+    """How long the sandbox holds a request it times out (O2C_SANDBOX_HOLD_SECONDS), before
+    or after acting, then answers 504: longer than the client's read timeout."""
 
     event_accept_seconds: float = 10
     """How long the API waits for a worker to accept an event before it answers 503,
@@ -220,6 +254,38 @@ class Settings(BaseSettings):
             return self.codec_cors_origins
         ui = urlsplit(self.temporal_ui_url)
         return [f"{ui.scheme}://{ui.netloc}"]
+
+    def system_url(self, system: System) -> str | None:
+        url: str | None = getattr(self, f"{system}_url")
+        return url
+
+    def system_token(self, system: System) -> str | None:
+        token: SecretStr | None = getattr(self, f"{system}_token")
+        return token.get_secret_value() if token is not None else None
+
+    def remote_systems(self) -> list[System]:
+        """The systems called over HTTP (those given a URL)."""
+        return [system for system in SYSTEMS if self.system_url(system)]
+
+    def local_calls(self) -> LocalCalls:
+        """Which systems' calls new orders make as local activities: those O2C_LOCAL_ACTIVITIES
+        names, less the remote ones, which always run as normal activities (visible, and
+        rate-limited on their task queue)."""
+        remote = set(self.remote_systems())
+        if not remote or self.local_activities is False:
+            return self.local_activities
+        chosen = SYSTEMS if self.local_activities is True else self.local_activities
+        local = [system for system in chosen if system not in remote]
+        return local or False
+
+    def sandbox_ports(self) -> dict[str, int]:
+        return {system: self.sandbox_port + index for index, system in enumerate(SYSTEMS)}
+
+    def sandbox_urls(self) -> dict[str, str]:
+        return {
+            system: f"http://{self.sandbox_host}:{port}"
+            for system, port in self.sandbox_ports().items()
+        }
 
     def workflow_ui_link(self, workflow_id: str) -> str:
         return (

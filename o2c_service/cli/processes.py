@@ -59,6 +59,44 @@ def worker() -> None:
 
 
 @app.command()
+def sandbox(
+    latency_ms: Annotated[
+        int | None,
+        typer.Option(min=0, help="Milliseconds added to every request (O2C_SANDBOX_LATENCY_MS)."),
+    ] = None,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help="A fault profile, inline JSON or a file, in O2C_FAULTS' format, applied at "
+            "the HTTP level (O2C_SANDBOX_FAULTS)."
+        ),
+    ] = None,
+) -> None:
+    """Serve CRM, billing, logistics and payments over HTTP on loopback ports (from
+    O2C_SANDBOX_PORT, 8101..8104), over the local systems' database."""
+    from o2c_sandbox.serve import serve_sandbox
+    from o2c_service.runners import stop_on_signals
+
+    _logging()
+    update: dict[str, object] = {}
+    if latency_ms is not None:
+        update["sandbox_latency_ms"] = latency_ms
+    if faults is not None:
+        update["sandbox_faults"] = faults
+    settings = Settings().model_copy(update=update)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await serve_sandbox(settings, stop)
+
+    try:
+        asyncio.run(main())
+    except FaultProfileError as error:
+        fail(str(error))
+
+
+@app.command()
 def api() -> None:
     """Serve the HTTP API (OpenAPI at /docs)."""
     from o2c_service.runners import serve_api, stop_on_signals

@@ -6,9 +6,10 @@ typed by protocol only, plus a `Seeder` for the data no protocol can create (a
 customer in CRM, an item's stock on hand). Tests never look behind the protocol;
 whatever an implementation needs to seed or to clean up stays in its factory.
 
-To add an implementation (e.g. HTTP adapters against sandbox services), write a
-class with an `open(tmp_path)` async context manager that yields `Systems`, and
-add one `pytest.param` to `FACTORIES`.
+The local adapters run on SQLite and PostgreSQL; the HTTP adapters run against the
+sandbox's servers on loopback ports over the same two databases. To add an
+implementation, write a class with an `open(tmp_path)` async context manager that
+yields `Systems`, and add one `pytest.param` to `FACTORIES`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,21 @@ from typing import Protocol
 
 import pytest
 
+from adapters.billing.http import HttpBilling
 from adapters.billing.protocol import BillingAdapter
+from adapters.crm.http import HttpCrm
 from adapters.crm.models import Customer
 from adapters.crm.protocol import CrmAdapter
+from adapters.http.client import Remote
 from adapters.local import LocalAdapters, LocalDatabase, open_local_adapters
 from adapters.local.tables import CustomerRow, ItemRow, to_minor
+from adapters.logistics.http import HttpLogistics
 from adapters.logistics.protocol import LogisticsAdapter
+from adapters.payments.http import HttpPayments
 from adapters.payments.protocol import PaymentsAdapter
+from o2c_sandbox.routes import CallLog, contract_app
+from o2c_sandbox.serve import CONTRACTS, running_sandbox
+from o2c_service.systems import HttpAdapter
 from tests.support.fixtures_db import open_postgres, open_sqlite
 
 
@@ -147,8 +156,71 @@ class LocalPostgresFactory:
         return _opened_local(open_postgres(seed=False))
 
 
+# --- the HTTP adapters, against the sandbox on loopback ports ------------------------------
+
+
+def http_systems(urls: dict[str, str], seeder: Seeder) -> tuple[Systems, list[HttpAdapter]]:
+    """HTTP clients of the systems at `urls`, and the clients to close."""
+    crm = HttpCrm(Remote(urls["crm"]))
+    billing = HttpBilling(Remote(urls["billing"]))
+    logistics = HttpLogistics(Remote(urls["logistics"]))
+    payments = HttpPayments(Remote(urls["payments"]))
+
+    @asynccontextmanager
+    async def another_client() -> AsyncIterator[Systems]:
+        other, clients = http_systems(urls, seeder)
+        try:
+            yield other
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    systems = Systems(
+        crm=crm,
+        billing=billing,
+        logistics=logistics,
+        payments=payments,
+        seeder=seeder,
+        another_client=another_client,
+    )
+    return systems, [crm, billing, logistics, payments]
+
+
+@asynccontextmanager
+async def _opened_http(opened: AbstractContextManager[LocalAdapters]) -> AsyncIterator[Systems]:
+    with opened as local:
+        calls = CallLog()
+        apps = {
+            system: contract_app(contract, getattr(local, system), calls)
+            for system, contract in CONTRACTS.items()
+        }
+        async with running_sandbox(apps) as urls:
+            systems, clients = http_systems(urls, LocalSeeder(local.database))
+            try:
+                yield systems
+            finally:
+                for client in clients:
+                    await client.aclose()
+
+
+class HttpSqliteFactory:
+    """The HTTP adapters talking to the sandbox on loopback ports, over a SQLite file."""
+
+    def open(self, tmp_path: Path) -> AbstractAsyncContextManager[Systems]:
+        return _opened_http(open_sqlite(tmp_path, seed=False))
+
+
+class HttpPostgresFactory:
+    """The HTTP adapters talking to the sandbox, over a throw-away PostgreSQL schema."""
+
+    def open(self, tmp_path: Path) -> AbstractAsyncContextManager[Systems]:
+        return _opened_http(open_postgres(seed=False))
+
+
 FACTORIES: list[pytest.ParameterSet] = [
     pytest.param(LocalSqliteFactory(), id="local-sqlite"),
     pytest.param(LocalPostgresFactory(), id="local-postgres", marks=pytest.mark.postgres),
+    pytest.param(HttpSqliteFactory(), id="http-sqlite"),
+    pytest.param(HttpPostgresFactory(), id="http-postgres", marks=pytest.mark.postgres),
 ]
 """Every implementation the contract suites run against, one `pytest.param` each."""

@@ -35,24 +35,13 @@ SETUP_SCRIPT = ROOT / "scripts" / "setup.sh"
 INSTALL_SCRIPT = ROOT / "scripts" / "install"
 README = ROOT / "README.md"
 
-# Coming with the sandbox work (another branch): the `o2c sandbox` command, and the settings
-# that point the worker at it and bind it. Until it lands they are exempt from "is a
-# setting" / "is a command", and the tests marked `sandbox_branch` fail as expected; once it
-# lands those tests pass, which strict xfail reports as a failure: drop the marker then.
 SANDBOX_COMMAND = "sandbox"
-SANDBOX_SETTINGS = frozenset(
-    {"O2C_CRM_URL", "O2C_BILLING_URL", "O2C_LOGISTICS_URL", "O2C_PAYMENTS_URL", "O2C_SANDBOX_HOST"}
-)
 SANDBOX_URLS = {
     "O2C_CRM_URL": "crm_url",
     "O2C_BILLING_URL": "billing_url",
     "O2C_LOGISTICS_URL": "logistics_url",
     "O2C_PAYMENTS_URL": "payments_url",
 }
-sandbox_branch = pytest.mark.xfail(
-    strict=True, reason="`o2c sandbox` and its settings come with the sandbox branch"
-)
-
 # Values for the variables the files require, as .env would hold them.
 REQUIRED_VALUES = {"POSTGRES_PASSWORD": "0123abcd", "O2C_CODEC_KEYS": new_key("test").line()}
 
@@ -249,13 +238,7 @@ def test_images_are_pinned_by_tag() -> None:
 # --------------------------------------------------------------------------- commands
 
 
-@pytest.mark.parametrize(
-    "service",
-    [
-        pytest.param(name, marks=[sandbox_branch] if SANDBOX_COMMAND in s["command"] else [])
-        for name, s in _o2c_services().items()
-    ],
-)
+@pytest.mark.parametrize("service", list(_o2c_services()))
 def test_each_o2c_service_runs_a_command_of_o2c(service: str) -> None:
     argv = _argv(_o2c_services()[service])
     assert argv[0] == "o2c"
@@ -289,19 +272,9 @@ def test_the_readmes_compose_commands_are_commands_of_o2c() -> None:
 # --------------------------------------------------------------------------- settings
 
 
-def test_every_o2c_variable_is_a_setting_or_comes_with_the_sandbox() -> None:
-    unknown = _o2c_names_used() - _setting_names() - SANDBOX_SETTINGS
+def test_every_o2c_variable_is_a_setting() -> None:
+    unknown = _o2c_names_used() - _setting_names()
     assert not unknown, f"no field of o2c_service/settings.py reads {sorted(unknown)}"
-
-
-def test_the_sandbox_names_are_the_ones_the_stack_uses() -> None:
-    assert _o2c_names_used() >= SANDBOX_SETTINGS
-
-
-@sandbox_branch
-def test_the_sandbox_variables_are_settings() -> None:
-    missing = SANDBOX_SETTINGS - _setting_names()
-    assert not missing, f"no field of o2c_service/settings.py reads {sorted(missing)}"
 
 
 @pytest.mark.parametrize("service", ["worker", "api", "sandbox"])
@@ -395,11 +368,13 @@ def test_the_sandbox_publishes_the_ports_the_worker_calls() -> None:
     assert _published(_stack()["sandbox"]) == {(port, port) for port in ports}
 
 
-@sandbox_branch
 def test_the_sandbox_ports_are_the_settings_defaults() -> None:
-    worker = _env(_stack()["worker"])
-    for name, field in SANDBOX_URLS.items():
-        assert _default_port(field) == urlsplit(worker[name]).port, name
+    defaults = Settings().sandbox_ports()
+    for service in ("worker", "api"):
+        env = _env(_stack()[service])
+        for name, field in SANDBOX_URLS.items():
+            system = field.removesuffix("_url")
+            assert urlsplit(env[name]).port == defaults[system], f"{service} {name}"
 
 
 # --------------------------------------------------------------------------- the image

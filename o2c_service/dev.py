@@ -3,8 +3,9 @@
 The server persists to a SQLite file under the data folder, so orders survive a
 restart; the API's database is there too (`api.db`), and on the first start a
 support key and an integration key are written to `<data folder>/keys/` (mode 0600)
-and reused after. Ctrl-C stops the API, then the worker, then the server; the server is
-also told to die with this process, so nothing is left running.
+and reused after. Ctrl-C stops the API and the worker, then the server; the server is
+also told to die with this process, so nothing is left running. With `--remote` the
+sandbox runs in this process too (`dev_remote.py`): up before the worker, stopped last.
 
 Payloads are encrypted (docs/security.md): unless O2C_CODEC_KEYS is set, the first start
 writes a codec key to `<data folder>/codec-keys` and later starts reuse it, so a newcomer
@@ -22,7 +23,9 @@ import signal
 import socket
 import subprocess
 import sys
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from temporalio.client import Client
@@ -31,6 +34,7 @@ from adapters.faults import FaultProfile
 from o2c_service.access.dev_keys import ensure_dev_keys, ensure_ui_key
 from o2c_service.access.roles import Role
 from o2c_service.codec.keys import CodecKeys, new_key, write_key_file
+from o2c_service.dev_remote import point_at_sandbox, sandbox_banner, sandbox_serving
 from o2c_service.runners import run_worker, serve_api, stop_on_signals
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
@@ -173,9 +177,14 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 
 
 def banner(
-    settings: Settings, keys: dict[Role, Path] | None = None, codec_keys: Path | None = None
+    settings: Settings,
+    keys: dict[Role, Path] | None = None,
+    codec_keys: Path | None = None,
+    *,
+    remote: bool = False,
 ) -> str:
-    """What `o2c dev` prints once it listens. `codec_keys`: the key file in use, if any."""
+    """What `o2c dev` prints once it listens. `codec_keys`: the key file in use, if any;
+    `remote`: the sandbox runs too."""
     api = f"http://{settings.api_host}:{settings.api_port}"
     ui = f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows"
     data = Path(settings.data_dir).resolve()
@@ -197,6 +206,8 @@ def banner(
         f"                temporal workflow show -w <id> --codec-endpoint {codec} "
         '--codec-auth "Bearer $O2C_API_KEY"\n'
     )
+    if remote:
+        text += sandbox_banner(settings)
     for number, (role, path) in enumerate((keys or {}).items()):
         label = "API keys" if number == 0 else ""
         text += f"  {label:<13} {role.value:<12} {path.resolve()}\n"
@@ -209,30 +220,55 @@ def banner(
     return text
 
 
-def ensure_ports_free(settings: Settings) -> None:
-    """Fail before starting anything if another process holds one of our ports."""
+class WantedPort(NamedTuple):
+    """A port `o2c dev` listens on, checked free before anything starts."""
+
+    what: str
+    host: str
+    number: int
+    hint: str
+    """What to do when another process holds it."""
+
+
+def ensure_ports_free(settings: Settings, *, sandbox: bool = False) -> None:
+    """Fail before starting anything if another process holds one of our ports (with
+    `sandbox`, the sandbox's four too)."""
     host, _, port = settings.temporal_address.rpartition(":")
     ui = urlsplit(settings.temporal_ui_url)
+    ours = "is o2c dev already running? Stop it, or choose other ports with the O2C_* settings"
     wanted = [
-        ("Temporal", host, int(port)),
-        ("Temporal UI", ui.hostname or host, ui.port or 8233),
-        ("API", settings.api_host, settings.api_port),
+        WantedPort("Temporal", host, int(port), ours),
+        WantedPort("Temporal UI", ui.hostname or host, ui.port or 8233, ours),
+        WantedPort("API", settings.api_host, settings.api_port, ours),
     ]
-    for what, address, number in wanted:
+    if sandbox:
+        sandbox_hint = (
+            "is o2c dev --remote or o2c sandbox already running? Stop it, or move the "
+            "sandbox's four ports with O2C_SANDBOX_PORT (the first of them)"
+        )
+        wanted += [
+            WantedPort(f"sandbox's {system}", settings.sandbox_host, number, sandbox_hint)
+            for system, number in settings.sandbox_ports().items()
+        ]
+    for what, address, number, hint in wanted:
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((address, number))
             except OSError:
                 raise RuntimeError(
-                    f"port {number} on {address} for the {what} is in use: is o2c dev already "
-                    "running? Stop it, or choose other ports with the O2C_* settings"
+                    f"port {number} on {address} for the {what} is in use: {hint}"
                 ) from None
 
 
-async def run_dev(settings: Settings) -> None:
+async def run_dev(settings: Settings, *, remote: bool = False) -> None:
+    """Everything until Ctrl-C; with `remote`, the sandbox too, and every system the
+    settings give no URL called there over HTTP."""
     FaultProfile.from_setting(settings.faults)  # a bad profile stops us before anything starts
-    ensure_ports_free(settings)
+    if remote:
+        FaultProfile.from_setting(settings.sandbox_faults)
+        settings = point_at_sandbox(settings)
+    ensure_ports_free(settings, sandbox=remote)
     codec_keys = ensure_codec_key(settings)
     keys = ensure_dev_keys(settings)
     ui_codec = (
@@ -240,29 +276,38 @@ async def run_dev(settings: Settings) -> None:
     )
     stop = asyncio.Event()
     stop_on_signals(stop)
-    server = start_dev_server(settings, ui_codec)
-    try:
-        await wait_for_server(server, settings)
-        listening = asyncio.Event()
-        parts = [
-            asyncio.create_task(run_worker(settings, stop), name="worker"),
-            asyncio.create_task(serve_api(settings, stop, listening), name="api"),
-            asyncio.create_task(asyncio.to_thread(server.wait), name="temporal"),
-        ]
-        announce = asyncio.create_task(
-            _announce_when_listening(listening, banner(settings, keys, codec_keys))
-        )
-        # Run until Ctrl-C, or until any part stops on its own (then stop the rest).
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait([stopping, *parts], return_when=asyncio.FIRST_COMPLETED)
-        if server.poll() is not None and not stop.is_set():
-            log.error("the Temporal dev server stopped (exit code %s)", server.returncode)
-        stop.set()
-        announce.cancel()
-        for part in parts[:2]:
-            await part  # a failure of the worker or the API surfaces here
-    finally:
-        stop_server(server)
+    async with AsyncExitStack() as running:
+        # The sandbox listens before the worker starts, and stops after it (and after the
+        # server), so that no activity in flight loses its system mid-call.
+        sandbox = await running.enter_async_context(sandbox_serving(settings)) if remote else None
+        server = start_dev_server(settings, ui_codec)
+        try:
+            await wait_for_server(server, settings)
+            listening = asyncio.Event()
+            parts = [
+                asyncio.create_task(run_worker(settings, stop), name="worker"),
+                asyncio.create_task(serve_api(settings, stop, listening), name="api"),
+                asyncio.create_task(asyncio.to_thread(server.wait), name="temporal"),
+            ]
+            announce = asyncio.create_task(
+                _announce_when_listening(
+                    listening, banner(settings, keys, codec_keys, remote=remote)
+                )
+            )
+            # Run until Ctrl-C, or until any part stops on its own (then stop the rest).
+            stopping = asyncio.create_task(stop.wait())
+            others = [sandbox] if sandbox is not None else []
+            await asyncio.wait([stopping, *parts, *others], return_when=asyncio.FIRST_COMPLETED)
+            if server.poll() is not None and not stop.is_set():
+                log.error("the Temporal dev server stopped (exit code %s)", server.returncode)
+            if sandbox is not None and sandbox.done() and not stop.is_set():
+                log.error("the sandbox stopped")
+            stop.set()
+            announce.cancel()
+            for part in parts[:2]:
+                await part  # a failure of the worker or the API surfaces here
+        finally:
+            stop_server(server)
 
 
 async def _announce_when_listening(listening: asyncio.Event, text: str) -> None:

@@ -13,9 +13,10 @@ import re
 import signal
 import socket
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activities.order_activities import OrderActivities
 from adapters.faults import AdapterSet, FaultProfile, apply_fault_profile
@@ -99,6 +100,35 @@ def redact_codec_keys_in_access_log() -> None:
         access.addFilter(RedactCodecKeys())
 
 
+_UNLOGGED: ContextVar[bool] = ContextVar("o2c_unlogged_request", default=False)
+"""Set while an app served without an access log handles a request."""
+
+
+class SkipUnloggedApps(logging.Filter):
+    """Drops access-log lines of apps served without an access log. uvicorn has one access
+    logger per process, on for every server once any server turns it on: with the API and
+    the sandbox in one process (`o2c dev --remote`), the sandbox's requests would show as
+    if the API had answered them, besides the sandbox's own log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _UNLOGGED.get()
+
+
+def without_access_log(app: ASGIApp) -> ASGIApp:
+    """`app`, its requests kept out of uvicorn's access log (`SkipUnloggedApps`)."""
+
+    async def unlogged(scope: Scope, receive: Receive, send: Send) -> None:
+        # Each request runs in a task of its own, so this marks this request only; uvicorn
+        # logs it from within `send`, in this context.
+        _UNLOGGED.set(True)
+        await app(scope, receive, send)
+
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(found, SkipUnloggedApps) for found in access.filters):
+        access.addFilter(SkipUnloggedApps())
+    return unlogged
+
+
 async def serve_api(
     settings: Settings, stop: asyncio.Event, listening: asyncio.Event | None = None
 ) -> None:
@@ -116,8 +146,12 @@ async def serve_app(
     access_log: bool = True,
 ) -> None:
     """Serve `app` (the API, the codec server alone, a sandbox system) until `stop` is set,
-    then finish in-flight requests; no key in a codec path reaches the access log."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=access_log)
+    then finish in-flight requests; no key in a codec path reaches the access log, and
+    without `access_log` none of this app's requests do."""
+    # uvicorn's own `access_log=False` would turn the access log off for every server in
+    # the process: leave it on, and skip this app's requests instead.
+    served = app if access_log else without_access_log(app)
+    config = uvicorn.Config(served, host=host, port=port, log_level="info")
     redact_codec_keys_in_access_log()
     server = EmbeddedServer(config, listening)
     serving = asyncio.create_task(server.serve())

@@ -29,13 +29,23 @@ def _logging() -> None:
 
 
 @app.command()
-def dev() -> None:
+def dev(
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Also serve CRM, billing, logistics and payments over HTTP (the sandbox, "
+            "from O2C_SANDBOX_PORT, 8101..8104) and call every system not given an "
+            "O2C_<SYSTEM>_URL there.",
+        ),
+    ] = False,
+) -> None:
     """Run everything locally: Temporal dev server + UI, worker and API (Ctrl-C stops all)."""
     from o2c_service.dev import run_dev
 
     _logging()
     try:
-        asyncio.run(run_dev(Settings()))
+        asyncio.run(run_dev(Settings(), remote=remote))
     except (RuntimeError, FaultProfileError, CodecKeysError) as error:
         fail(str(error))
 

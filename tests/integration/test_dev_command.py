@@ -18,7 +18,7 @@ from o2c_service.dev import ensure_ports_free
 from o2c_service.settings import Settings
 from tests.integration.test_end_to_end import demo_order
 from tests.support.api_keys import bearer
-from tests.support.stack import free_port
+from tests.support.stack import free_port, free_ports
 
 STARTUP_TIMEOUT = 60
 
@@ -45,6 +45,8 @@ class DevProcess:
         self.env = env
         self.api = env["O2C_API_URL"]
         self.ui = env["O2C_TEMPORAL_UI_URL"]
+        self.sandbox = Settings(sandbox_port=int(env["O2C_SANDBOX_PORT"])).sandbox_urls()
+        """Each system's sandbox URL (served with `--remote` only)."""
         self.banner = ""
         self.printed: list[str] = []
         """Every line it printed after the banner (access log included), stderr's too if
@@ -72,12 +74,9 @@ class DevProcess:
             self.banner += line.decode()
 
 
-@asynccontextmanager
-async def o2c_dev(
-    data_dir: Path, settings: Mapping[str, str | None] | None = None, keep_stderr: bool = False
-) -> AsyncIterator[DevProcess]:
-    """`o2c dev` on free ports and `data_dir`; `settings` added to its environment (None:
-    taken out of it); with `keep_stderr`, its log lines land in `printed` too."""
+def dev_env(data_dir: Path, settings: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The environment of an `o2c dev` on free ports (the sandbox's four included) and
+    `data_dir`; `settings` added to it (None: taken out of it)."""
     api_port, temporal_port, ui_port = free_port(), free_port(), free_port()
     env = os.environ | {
         "O2C_DATA_DIR": str(data_dir),
@@ -87,15 +86,31 @@ async def o2c_dev(
         "O2C_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
         "O2C_API_PORT": str(api_port),
         "O2C_API_URL": f"http://127.0.0.1:{api_port}",
+        "O2C_SANDBOX_PORT": str(free_ports(4)),
     }
     for name, value in (settings or {}).items():
         if value is None:
             env.pop(name, None)
         else:
             env[name] = value
+    return env
+
+
+@asynccontextmanager
+async def o2c_dev(
+    data_dir: Path,
+    settings: Mapping[str, str | None] | None = None,
+    keep_stderr: bool = False,
+    *,
+    remote: bool = False,
+) -> AsyncIterator[DevProcess]:
+    """`o2c dev` (`--remote` with `remote`) on free ports and `data_dir`; `settings` added
+    to its environment (None: taken out of it); with `keep_stderr`, its log lines land in
+    `printed` too."""
+    env = dev_env(data_dir, settings)
     stderr = asyncio.subprocess.PIPE if keep_stderr else asyncio.subprocess.DEVNULL
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "o2c_service", "dev",
+        sys.executable, "-m", "o2c_service", "dev", *(["--remote"] if remote else []),
         env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr,
     )  # fmt: skip
     dev = DevProcess(process, env)

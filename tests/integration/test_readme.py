@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.test_dev_command import o2c_dev
+from tests.integration.test_dev_command import DevProcess, o2c_dev
 
 README = Path(__file__).parents[2] / "README.md"
 SET_UP = frozenset({"scripts/dev", "scripts/test"})
@@ -90,85 +90,107 @@ async def order(http: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
 
 
 async def test_the_readme_blocks_work_pasted_in_order(tmp_path: Path) -> None:
+    async with o2c_dev(tmp_path / "o2c") as dev:
+        walked = await paste_the_readme(dev, tmp_path)
+        await check_the_orders_end_as_the_readme_says(dev, walked)
+
+
+@dataclass(frozen=True)
+class Walked:
+    """What the terminal showed after pasting the README."""
+
+    printed: list[str]
+    """Each block's standard output, in order."""
+    api_key: str | None
+    """O2C_API_KEY as the blocks left it exported."""
+
+
+async def paste_the_readme(dev: DevProcess, tmp_path: Path) -> Walked:
+    """Every block that runs, pasted in order into one terminal (a scratch folder under
+    `tmp_path`) next to `dev`; each must succeed."""
     blocks = [block for block in shell_blocks(README.read_text()) if block.runs]
     work = tmp_path / "terminal"
     work.mkdir()
     kept = tmp_path / "kept-api-key"
-    async with o2c_dev(tmp_path / "o2c") as dev:
-        # The terminal is in the project folder, where `scripts/dev` keeps its data (.o2c).
-        (work / ".o2c").symlink_to(dev.env["O2C_DATA_DIR"], target_is_directory=True)
-        env = dev.env | {
-            # `source .venv/bin/activate`: o2c and temporal on PATH
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "TEMPORAL_ADDRESS": dev.env["O2C_TEMPORAL_ADDRESS"],
-            "COLUMNS": "200",
-            "KEPT_API_KEY": str(kept),
-        }
-        printed: list[str] = []
-        for block in blocks:
-            if kept.exists() and kept.read_text():
-                env["O2C_API_KEY"] = kept.read_text()
-            process = await asyncio.create_subprocess_exec(
-                "bash", "-c", PRELUDE + block.text.replace(DEFAULT_API, dev.api),
-                cwd=work, env=env,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            out, err = await asyncio.wait_for(process.communicate(), BLOCK_TIMEOUT)
-            assert process.returncode == 0, (
-                f"README line {block.line} failed ({process.returncode}):\n{block.text}\n"
-                f"stdout:\n{out.decode()}\nstderr:\n{err.decode()}"
-            )
-            printed.append(out.decode())
+    # The terminal is in the project folder, where `scripts/dev` keeps its data (.o2c).
+    (work / ".o2c").symlink_to(dev.env["O2C_DATA_DIR"], target_is_directory=True)
+    env = dev.env | {
+        # `source .venv/bin/activate`: o2c and temporal on PATH
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "TEMPORAL_ADDRESS": dev.env["O2C_TEMPORAL_ADDRESS"],
+        "COLUMNS": "200",
+        "KEPT_API_KEY": str(kept),
+    }
+    printed: list[str] = []
+    for block in blocks:
+        if kept.exists() and kept.read_text():
+            env["O2C_API_KEY"] = kept.read_text()
+        process = await asyncio.create_subprocess_exec(
+            "bash", "-c", PRELUDE + block.text.replace(DEFAULT_API, dev.api),
+            cwd=work, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), BLOCK_TIMEOUT)
+        assert process.returncode == 0, (
+            f"README line {block.line} failed ({process.returncode}):\n{block.text}\n"
+            f"stdout:\n{out.decode()}\nstderr:\n{err.decode()}"
+        )
+        printed.append(out.decode())
+    return Walked(printed, env.get("O2C_API_KEY"))
 
-        bulk = next(out for out in reversed(printed) if "retry:" in out)
-        for done in ("retry: 1 of 1 orders", "release: 1 of 1 orders", "cancel: 1 of 1 orders"):
-            assert done in bulk, bulk
-        quick_start = printed[0]
-        assert '"order_id":"webshop:SO-1001","status":"Booked","created":true' in quick_start
-        assert env.get("O2C_API_KEY") == dev.key(), "the quick start exports the support key"
-        async with dev.http() as http:
-            cli = await order(http, "webshop:SO-1001")
-            assert cli["status"] == "Closed"
-            assert [p["payment_id"] for p in cli["payments"]] == ["BANK-7781", "BANK-7790"]
-            assert [i["balance"] for i in cli["invoices"]] == ["0.00"]
 
-            over_http = await order(http, "webshop:SO-1002")
-            assert over_http["status"] == "Closed"
-            assert [p["payment_id"] for p in over_http["payments"]] == ["BANK-7801"]
+async def check_the_orders_end_as_the_readme_says(dev: DevProcess, walked: Walked) -> None:
+    """Each order ended where the README says it does, and the terminal showed it so."""
+    printed = walked.printed
+    bulk = next(out for out in reversed(printed) if "retry:" in out)
+    for done in ("retry: 1 of 1 orders", "release: 1 of 1 orders", "cancel: 1 of 1 orders"):
+        assert done in bulk, bulk
+    quick_start = printed[0]
+    assert '"order_id":"webshop:SO-1001","status":"Booked","created":true' in quick_start
+    assert walked.api_key == dev.key(), "the quick start exports the support key"
+    async with dev.http() as http:
+        cli = await order(http, "webshop:SO-1001")
+        assert cli["status"] == "Closed"
+        assert [p["payment_id"] for p in cli["payments"]] == ["BANK-7781", "BANK-7790"]
+        assert [i["balance"] for i in cli["invoices"]] == ["0.00"]
 
-            # Shipped by the 3PL's signed webhook, paid by the gateway's; the retry did nothing.
-            webhooks = await order(http, "webshop:SO-1004")
-            assert webhooks["status"] == "Closed"
-            assert [d["tracking_number"] for d in webhooks["dispatches"]] == ["JD014600005"]
-            assert [p["payment_id"] for p in webhooks["payments"]] == ["pay_7781"]
-            sent = next(out for out in printed if "msg_gw_0001" in out)
-            retried = sent.strip().splitlines()[-1]
-            assert '"webhook_id":"msg_gw_0001"' in retried and '"replayed":true' in retried
+        over_http = await order(http, "webshop:SO-1002")
+        assert over_http["status"] == "Closed"
+        assert [p["payment_id"] for p in over_http["payments"]] == ["BANK-7801"]
 
-            net30 = await order(http, "webshop:SO-2001")
-            assert net30["status"] == "Closed"
-            assert [(i["amount"], i["balance"]) for i in net30["invoices"]] == [
-                ("324.98", "0.00"),
-                ("249.00", "0.00"),
-            ]
-            assert [p["payment_id"] for p in net30["payments"]] == ["BANK-2001-1", "BANK-2001-2"]
+        # Shipped by the 3PL's signed webhook, paid by the gateway's; the retry did nothing.
+        webhooks = await order(http, "webshop:SO-1004")
+        assert webhooks["status"] == "Closed"
+        assert [d["tracking_number"] for d in webhooks["dispatches"]] == ["JD014600005"]
+        assert [p["payment_id"] for p in webhooks["payments"]] == ["pay_7781"]
+        sent = next(out for out in printed if "msg_gw_0001" in out)
+        retried = sent.strip().splitlines()[-1]
+        assert '"webhook_id":"msg_gw_0001"' in retried and '"replayed":true' in retried
 
-            signalled = await order(http, "webshop:SO-1003")
-            assert signalled["status"] == "Invoiced"
-            assert [d["tracking_number"] for d in signalled["dispatches"]] == ["1Z999"]
+        net30 = await order(http, "webshop:SO-2001")
+        assert net30["status"] == "Closed"
+        assert [(i["amount"], i["balance"]) for i in net30["invoices"]] == [
+            ("324.98", "0.00"),
+            ("249.00", "0.00"),
+        ]
+        assert [p["payment_id"] for p in net30["payments"]] == ["BANK-2001-1", "BANK-2001-2"]
 
-            # Retried twice (once alone, once in bulk), parked again: still 5 in stock.
-            assert await status_within(http, "webshop:SO-3001", "OnHold", BLOCK_TIMEOUT)
-            still_short = await order(http, "webshop:SO-3001")
-            assert still_short["hold"]["code"] == "out_of_stock"
-            notes = [entry["note"] for entry in still_short["timeline"]]
-            assert "retry: stock checked" in notes
-            for released in ("webshop:SO-3002", "webshop:SO-3004"):
-                assert await status_within(http, released, "Booked", BLOCK_TIMEOUT)
-            for cancelled, reason in (("webshop:SO-3003", "customer withdrew"),
-                                      ("webshop:SO-3005", "item discontinued")):  # fmt: skip
-                assert await status_within(http, cancelled, "Cancelled", BLOCK_TIMEOUT)
-                assert (await order(http, cancelled))["cancellation_reason"] == reason
+        signalled = await order(http, "webshop:SO-1003")
+        assert signalled["status"] == "Invoiced"
+        assert [d["tracking_number"] for d in signalled["dispatches"]] == ["1Z999"]
+
+        # Retried twice (once alone, once in bulk), parked again: still 5 in stock.
+        assert await status_within(http, "webshop:SO-3001", "OnHold", BLOCK_TIMEOUT)
+        still_short = await order(http, "webshop:SO-3001")
+        assert still_short["hold"]["code"] == "out_of_stock"
+        notes = [entry["note"] for entry in still_short["timeline"]]
+        assert "retry: stock checked" in notes
+        for released in ("webshop:SO-3002", "webshop:SO-3004"):
+            assert await status_within(http, released, "Booked", BLOCK_TIMEOUT)
+        for cancelled, reason in (("webshop:SO-3003", "customer withdrew"),
+                                  ("webshop:SO-3005", "item discontinued")):  # fmt: skip
+            assert await status_within(http, cancelled, "Cancelled", BLOCK_TIMEOUT)
+            assert (await order(http, cancelled))["cancellation_reason"] == reason
 
 
 async def status_within(

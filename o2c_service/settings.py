@@ -182,7 +182,8 @@ class Settings(BaseSettings):
     started or replayed; the sandbox still restricts what workflow code may call, and the
     replay tests run under `strict`, which re-imports them for each workflow."""
     worker_activity_slots: int | None = Field(default=None, ge=1)
-    """Activities one worker runs at once (O2C_WORKER_ACTIVITY_SLOTS); default 100 (the SDK's)."""
+    """Activities one worker runs at once on the order task queue (O2C_WORKER_ACTIVITY_SLOTS);
+    default 100 (the SDK's). Each system's queue has its own: O2C_<SYSTEM>_CONCURRENCY."""
 
     order_workflow_task_timeout: float = Field(default=10.0, gt=0, le=120)
     """Seconds a worker has for one workflow task of an order or refund the API starts

@@ -11,7 +11,7 @@ so the same activities drive local and real systems.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,8 @@ __all__ = [
     "UndoResult",
     "activities_of",
     "activity_name",
+    "of_system",
+    "system_of",
 ]
 
 _DEFINITION = "__temporal_activity_definition"
@@ -56,6 +58,16 @@ def activity_name(activity: Callable[..., Any]) -> str:
     """The name `activity` is registered under (the one recorded in histories)."""
     name: str = getattr(activity, _DEFINITION).name
     return name
+
+
+def system_of(activity: Callable[..., Any]) -> str:
+    """The system `activity` calls: the start of its name (`billing` of `billing.issue_invoice`)."""
+    return activity_name(activity).partition(".")[0]
+
+
+def of_system(activities: Iterable[Callable[..., Any]], system: str) -> list[Callable[..., Any]]:
+    """Those of `activities` that call `system`: what a worker on its task queue registers."""
+    return [activity for activity in activities if system_of(activity) == system]
 
 
 @dataclass(frozen=True)

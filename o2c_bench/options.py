@@ -16,6 +16,8 @@ class BenchOptions:
     concurrency: int = 20
     rate: float | None = None
     local_activities: LocalCalls = False
+    system_queues: bool = False
+    """Orders send their normal activities to each system's task queue."""
     sqlite: Path | None = None
     address: str | None = None
     parked: int | None = None

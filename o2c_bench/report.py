@@ -96,6 +96,10 @@ class RunInfo(BaseModel):
     concurrency: int
     rate: float | None = Field(description="Orders started per second; None: all at once.")
     local_activities: LocalCalls
+    system_queues: bool = Field(
+        default=False,
+        description="Normal activities on each system's task queue, not the order task queue.",
+    )
     parked: int | None
     workers: int = Field(
         default=1,

@@ -157,7 +157,10 @@ async def run_bench(options: BenchOptions, console: Console) -> BenchReport:
         ):  # fmt: skip
             with _progress(console) as progress:
                 service = OrderService(
-                    server.client, task_queue, local_activities=options.local_activities
+                    server.client,
+                    task_queue,
+                    local_activities=options.local_activities,
+                    system_queues=options.system_queues,
                 )
                 profiler: Profiler = not_profiled
                 if tool == "py-spy" and options.profile is not None:
@@ -228,6 +231,7 @@ async def _measure(
         concurrency=options.concurrency,
         rate=options.rate,
         local_activities=options.local_activities,
+        system_queues=options.system_queues,
         parked=options.parked,
         workers=options.workers,
     )

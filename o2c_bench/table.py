@@ -98,6 +98,7 @@ def report_table(report: BenchReport) -> Table:
     local = run.local_activities
     kind = {True: "local", False: "normal"}.get(local) if isinstance(local, bool) else None
     kind = kind or f"local for {', '.join(local) if isinstance(local, list) else ''}"
+    queues = " on system queues" if run.system_queues and local is not True else ""
     pacing = f"{run.rate:g} orders/s" if run.rate else f"concurrency {run.concurrency}"
     load = "{:.1f} -> {:.1f}".format(*report.machine.load_average)
     several = run.workers > 1
@@ -105,7 +106,7 @@ def report_table(report: BenchReport) -> Table:
     profiled = f", {which} profiled ({report.profile.tool})" if report.profile else ""
     workers = f", {run.workers} worker processes" if several else ""
     title = (
-        f"o2c bench: {mode}, {kind} activities, {pacing}{workers}, "
+        f"o2c bench: {mode}, {kind} activities{queues}, {pacing}{workers}, "
         f"{report.machine.cores} cores (load {load}){profiled}"
     )
     table = Table(Column("figure", no_wrap=True), "value", "target", "met", title=title)

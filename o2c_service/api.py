@@ -191,6 +191,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
             settings.task_queue,
             settings.dunning,
             local_activities=settings.local_calls(),
+            system_queues=settings.system_queues,
             accept_wait=timedelta(seconds=settings.event_accept_seconds),
             event_wait=timedelta(seconds=settings.event_wait_seconds),
             booking_wait=timedelta(seconds=settings.booking_wait_seconds),

@@ -253,6 +253,7 @@ class OrderCreation(CreditRefunds):
             order=order,
             dunning=self._dunning,
             local_activities=self._local_activities,
+            system_queues=self._system_queues,
             actor=actor,
         )
 

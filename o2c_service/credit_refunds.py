@@ -59,7 +59,11 @@ class CreditRefunds(TemporalCalls):
                 "send a new refund_id for a new refund",
                 lambda: self._client.start_workflow(
                     CreditRefundWorkflow.run,
-                    CreditRefundInput(request=request, local_activities=self._local_activities),
+                    CreditRefundInput(
+                        request=request,
+                        local_activities=self._local_activities,
+                        system_queues=self._system_queues,
+                    ),
                     id=refund_id,
                     task_queue=self._task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

@@ -103,6 +103,7 @@ class OrderService(OrderCreation):
         clock: Clock | None = None,
         local_activities: LocalCalls = False,
         *,
+        system_queues: bool = False,
         accept_wait: timedelta = ACCEPT_WAIT,
         event_wait: timedelta = EVENT_WAIT,
         booking_wait: timedelta = BOOKING_WAIT,
@@ -112,7 +113,11 @@ class OrderService(OrderCreation):
         """`payments` stores the cards of orders paid by card (without it, such an order
         is refused as `PaymentsUnavailable`)."""
         super().__init__(
-            client, task_queue, local_activities=local_activities, task_timeout=task_timeout
+            client,
+            task_queue,
+            local_activities=local_activities,
+            system_queues=system_queues,
+            task_timeout=task_timeout,
         )
         self._dunning = dunning or DunningPolicy()
         self._payments = payments

@@ -117,12 +117,16 @@ class TemporalCalls:
         task_queue: str,
         *,
         local_activities: LocalCalls = False,
+        system_queues: bool = False,
         task_timeout: timedelta | None = None,
     ) -> None:
-        """`task_timeout` is each started workflow's task timeout (None: Temporal's 10 s)."""
+        """`local_activities` and `system_queues` are how the workflows started make their
+        calls (`o2c_workflows.calls`); `task_timeout` is each started workflow's task timeout
+        (None: Temporal's 10 s)."""
         self._client = client
         self._task_queue = task_queue
         self._local_activities = local_activities
+        self._system_queues = system_queues
         self._task_timeout = task_timeout
 
     @property

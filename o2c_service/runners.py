@@ -12,7 +12,7 @@ import logging
 import re
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 
 import uvicorn
@@ -24,7 +24,7 @@ from adapters.local import LocalAdapters
 from o2c_service.api import create_app
 from o2c_service.settings import Settings
 from o2c_service.systems import open_systems
-from o2c_service.temporal import build_worker, connect
+from o2c_service.temporal import SERVED, Served, build_workers, connect, running
 
 log = logging.getLogger("o2c")
 
@@ -39,8 +39,11 @@ def local_activities(
     )
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """Poll the order task queue with the local adapters until `stop` is set."""
+async def run_worker(
+    settings: Settings, stop: asyncio.Event, served: Sequence[Served] = SERVED
+) -> None:
+    """Poll the queues `served` (the order task queue and each system's, by default) with
+    the local adapters until `stop` is set; say so once per queue when all of them poll."""
     faults = FaultProfile.from_setting(settings.faults)
     if faults.rules:
         log.warning("fault injection is on: %d rules from O2C_FAULTS", len(faults.rules))
@@ -49,8 +52,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     async with open_systems(settings) as adapters:
         client = await connect(settings)
         activities = local_activities(adapters, faults)
-        async with build_worker(client, settings.task_queue, activities, settings):
-            log.info("worker polling task queue %s", settings.task_queue)
+        workers = build_workers(client, settings.task_queue, activities, settings, served)
+        async with running(workers):
+            for worker in workers:
+                log.info("worker polling task queue %s", worker.task_queue)
             await stop.wait()
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +32,20 @@ def installed_binary(name: str) -> Path | None:
         return beside
     found = shutil.which(name)
     return Path(found) if found else None
+
+
+@dataclass(frozen=True)
+class SystemLimits:
+    """How fast and how many at once one system's activities run (its worker's settings)."""
+
+    rate_limit: float | None
+    """Activities per second started across all workers of the system's task queue; None:
+    no limit."""
+    concurrency: int
+    """Activities of the system one worker runs at once."""
+
+
+DEFAULT_SYSTEM_CONCURRENCY = 20
 
 
 CACHED_WORKFLOW_BYTES = 160 * 1024
@@ -126,6 +141,34 @@ class Settings(BaseSettings):
     """How long the sandbox holds a request it times out (O2C_SANDBOX_HOLD_SECONDS), before
     or after acting, then answers 504: longer than the client's read timeout."""
 
+    system_queues: bool = True
+    """Whether new orders and refunds send each normal activity to its system's task queue,
+    `<O2C_TASK_QUEUE>.<system>` (O2C_SYSTEM_QUEUES), where that system's rate limit and
+    concurrency apply; false: to the order task queue, as orders started before there were
+    such queues. Local activities run on the order's worker either way."""
+
+    crm_rate_limit: float | None = Field(default=None, gt=0)
+    """CRM activities per second across every worker of its queue (O2C_CRM_RATE_LIMIT);
+    unset: no limit. The server enforces it (docs/architecture.md, "Task queues")."""
+    billing_rate_limit: float | None = Field(default=None, gt=0)
+    """Billing activities per second across every worker of its queue
+    (O2C_BILLING_RATE_LIMIT); unset: no limit."""
+    logistics_rate_limit: float | None = Field(default=None, gt=0)
+    """Logistics activities per second across every worker of its queue
+    (O2C_LOGISTICS_RATE_LIMIT); unset: no limit."""
+    payments_rate_limit: float | None = Field(default=None, gt=0)
+    """Payments activities per second across every worker of its queue
+    (O2C_PAYMENTS_RATE_LIMIT); unset: no limit."""
+
+    crm_concurrency: int = Field(default=DEFAULT_SYSTEM_CONCURRENCY, gt=0)
+    """CRM activities one worker runs at once (O2C_CRM_CONCURRENCY)."""
+    billing_concurrency: int = Field(default=DEFAULT_SYSTEM_CONCURRENCY, gt=0)
+    """Billing activities one worker runs at once (O2C_BILLING_CONCURRENCY)."""
+    logistics_concurrency: int = Field(default=DEFAULT_SYSTEM_CONCURRENCY, gt=0)
+    """Logistics activities one worker runs at once (O2C_LOGISTICS_CONCURRENCY)."""
+    payments_concurrency: int = Field(default=DEFAULT_SYSTEM_CONCURRENCY, gt=0)
+    """Payments activities one worker runs at once (O2C_PAYMENTS_CONCURRENCY)."""
+
     event_accept_seconds: float = 10
     """How long the API waits for a worker to accept an event before it answers 503,
     nothing applied (O2C_EVENT_ACCEPT_SECONDS)."""
@@ -173,7 +216,8 @@ class Settings(BaseSettings):
     started or replayed; the sandbox still restricts what workflow code may call, and the
     replay tests run under `strict`, which re-imports them for each workflow."""
     worker_activity_slots: int | None = Field(default=None, ge=1)
-    """Activities one worker runs at once (O2C_WORKER_ACTIVITY_SLOTS); default 100 (the SDK's)."""
+    """Activities one worker runs at once on the order task queue (O2C_WORKER_ACTIVITY_SLOTS);
+    default 100 (the SDK's). Each system's queue has its own: O2C_<SYSTEM>_CONCURRENCY."""
 
     order_workflow_task_timeout: float = Field(default=10.0, gt=0, le=120)
     """Seconds a worker has for one workflow task of an order or refund the API starts
@@ -219,6 +263,13 @@ class Settings(BaseSettings):
 
     def workflow_task_pollers(self) -> int:
         return self.worker_workflow_task_pollers or max(2, min(5, self.workflow_task_slots()))
+
+    def system_limits(self, system: System) -> SystemLimits:
+        """The rate limit and concurrency of `system`'s worker (O2C_<SYSTEM>_RATE_LIMIT,
+        O2C_<SYSTEM>_CONCURRENCY)."""
+        rate_limit: float | None = getattr(self, f"{system}_rate_limit")
+        concurrency: int = getattr(self, f"{system}_concurrency")
+        return SystemLimits(rate_limit=rate_limit, concurrency=concurrency)
 
     def workflow_task_timeout(self) -> timedelta:
         return timedelta(seconds=self.order_workflow_task_timeout)

@@ -1,16 +1,27 @@
-"""One way to build a Temporal client and a worker, shared by every process and test."""
+"""One way to build a Temporal client and the workers, shared by every process and test.
+
+A worker process serves the order task queue (`orders`: the workflows and every
+activity, local or not) and each system's queue beside it (`<task queue>.<system>`:
+that system's activities only, at its rate limit and concurrency), one SDK `Worker`
+per queue; `o2c worker --systems` picks which (docs/architecture.md, "Task queues").
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import timedelta
+from typing import Final, Literal
 
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.order_activities import OrderActivities
+from activities.order_activities import OrderActivities, of_system
 from o2c_service.codec.converter import data_converter
 from o2c_service.settings import Settings
+from o2c_workflows.calls import SYSTEMS, System, system_queue
 from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order.workflow import OrderWorkflow
 
@@ -53,7 +64,9 @@ def build_worker(
     activities: OrderActivities,
     settings: Settings | None = None,
 ) -> Worker:
-    """The order worker, sized by `settings` (the O2C_WORKER_* variables).
+    """The order worker, sized by `settings` (the O2C_WORKER_* variables): the workflows
+    and every activity, as local activities run here and orders started without system
+    queues schedule their normal ones here too.
 
     Workflow task slots are bounded by the CPU count: a worker restarted with many
     orders in flight replays each from its history, and replays share one GIL. With
@@ -79,3 +92,88 @@ def build_worker(
         max_concurrent_activities=settings.worker_activity_slots,
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
+
+
+ORDERS: Final = "orders"
+"""The order task queue, as `--systems` names it."""
+Served = Literal["orders"] | System
+"""A task queue a worker process serves: the order task queue, or a system's."""
+SERVED: tuple[Served, ...] = (ORDERS, *SYSTEMS)
+"""Every queue, in the order a worker process starts them: its default."""
+_BY_NAME: dict[str, Served] = {name: name for name in SERVED}
+
+
+class UnknownQueue(ValueError):
+    """A name in `--systems` that is no queue's."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown system '{name}'; the names are {', '.join(SERVED)}")
+        self.name = name
+
+
+def served_queues(names: Iterable[str]) -> tuple[Served, ...]:
+    """The queues `names` (`orders`, `crm`, ...) name, each once, in `SERVED`'s order;
+    `UnknownQueue` for the first name that is none of them, `ValueError` for none."""
+    chosen = set()
+    for name in (name.strip() for name in names):
+        if name not in _BY_NAME:
+            raise UnknownQueue(name)
+        chosen.add(_BY_NAME[name])
+    if not chosen:
+        raise ValueError(f"no queue named; the names are {', '.join(SERVED)}")
+    return tuple(queue for queue in SERVED if queue in chosen)
+
+
+def build_system_worker(
+    client: Client,
+    task_queue: str,
+    activities: OrderActivities,
+    system: System,
+    settings: Settings | None = None,
+) -> Worker:
+    """The worker of one system's queue beside the order task queue `task_queue`: only that
+    system's activities, with its rate limit (enforced by the server, across every worker
+    of the queue) and its concurrency (O2C_<SYSTEM>_RATE_LIMIT, O2C_<SYSTEM>_CONCURRENCY)."""
+    limits = (settings or Settings()).system_limits(system)
+    return Worker(
+        client,
+        task_queue=system_queue(task_queue, system),
+        activities=of_system(activities.all(), system),
+        max_concurrent_activities=limits.concurrency,
+        max_task_queue_activities_per_second=limits.rate_limit,
+        graceful_shutdown_timeout=timedelta(seconds=5),
+    )
+
+
+def build_workers(
+    client: Client,
+    task_queue: str,
+    activities: OrderActivities,
+    settings: Settings | None = None,
+    served: Sequence[Served] = SERVED,
+) -> list[Worker]:
+    """One worker per queue in `served`: the order worker (`build_worker`) for `orders`,
+    a system's worker (`build_system_worker`) for each system."""
+    settings = settings or Settings()
+    return [
+        build_worker(client, task_queue, activities, settings)
+        if queue == ORDERS
+        else build_system_worker(client, task_queue, activities, queue, settings)
+        for queue in served
+    ]
+
+
+@contextlib.asynccontextmanager
+async def running(workers: Sequence[Worker]) -> AsyncIterator[Sequence[Worker]]:
+    """Run `workers` for the block: all polling when it starts, all shut down together
+    (each finishing its tasks in flight, up to its graceful timeout) when it ends."""
+    async with contextlib.AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        # Called first on the way out: at once rather than one worker after the other.
+        stack.push_async_callback(_shut_down, workers)
+        yield workers
+
+
+async def _shut_down(workers: Sequence[Worker]) -> None:
+    await asyncio.gather(*(worker.shutdown() for worker in workers))

@@ -86,6 +86,12 @@ class CreditRefundInput(BaseModel):
         description="Run the adapter calls as local activities (fewer events): all, none, "
         "or those of the systems listed.",
     )
+    system_queues: bool = Field(
+        default=False,
+        description="Send each normal activity to its system's task queue "
+        "(`<task queue>.<system>`); false (orders started before there were such queues): "
+        "to the workflow's own.",
+    )
 
 
 class CreditRefundResult(BaseModel):
@@ -129,6 +135,7 @@ class CreditRefundWorkflow:
     @workflow.init
     def __init__(self, start: CreditRefundInput) -> None:
         self._local_activities = start.local_activities
+        self._system_queues = start.system_queues
 
     @workflow.run
     async def run(self, start: CreditRefundInput) -> CreditRefundResult:
@@ -245,4 +252,10 @@ class CreditRefundWorkflow:
         config: workflow.ActivityConfig,
     ) -> T:
         """One activity, normal or local as the refund was started (`calls.execute`)."""
-        return await calls.execute(activity, argument, config, local=self._local_activities)
+        return await calls.execute(
+            activity,
+            argument,
+            config,
+            local=self._local_activities,
+            system_queues=self._system_queues,
+        )

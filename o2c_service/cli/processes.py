@@ -19,6 +19,7 @@ from o2c_service.cli.common import (
 )
 from o2c_service.codec.keys import CodecKeysError
 from o2c_service.settings import Settings
+from o2c_service.temporal import SERVED, Served, served_queues
 from o2c_workflows.calls import LocalCalls
 
 
@@ -50,17 +51,35 @@ def dev(
         fail(str(error))
 
 
+def _served(text: str) -> tuple[Served, ...]:
+    try:
+        return served_queues(name for name in text.split(",") if name.strip())
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="'--systems'") from None
+
+
 @app.command()
-def worker() -> None:
-    """Run a worker for the order task queue against the configured Temporal."""
+def worker(
+    systems: Annotated[
+        str,
+        typer.Option(
+            help="The task queues to serve, comma-separated: orders (the workflows and every "
+            "activity on O2C_TASK_QUEUE) and crm, billing, logistics, payments (each "
+            "system's activities on O2C_TASK_QUEUE.<system>).",
+        ),
+    ] = ",".join(SERVED),
+) -> None:
+    """Run a worker for the order task queue and the systems' queues against the configured
+    Temporal."""
     from o2c_service.runners import run_worker, stop_on_signals
 
+    served = _served(systems)
     _logging()
 
     async def main() -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
-        await run_worker(Settings(), stop)
+        await run_worker(Settings(), stop, served)
 
     try:
         asyncio.run(main())
@@ -150,6 +169,13 @@ def bench(
             help="Adapter calls as local activities (default: O2C_LOCAL_ACTIVITIES).",
         ),
     ] = None,
+    system_queues: Annotated[
+        bool | None,
+        typer.Option(
+            "--system-queues/--no-system-queues",
+            help="Normal activities on each system's task queue (default: O2C_SYSTEM_QUEUES).",
+        ),
+    ] = None,
     sqlite: Annotated[
         Path | None, typer.Option(dir_okay=False, help="Run the dev server on this SQLite file.")
     ] = None,
@@ -183,15 +209,15 @@ def bench(
 
     if sqlite is not None and address is not None:
         fail("--sqlite starts a dev server on that file; --address uses another server: not both")
-    local: LocalCalls = (
-        Settings().local_activities if local_activities is None else local_activities
-    )
+    settings = Settings()
+    local: LocalCalls = settings.local_activities if local_activities is None else local_activities
     options = BenchOptions(
         orders=orders,
         floor=floor,
         concurrency=concurrency,
         rate=rate,
         local_activities=local,
+        system_queues=settings.system_queues if system_queues is None else system_queues,
         sqlite=sqlite,
         address=address,
         parked=parked,

@@ -53,6 +53,12 @@ class OrderInput(BaseModel):
         description="Run the adapter calls as local activities (fewer events): all, none, "
         "or those of the systems listed.",
     )
+    system_queues: bool = Field(
+        default=False,
+        description="Send each normal activity to its system's task queue "
+        "(`<task queue>.<system>`); false (orders started before there were such queues): "
+        "to the workflow's own.",
+    )
     actor: str | None = Field(
         default=None, description="Who created the order: the API key's `name (key_id)`."
     )
@@ -105,6 +111,7 @@ class OrderBase:
     _state: OrderState
     _dunning: DunningPolicy
     _local_activities: LocalCalls
+    _system_queues: bool
     _in_flight: InFlight
     _lifecycle: asyncio.Task[None] | None
     _cancelled_in_temporal: bool

@@ -51,7 +51,13 @@ class Steps(Timeline):
         """One activity, normal or local as this order was started (`calls.execute`)."""
         self._in_flight.calls += 1
         try:
-            return await calls.execute(activity, argument, config, local=self._local_activities)
+            return await calls.execute(
+                activity,
+                argument,
+                config,
+                local=self._local_activities,
+                system_queues=self._system_queues,
+            )
         finally:
             self._in_flight.calls -= 1
 
@@ -138,5 +144,6 @@ class Steps(Timeline):
                 dunning=self._dunning,
                 carried=self._state,
                 local_activities=self._local_activities,
+                system_queues=self._system_queues,
             )
         )

@@ -61,6 +61,7 @@ class OrderWorkflow(Events):
         order = start.order
         self._dunning = start.dunning
         self._local_activities = start.local_activities
+        self._system_queues = start.system_queues
         self._state = start.carried or OrderState.entered(order, created_by=start.actor)
         if start.carried is not None:
             self._state.runs += 1

@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 
 from adapters.faults import FaultProfile, FaultRule
 from o2c_service.runners import local_activities, serve_api
-from o2c_service.temporal import build_worker
+from o2c_service.temporal import build_workers, running
 from o2c_workflows import credit_refund
 from o2c_workflows.credit_refund import CreditRefundInput, CreditRefundRequest
 from o2c_workflows.models import OrderStatus
@@ -281,9 +281,10 @@ async def test_an_event_still_being_applied_is_202_and_shows_on_the_order(stack:
     )
     activities = local_activities(stack.adapters, slow)
     # Normal activities: a local one holds the workflow task, so the order accepts the
-    # payment only once it is recorded, and accepted and applied arrive together.
+    # payment only once it is recorded, and accepted and applied arrive together. The API
+    # starts orders on system queues (O2C_SYSTEM_QUEUES): every queue is served.
     async with (
-        build_worker(stack.env.client, task_queue, activities),
+        running(build_workers(stack.env.client, task_queue, activities)),
         api_on(
             stack, task_queue=task_queue, event_wait_seconds=0.5, local_activities=False
         ) as http,

@@ -59,14 +59,18 @@ async def published_statuses(handle: OrderHandle) -> list[OrderStatus]:
 
 
 async def until(
-    condition: Callable[[], Awaitable[bool]], what: str, within: float = DEFAULT_TIMEOUT
+    condition: Callable[[], Awaitable[bool]],
+    what: str,
+    within: float = DEFAULT_TIMEOUT,
+    every: float | None = None,
 ) -> None:
-    """Poll `condition` the way a caller would, until it holds; fail after `within` seconds."""
+    """Poll `condition` the way a caller would, until it holds; fail after `within` seconds.
+    `every`: seconds between two looks (default POLL_INTERVAL)."""
     deadline = asyncio.get_running_loop().time() + within
     while not await condition():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not {what} within {within}s")
-        await asyncio.sleep(POLL_INTERVAL)
+        await asyncio.sleep(POLL_INTERVAL if every is None else every)
 
 
 async def wait_for_status(

@@ -15,10 +15,12 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.order_activities import of_system
 from o2c_service import events as order_events
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import EventRejected, TemporalUnavailable
-from o2c_workflows.calls import LocalCalls
+from o2c_service.temporal import running
+from o2c_workflows.calls import SYSTEMS, LocalCalls, system_queue
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
@@ -90,13 +92,18 @@ class Harness:
         task_queue: str,
         stubs: StubActivities,
         local_activities: LocalCalls = False,
+        system_queues: bool = False,
     ) -> None:
         self.env = env
         self.client: Client = env.client
         self.task_queue = task_queue
         self.stubs = stubs
         self.orders = OrderService(
-            env.client, task_queue, clock=env.get_current_time, local_activities=local_activities
+            env.client,
+            task_queue,
+            clock=env.get_current_time,
+            local_activities=local_activities,
+            system_queues=system_queues,
         )
         self.started: list[str] = []
 
@@ -133,13 +140,31 @@ def stubs() -> StubActivities:
 
 @asynccontextmanager
 async def running_harness(
-    env: WorkflowEnvironment, stubs: StubActivities, *, local_activities: LocalCalls
+    env: WorkflowEnvironment,
+    stubs: StubActivities,
+    *,
+    local_activities: LocalCalls,
+    system_queues: bool = False,
 ) -> AsyncIterator[Harness]:
+    """A worker on a new order task queue and, with `system_queues`, one on each system's
+    queue beside it holding that system's stubs."""
     task_queue = f"orders-{uuid.uuid4()}"
-    async with Worker(
-        env.client, task_queue=task_queue, workflows=[OrderWorkflow], activities=stubs.all()
-    ):
-        harness = Harness(env, task_queue, stubs, local_activities=local_activities)
+    workers = [
+        Worker(env.client, task_queue=task_queue, workflows=[OrderWorkflow], activities=stubs.all())
+    ]
+    if system_queues:
+        workers += [
+            Worker(
+                env.client,
+                task_queue=system_queue(task_queue, system),
+                activities=of_system(stubs.all(), system),
+            )
+            for system in SYSTEMS
+        ]
+    async with running(workers):
+        harness = Harness(
+            env, task_queue, stubs, local_activities=local_activities, system_queues=system_queues
+        )
         yield harness
         await harness.end_unfinished()
 

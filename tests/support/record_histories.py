@@ -149,10 +149,17 @@ class Servers:
 
 @asynccontextmanager
 async def harness_on(
-    servers: Servers, stubs: StubActivities | None = None, *, local_activities: bool = False
+    servers: Servers,
+    stubs: StubActivities | None = None,
+    *,
+    local_activities: bool = False,
+    system_queues: bool = False,
 ) -> AsyncIterator[Harness]:
     async with running_harness(
-        servers.time_skipping, stubs or StubActivities(), local_activities=local_activities
+        servers.time_skipping,
+        stubs or StubActivities(),
+        local_activities=local_activities,
+        system_queues=system_queues,
     ) as harness:
         yield harness
 
@@ -223,6 +230,28 @@ async def local_activities(servers: Servers) -> Recorded:
         assert EventType.EVENT_TYPE_MARKER_RECORDED in kinds
         assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds
         return await history_of("local-activities", handle)
+
+
+async def system_queues(servers: Servers) -> Recorded:
+    """The happy path with each normal activity on its system's task queue."""
+    async with harness_on(servers, system_queues=True) as harness:
+        handle = await harness.booked()
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
+        await closed(handle)
+        queues = {
+            (
+                event.activity_task_scheduled_event_attributes.activity_type.name.partition(".")[0],
+                event.activity_task_scheduled_event_attributes.task_queue.name,
+            )
+            async for event in handle.fetch_history_events()
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        }
+        assert queues == {
+            (system, f"{harness.task_queue}.{system}")
+            for system in ("crm", "billing", "logistics", "payments")
+        }, queues
+        return await history_of("system-queues", handle)
 
 
 SUGGEST_AFTER_EVENTS = 60
@@ -557,6 +586,7 @@ SCENARIOS = [
     Scenario("held-cancelled", held_cancelled, ("held-cancelled",)),
     Scenario("card-payment", card_payment, ("card-payment",)),
     Scenario("local-activities", local_activities, ("local-activities",)),
+    Scenario("system-queues", system_queues, ("system-queues",)),
     Scenario("continue-as-new", continue_as_new, ("continue-as-new-run1", "continue-as-new-run2")),
     Scenario("amendment", amendment, ("amendment",)),
     Scenario("return-refund", returned(ReturnResolution.REFUND), ("return-refund",)),

@@ -243,7 +243,12 @@ def service_for(client: Client, processes: Processes) -> OrderService:
     """The order service as the API builds it from the processes' settings (so orders
     run in the default mode: the embedded adapters' calls as local activities)."""
     settings = processes.settings
-    return OrderService(client, settings.task_queue, local_activities=settings.local_activities)
+    return OrderService(
+        client,
+        settings.task_queue,
+        local_activities=settings.local_activities,
+        system_queues=settings.system_queues,
+    )
 
 
 async def assert_each_order_done_once(

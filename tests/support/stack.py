@@ -1,7 +1,8 @@
 """The whole service for integration tests: dev server, worker, API on loopback.
 
 It is the same code `o2c dev` runs (`run_worker` is replaced only to use the
-test's own database file and the test environment's Temporal address).
+test's own database file and the test environment's Temporal address): the order
+task queue and every system's queue are served.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from adapters.local import LocalAdapters, open_local_adapters
 from o2c_service.runners import local_activities, serve_api
 from o2c_service.settings import Settings
-from o2c_service.temporal import build_worker
+from o2c_service.temporal import build_workers, running
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.state import OrderState
 from tests.support.api_keys import bearer, make_key, remember_key
@@ -97,11 +98,13 @@ async def stack(
     key = make_key(settings, name="stack-support")
     remember_key(settings.api_url, key)
     stop, listening = asyncio.Event(), asyncio.Event()
-    worker = build_worker(dev_env.client, settings.task_queue, local_activities(adapters))
+    workers = build_workers(
+        dev_env.client, settings.task_queue, local_activities(adapters), settings
+    )
     api = asyncio.create_task(serve_api(settings, stop, listening))
     try:
         async with (
-            worker,
+            running(workers),
             httpx.AsyncClient(base_url=settings.api_url, timeout=30, headers=bearer(key)) as http,
         ):
             await asyncio.wait_for(listening.wait(), 30)

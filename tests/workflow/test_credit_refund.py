@@ -17,15 +17,19 @@ import pytest
 import pytest_asyncio
 from pydantic import ValidationError
 from sqlmodel import col, select
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.order_activities import of_system
 from adapters.local.tables import RefundRow
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import EventRejected, OrderConflict
+from o2c_service.temporal import running
+from o2c_workflows.calls import system_queue
 from o2c_workflows.credit_refund import (
     CreditRefundRequest,
     CreditRefundWorkflow,
@@ -152,6 +156,44 @@ async def test_credit_is_never_refunded_to_a_payment_of_another_account(
     assert await refusal_code(refunds.env, request.refund_id) == "payment_not_on_account"
     assert (refunds.stubs.refunds, refunds.stubs.calls["post_customer_credit"]) == ([], 0)
     assert refunds.stubs.customer_credit == Decimal("50.00")
+
+
+async def test_a_refund_on_system_queues_calls_billing_and_payments_on_their_own_queues(
+    time_skipping_env: WorkflowEnvironment, stubs: StubActivities
+) -> None:
+    """The refund's worker holds no activity: each call is taken by its system's worker."""
+    client = time_skipping_env.client
+    task_queue = f"credit-refunds-{uuid.uuid4()}"
+    workers = [
+        Worker(client, task_queue=task_queue, workflows=[CreditRefundWorkflow]),
+        *(
+            Worker(
+                client,
+                task_queue=system_queue(task_queue, system),
+                activities=of_system(stubs.all(), system),
+            )
+            for system in ("billing", "payments")
+        ),
+    ]
+    stubs.customer_credit = Decimal("50.00")
+    request = refund_request("20.00")
+    async with running(workers):
+        service = OrderService(client, task_queue, system_queues=True)
+        result = await service.refund_credit(request)
+
+    assert result.refunded and result.credit_balance == Decimal("30.00")
+    handle = client.get_workflow_handle(workflow_id(request.refund_id))
+    scheduled = {
+        (attributes.activity_type.name, attributes.task_queue.name)
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        for attributes in [event.activity_task_scheduled_event_attributes]
+    }
+    assert scheduled == {
+        ("billing.check_refund_target", f"{task_queue}.billing"),
+        ("billing.post_customer_credit", f"{task_queue}.billing"),
+        ("payments.refund", f"{task_queue}.payments"),
+    }
 
 
 def test_a_refund_id_can_never_be_an_order_id() -> None:

@@ -76,6 +76,30 @@ async def test_only_the_listed_systems_run_local(
     assert len(local_markers) == 5
 
 
+async def test_on_system_queues_the_remote_systems_calls_go_to_their_own_queues(
+    time_skipping_env: WorkflowEnvironment, stubs: StubActivities
+) -> None:
+    """Embedded CRM and billing stay local; logistics and payments each on its queue."""
+    async with running_harness(
+        time_skipping_env, stubs, local_activities=["crm", "billing"], system_queues=True
+    ) as harness:
+        handle = await harness.booked()
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+        await wait_for_status(handle, OrderStatus.INVOICED)
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
+        assert (await handle.result()).status is OrderStatus.CLOSED
+        scheduled = {
+            (attributes.activity_type.name.partition(".")[0], attributes.task_queue.name)
+            async for event in handle.fetch_history_events()
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            for attributes in [event.activity_task_scheduled_event_attributes]
+        }
+    assert scheduled == {
+        ("logistics", f"{harness.task_queue}.logistics"),
+        ("payments", f"{harness.task_queue}.payments"),
+    }
+
+
 async def test_a_business_error_parks_and_retry_resumes(local_harness: Harness) -> None:
     local_harness.stubs.fail("reserve_stock", business_error("out_of_stock"))
     handle = await local_harness.start(make_order())

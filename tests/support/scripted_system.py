@@ -107,10 +107,10 @@ async def scripted_system() -> AsyncIterator[tuple[ScriptedSystem, str]]:
             system.release()  # a held request must end for the server to stop
 
 
-@dataclass
+@dataclass(frozen=True)
 class HangingUp:
     url: str
-    requests: list[bytes] = field(default_factory=list)
+    requests: list[bytes]
     """The head of every request read before hanging up."""
 
 
@@ -118,15 +118,14 @@ class HangingUp:
 async def hanging_up(*, reset: bool) -> AsyncIterator[HangingUp]:
     """A server that reads each request whole, then closes the connection (`reset`: with
     a TCP reset) and never answers."""
-    server_info: HangingUp | None = None
+    requests: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         length = _content_length(head)
         if length:
             await reader.readexactly(length)
-        assert server_info is not None
-        server_info.requests.append(head)
+        requests.append(head)
         if reset:
             # Linger on with a zero timeout: close() sends RST instead of FIN.
             writer.get_extra_info("socket").setsockopt(
@@ -136,9 +135,8 @@ async def hanging_up(*, reset: bool) -> AsyncIterator[HangingUp]:
 
     server = await asyncio.start_server(handle, LOOPBACK, 0)
     port = server.sockets[0].getsockname()[1]
-    server_info = HangingUp(url=f"http://{LOOPBACK}:{port}")
     async with server:
-        yield server_info
+        yield HangingUp(url=f"http://{LOOPBACK}:{port}", requests=requests)
 
 
 def _content_length(head: bytes) -> int:

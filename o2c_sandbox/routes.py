@@ -122,6 +122,15 @@ def contract_app(
             tags=[contract.system],
         )
 
+    def openapi() -> dict[str, Any]:
+        document = app.openapi_schema
+        if document is None:
+            document = FastAPI.openapi(app)  # kept in app.openapi_schema
+            _problems_as_problem_json(document)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         where = "; ".join(
@@ -171,14 +180,35 @@ def _response_model(operation: Operation) -> Any:
 
 
 def _problem_responses(operation: Operation) -> dict[int | str, dict[str, Any]]:
+    retry_after = {"description": "Seconds to wait, or an HTTP date", "schema": {"type": "string"}}
+    timed_out = "No answer in time"
+    if operation.writes:
+        timed_out += "; the write may have taken effect, and the same key answers its result"
     described: dict[int | str, dict[str, Any]] = {
         "4XX": {"model": SystemProblem, "description": "Refused: the problem's `code` says why"},
-        429: {"model": SystemProblem, "description": "Rate limited; see `Retry-After`"},
+        429: {
+            "model": SystemProblem,
+            "description": "Rate limited; see `Retry-After`",
+            "headers": {"Retry-After": retry_after},
+        },
         503: {"model": SystemProblem, "description": "Unavailable; try again later"},
+        504: {"model": SystemProblem, "description": timed_out},
     }
     if operation.absent_is_none:
         described[404] = {"model": SystemProblem, "description": f"`{NOT_FOUND}`: none made"}
     return described
+
+
+def _problems_as_problem_json(document: dict[str, Any]) -> None:
+    """FastAPI describes every response as `application/json`; problems are sent as
+    `application/problem+json`, so the document says so."""
+    problem_schema = {"$ref": f"#/components/schemas/{SystemProblem.__name__}"}
+    for path in document["paths"].values():
+        for described in path.values():
+            for response in described["responses"].values():
+                content = response.get("content", {})
+                if content.get("application/json", {}).get("schema") == problem_schema:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
 
 
 def _endpoint(

@@ -24,6 +24,8 @@ from o2c_service.settings import Settings
 
 log = logging.getLogger("o2c.sandbox")
 
+SANDBOX_FAULTS_SETTING = "O2C_SANDBOX_FAULTS"
+
 CONTRACTS: dict[str, Contract] = {
     contract.system: contract
     for contract in (CRM_CONTRACT, BILLING_CONTRACT, LOGISTICS_CONTRACT, PAYMENTS_CONTRACT)
@@ -61,9 +63,11 @@ async def serve_sandbox(
     """Serve CRM, billing, logistics and payments on O2C_SANDBOX_PORT and the next three
     ports over O2C_DATABASE_URL (seeded with the demo data when new), with
     O2C_SANDBOX_LATENCY_MS and O2C_SANDBOX_FAULTS, until `stop` is set."""
-    faults = FaultProfile.from_setting(settings.sandbox_faults)
+    faults = FaultProfile.from_setting(settings.sandbox_faults, SANDBOX_FAULTS_SETTING)
     if faults.rules:
-        log.warning("sandbox faults are on: %d rules from O2C_SANDBOX_FAULTS", len(faults.rules))
+        log.warning(
+            "sandbox faults are on: %d rules from %s", len(faults.rules), SANDBOX_FAULTS_SETTING
+        )
     adapters = await asyncio.to_thread(open_local_adapters, settings.database_url)
     try:
         apps = sandbox_apps(adapters, calls or CallLog(), settings, faults)

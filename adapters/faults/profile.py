@@ -158,21 +158,21 @@ class FaultProfile(BaseModel):
         return cls.from_json(text, source=f"fault profile file {path}")
 
     @classmethod
-    def from_setting(cls, value: str | None) -> FaultProfile:
+    def from_setting(cls, value: str | None, setting: str = FAULTS_SETTING) -> FaultProfile:
         """The profile a setting names: inline JSON (starting with `{`) or a file path.
 
-        None or blank means no faults.
+        None or blank means no faults. Errors name `setting`, where the value came from.
         """
         if value is None or not value.strip():
             return cls()
         value = value.strip()
         if value.startswith("{"):
-            return cls.from_json(value, source=f"{FAULTS_SETTING} (inline JSON)")
+            return cls.from_json(value, source=f"{setting} (inline JSON)")
         path = Path(value).expanduser()
         if not path.is_file():
             raise FaultProfileError(
-                f"{FAULTS_SETTING}: no fault profile file {path} "
-                "(the setting holds inline JSON starting with '{' or a path to a JSON file)"
+                f"{setting}: no fault profile file {path} "
+                "(it takes inline JSON starting with '{' or a path to a JSON file)"
             )
         return cls.from_file(path)
 

@@ -100,15 +100,27 @@ class SystemClient:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             # Nothing reached the system: safe to send again.
             kind = SystemTimeout if isinstance(error, httpx.TimeoutException) else SystemUnavailable
-            raise kind(f"{where}: could not connect ({type(error).__name__}: {error})") from error
+            raise kind(f"{where}: could not connect ({self._transport(error)})") from error
         except httpx.TransportError as error:
-            why = f"no answer ({type(error).__name__}: {error or 'timed out'})"
+            why = f"no answer ({self._transport(error)})"
             if operation.writes:
                 raise UnknownOutcome(f"{where}: {why}; it may have taken effect") from error
             if isinstance(error, httpx.TimeoutException):
                 raise SystemTimeout(f"{where}: {why}") from error
             raise SystemUnavailable(f"{where}: {why}") from error
         return self._answer(operation, response, where)
+
+    def _transport(self, error: httpx.TransportError) -> str:
+        """The transport error for a person: httpx's timeouts and resets carry no text."""
+        said = str(error)
+        if not said:
+            if isinstance(error, httpx.ConnectTimeout):
+                said = f"not connected within {self.remote.connect_timeout:g} s"
+            elif isinstance(error, httpx.TimeoutException):
+                said = f"nothing within {self.remote.read_timeout:g} s"
+            else:
+                said = "the connection was closed"
+        return f"{type(error).__name__}: {said}"
 
     def _request(self, operation: Operation, args: tuple[Any, ...]) -> httpx.Request:
         given = list(args)

@@ -23,7 +23,7 @@ class SystemProblem(BaseModel):
     title: str
     status: int
     detail: str
-    code: str = Field(description="The business code, e.g. `insufficient_stock`.")
+    code: str = Field(description="The business code, e.g. `out_of_stock`.")
 
     @classmethod
     def of(cls, status: int, code: str, detail: str) -> SystemProblem:

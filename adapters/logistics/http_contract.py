@@ -25,7 +25,7 @@ LOGISTICS_CONTRACT = Contract(
             "POST",
             "/reservations",
             Reservation,
-            "Reserve an order's lines; `insufficient_stock` when the shelf is short",
+            "Reserve an order's lines; `out_of_stock` when the shelf is short",
             body=ReserveStock,
         ),
         lookup("find_reservation", "reservations", Reservation, "reservation"),

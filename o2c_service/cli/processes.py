@@ -103,6 +103,7 @@ def sandbox(
 ) -> None:
     """Serve CRM, billing, logistics and payments over HTTP on loopback ports (from
     O2C_SANDBOX_PORT, 8101..8104), over the local systems' database."""
+    from adapters.faults import FaultProfile
     from o2c_sandbox.serve import serve_sandbox
     from o2c_service.runners import stop_on_signals
 
@@ -111,6 +112,10 @@ def sandbox(
     if latency_ms is not None:
         update["sandbox_latency_ms"] = latency_ms
     if faults is not None:
+        try:
+            FaultProfile.from_setting(faults, "--faults")  # the message names the option
+        except FaultProfileError as error:
+            fail(str(error))
         update["sandbox_faults"] = faults
     settings = Settings().model_copy(update=update)
 

@@ -218,7 +218,10 @@ class TimeShare(BaseModel):
         description="Mean per order: none running, one waiting on its task queue."
     )
     workflow_task_ms: float = Field(
-        description="Mean per order: no activity, a workflow task queued or running."
+        description="Mean per order: no activity, a workflow task running in a worker."
+    )
+    workflow_task_queue_ms: float = Field(
+        description="Mean per order: none of the above, a workflow task on its task queue."
     )
     waiting_ms: float = Field(
         description="Mean per order: nothing of the order's own in flight; it waited on the "
@@ -227,6 +230,7 @@ class TimeShare(BaseModel):
     activity_call_pct: float
     activity_queue_pct: float
     workflow_task_pct: float
+    workflow_task_queue_pct: float
     waiting_pct: float
 
 

@@ -226,7 +226,12 @@ def _share_table(time: TimeFigures) -> Table:
             share.activity_queue_ms,
             share.activity_queue_pct,
         ),
-        ("in a workflow task (queued or running)", share.workflow_task_ms, share.workflow_task_pct),
+        ("in a workflow task (in the worker)", share.workflow_task_ms, share.workflow_task_pct),
+        (
+            "queued for a workflow task (on its task queue)",
+            share.workflow_task_queue_ms,
+            share.workflow_task_queue_pct,
+        ),
         ("waiting on the outside world or a timer", share.waiting_ms, share.waiting_pct),
     ):
         table.add_row(what, _ms(ms), f"{pct:.0f}%")

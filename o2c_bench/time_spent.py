@@ -1,7 +1,7 @@
 """Where an order's time goes, read from its history: each normal activity's wait on
 its task queue (schedule-to-start) and its call (start-to-close), and how the order's
 time from start to completion divides between activity calls, activity queues,
-workflow tasks and waiting on the outside world.
+workflow tasks running, workflow tasks queued and waiting on the outside world.
 
 Every moment of an order is counted once, under the first of `KINDS` that was
 happening then: while two activities overlap, or a workflow task runs beside a
@@ -21,7 +21,7 @@ from temporalio.api.history.v1 import HistoryEvent
 
 from o2c_bench.report import ActivityTime, TimeFigures, TimeShare, percentile
 
-Kind = Literal["activity_call", "activity_queue", "workflow_task", "waiting"]
+Kind = Literal["activity_call", "activity_queue", "workflow_task", "workflow_task_queue", "waiting"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 """What an order can be doing, the first that applies winning; `waiting` is the rest."""
 
@@ -75,10 +75,12 @@ class OrderTime:
         if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
             return None
         activities = _activities(events)
+        queued, running = _workflow_tasks(events)
         intervals: dict[Kind, list[tuple[float, float]]] = {
             "activity_call": [(run.started, run.closed) for run in activities],
             "activity_queue": [(run.scheduled, run.started) for run in activities],
-            "workflow_task": _workflow_tasks(events),
+            "workflow_task": running,
+            "workflow_task_queue": queued,
         }
         start, end = _seconds(events[0]), _seconds(last)
         return cls(
@@ -117,18 +119,28 @@ def _activities(events: Sequence[HistoryEvent]) -> list[ActivityRun]:
     return [run for _, run in sorted(runs, key=lambda pair: pair[0])]
 
 
-def _workflow_tasks(events: Sequence[HistoryEvent]) -> list[tuple[float, float]]:
-    """Each workflow task from scheduled (queued) to closed."""
+def _workflow_tasks(
+    events: Sequence[HistoryEvent],
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Each workflow task's time on its task queue (scheduled to started), and in a worker
+    (started to closed)."""
     scheduled: dict[int, float] = {}
-    tasks: list[tuple[float, float]] = []
+    started: dict[int, float] = {}
+    queued: list[tuple[float, float]] = []
+    running: list[tuple[float, float]] = []
     for event in events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
             scheduled[event.event_id] = _seconds(event)
-        elif (field := _WORKFLOW_TASK_CLOSED.get(event.event_type)) is not None:
-            scheduled_id: int = getattr(event, field).scheduled_event_id
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            scheduled_id = event.workflow_task_started_event_attributes.scheduled_event_id
             if scheduled_id in scheduled:
-                tasks.append((scheduled[scheduled_id], _seconds(event)))
-    return tasks
+                started[scheduled_id] = _seconds(event)
+                queued.append((scheduled[scheduled_id], started[scheduled_id]))
+        elif (field := _WORKFLOW_TASK_CLOSED.get(event.event_type)) is not None:
+            scheduled_id = getattr(event, field).scheduled_event_id
+            if scheduled_id in started:
+                running.append((started[scheduled_id], _seconds(event)))
+    return queued, running
 
 
 def _divided(
@@ -181,10 +193,12 @@ def time_figures(orders: Iterable[OrderTime]) -> TimeFigures | None:
             activity_call_ms=ms(spent["activity_call"]),
             activity_queue_ms=ms(spent["activity_queue"]),
             workflow_task_ms=ms(spent["workflow_task"]),
+            workflow_task_queue_ms=ms(spent["workflow_task_queue"]),
             waiting_ms=ms(spent["waiting"]),
             activity_call_pct=pct("activity_call"),
             activity_queue_pct=pct("activity_queue"),
             workflow_task_pct=pct("workflow_task"),
+            workflow_task_queue_pct=pct("workflow_task_queue"),
             waiting_pct=pct("waiting"),
         ),
     )

@@ -215,7 +215,7 @@ def test_a_remote_run_calls_every_system_at_its_sandbox_and_says_where_the_time_
     assert [activity["activity"] for activity in time["activities"]] == LIFECYCLE
     assert all(activity["count"] == 5 for activity in time["activities"])
     share = time["share"]
-    parts = ("activity_call", "activity_queue", "workflow_task", "waiting")
+    parts = ("activity_call", "activity_queue", "workflow_task", "workflow_task_queue", "waiting")
     assert abs(sum(share[f"{part}_pct"] for part in parts) - 100) < 0.5
     assert abs(sum(share[f"{part}_ms"] for part in parts) - share["end_to_end_mean_ms"]) < 0.5
     assert share["activity_call_ms"] > 0

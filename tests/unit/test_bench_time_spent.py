@@ -17,6 +17,7 @@ from temporalio.api.history.v1 import (
     ActivityTaskStartedEventAttributes,
     HistoryEvent,
     WorkflowTaskCompletedEventAttributes,
+    WorkflowTaskStartedEventAttributes,
 )
 from temporalio.client import WorkflowHistory
 
@@ -47,8 +48,15 @@ class History:
         self.events.append(event)
         return event.event_id
 
-    def workflow_task(self, scheduled_ms: int, completed_ms: int) -> None:
+    def workflow_task(self, scheduled_ms: int, started_ms: int, completed_ms: int) -> None:
         scheduled = self.add(E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, scheduled_ms)
+        self.add(
+            E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+            started_ms,
+            workflow_task_started_event_attributes=WorkflowTaskStartedEventAttributes(
+                scheduled_event_id=scheduled
+            ),
+        )
         self.add(
             E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
             completed_ms,
@@ -82,16 +90,17 @@ class History:
 
 
 def two_calls_and_a_wait() -> list[HistoryEvent]:
-    """0 start; task 0-10; crm queued 10-30, running 30-80; billing queued 40-60 (beside
-    crm's call), running 60-90; task 85-100 (beside billing's call until 90); nothing
-    100-190 (the outside world); task 190-200; completed at 200."""
+    """0 start; task queued 0-2, running 2-10; crm queued 10-30, running 30-80; billing
+    queued 40-60 (beside crm's call), running 60-90; task queued 85-88 and running 88-100
+    (beside billing's call until 90); nothing 100-190 (the outside world); task queued
+    190-195, running 195-200; completed at 200."""
     history = History()
     history.add(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, 0)
-    history.workflow_task(0, 10)
+    history.workflow_task(0, 2, 10)
     history.activity("crm.validate_customer", 10, 30, 80)
     history.activity("billing.ensure_account", 40, 60, 90)
-    history.workflow_task(85, 100)  # starts while billing's call still runs
-    history.workflow_task(190, 200)
+    history.workflow_task(85, 88, 100)  # while billing's call still runs
+    history.workflow_task(190, 195, 200)
     history.add(E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, 200)
     return history.events
 
@@ -100,11 +109,13 @@ def test_each_moment_counts_once_under_the_first_thing_happening() -> None:
     time = OrderTime.of(two_calls_and_a_wait())
 
     assert time is not None
-    # Calls 30-90 (crm, then billing); queued 10-30 (crm); tasks 0-10, 90-100, 190-200.
+    # Calls 30-90 (crm, then billing); queued 10-30 (crm); tasks running 2-10, 90-100,
+    # 195-200; tasks queued 0-2, 190-195.
     assert {kind: round(seconds * 1000) for kind, seconds in time.spent.items()} == {
         "activity_call": 60,
         "activity_queue": 20,
-        "workflow_task": 30,
+        "workflow_task": 23,
+        "workflow_task_queue": 7,
         "waiting": 90,
     }
     assert round(time.end_to_end * 1000) == 200
@@ -134,7 +145,8 @@ def test_the_figures_give_each_activity_type_and_the_share_of_the_orders_time() 
         90.0,
     )
     assert (share.activity_call_pct, share.activity_queue_pct) == (30.0, 10.0)
-    assert (share.workflow_task_pct, share.waiting_pct) == (15.0, 45.0)
+    assert (share.workflow_task_pct, share.workflow_task_queue_pct) == (11.5, 3.5)
+    assert share.waiting_pct == 45.0
 
 
 def test_a_recorded_order_on_system_queues_has_its_nine_calls() -> None:

@@ -159,8 +159,8 @@ async def _listening(sandbox: Sandbox) -> bool:
         while waiting and not sandbox.exited.done():
             if asyncio.get_running_loop().time() > deadline:
                 return False
-            with contextlib.suppress(httpx.TransportError):
-                await http.get(f"{waiting[0]}{CALLS_PATH}")
+            with contextlib.suppress(httpx.HTTPError):  # not listening yet, or not the sandbox
+                (await http.get(f"{waiting[0]}{CALLS_PATH}")).raise_for_status()
                 waiting.pop(0)
                 continue
             await asyncio.sleep(READY_POLL)

@@ -31,9 +31,11 @@ from o2c_bench.report import (
     LifecycleFigures,
     ParkedFigures,
     ProcessMemory,
+    TimeFigures,
     cpu_ratio,
 )
 from o2c_bench.status_board import STEP_TIMEOUT, StatusBoard, at_least
+from o2c_bench.time_spent import time_figures
 from o2c_service import events as order_events
 from o2c_service.orders import OrderService
 from o2c_workflows.messages import EventAck, PaymentReceived, ShipmentConfirmed
@@ -232,7 +234,7 @@ class Bench:
 
     async def orders(
         self, count: int, floor: FloorFigures | None
-    ) -> tuple[LifecycleFigures, HistoryFigures]:
+    ) -> tuple[LifecycleFigures, HistoryFigures, TimeFigures | None]:
         invoiced = self.progress.add_task("orders invoiced", total=count)
         closed = self.progress.add_task("orders closed", total=count)
         runs: list[OrderRun] = []
@@ -271,9 +273,9 @@ class Bench:
             cpu=used,
             status_queries_per_order=round(queries / count, 2),
         )
-        return lifecycle, history_figures(list(sizes.values()))
+        return lifecycle, *_figures(sizes)
 
-    async def parked(self, count: int) -> tuple[ParkedFigures, HistoryFigures]:
+    async def parked(self, count: int) -> tuple[ParkedFigures, HistoryFigures, TimeFigures | None]:
         """Park `count` orders Invoiced, read what they hold, then pay them all and count Closed."""
         workers_before, server_before = self.workers.memory(), process_memory(self.server_pid)
         parking = self.progress.add_task("orders parked Invoiced", total=count)
@@ -314,7 +316,7 @@ class Bench:
             closed=sum(1 for summary in summaries if summary.status is OrderStatus.CLOSED),
             seconds_to_close=round(seconds_to_close, 3),
         )
-        return parked, history_figures(list(sizes.values()))
+        return parked, *_figures(sizes)
 
     async def histories(
         self, order_ids: list[str], label: str | None = "reading histories"
@@ -334,6 +336,12 @@ class Bench:
             for order_id in order_ids:
                 group.create_task(one(order_id))
         return sizes
+
+
+def _figures(sizes: dict[str, HistorySize]) -> tuple[HistoryFigures, TimeFigures | None]:
+    """What the orders' histories say: their sizes and Actions, and where their time went."""
+    found = list(sizes.values())
+    return history_figures(found), time_figures(s.time for s in found if s.time is not None)
 
 
 def _growth(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -19,16 +20,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.crm.models import CustomerStatus
+from adapters.faults.profile import SYSTEMS
 from adapters.local import open_local_adapters
 from adapters.local.tables import CustomerRow, to_minor
 from o2c_bench.report import CpuPerItem, ProcessMemory
@@ -292,20 +294,33 @@ class Workers:
 
     async def supervise(self, work: Awaitable[T]) -> T:
         """`work`, unless a worker dies first: then fail at once with that worker's log."""
-        task = asyncio.ensure_future(work)
-        exits = {worker.exited: worker for worker in self.processes}
-        await asyncio.wait({task, *exits}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        dead = next(worker for exited, worker in exits.items() if exited.done())
+        return await supervised(
+            work,
+            {worker.exited: functools.partial(self._died, worker) for worker in self.processes},
+        )
+
+    def _died(self, dead: WorkerProcess) -> BenchError:
         which = f"worker {self.processes.index(dead) + 1} of {len(self.processes)}"
-        raise BenchError(
+        return BenchError(
             f"{which if len(self.processes) > 1 else 'the worker'} (pid {dead.pid}) exited with "
             f"code {dead.process.returncode}; the end of its log:\n{tail(dead.log)}"
         )
+
+
+async def supervised(
+    work: Awaitable[T], exits: Mapping[asyncio.Future[int], Callable[[], BenchError]]
+) -> T:
+    """`work`, unless one of the processes whose `exits` these are exits first: then cancel
+    it and raise the error that process's callable makes."""
+    task = asyncio.ensure_future(work)
+    watched: set[asyncio.Future[Any]] = {task, *exits}
+    await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise next(error() for exited, error in exits.items() if exited.done())
 
 
 @contextlib.asynccontextmanager
@@ -318,11 +333,13 @@ async def worker_processes(
     local: LocalCalls,
     logs: Path,
     cprofile: Path | None = None,
+    urls: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Workers]:
     """`count` workers on one task queue and one database, each logging to `logs/worker-<i>.log`.
 
     The first also runs the floor's worker and, if `cprofile` is given, runs under
     cProfile, dumping its stats there at exit; the others run the order worker only.
+    Each system in `urls` is called over HTTP there (O2C_<SYSTEM>_URL).
     """
     workers = Workers([])
     try:
@@ -332,7 +349,7 @@ async def worker_processes(
                 await _start_worker(
                     address, namespace, task_queue, database_url, local,
                     logs / f"worker-{index + 1}.log",
-                    floor=first, cprofile=cprofile if first else None,
+                    floor=first, cprofile=cprofile if first else None, urls=urls or {},
                 )
             )  # fmt: skip
         yield workers
@@ -349,6 +366,7 @@ async def _start_worker(
     log: Path,
     floor: bool,
     cprofile: Path | None,
+    urls: Mapping[str, str],
 ) -> WorkerProcess:
     env = {
         **os.environ,
@@ -358,6 +376,10 @@ async def _start_worker(
         "O2C_DATABASE_URL": database_url,
         "O2C_LOCAL_ACTIVITIES": json.dumps(local),
     }
+    # The bench's systems are its own: embedded in that database, or its sandbox.
+    for system in SYSTEMS:
+        env.pop(f"O2C_{system.upper()}_URL", None)
+    env.update({f"O2C_{system.upper()}_URL": url for system, url in urls.items()})
     env.pop("O2C_FAULTS", None)  # the bench measures the happy path
     arguments = ["--cprofile", str(cprofile)] if cprofile is not None else []
     if not floor:

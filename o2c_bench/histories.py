@@ -15,6 +15,7 @@ from temporalio.converter import DataConverter
 
 from o2c_bench.actions import billable_actions
 from o2c_bench.report import HistoryFigures
+from o2c_bench.time_spent import OrderTime
 from o2c_service import events as order_events
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.search_attributes import ORDER_STATUS
@@ -56,6 +57,8 @@ class HistorySize:
     """Workflow tasks started by each worker, by its identity (`pid@host`)."""
     activity_tasks_by_worker: dict[str, int]
     """Normal activity tasks started by each worker, by its identity."""
+    time: OrderTime | None
+    """Where its time went (`o2c_bench.time_spent`); None if it has not finished."""
 
     @classmethod
     def of(cls, events: Sequence[HistoryEvent]) -> HistorySize:
@@ -106,6 +109,7 @@ class HistorySize:
             reached=reached,
             workflow_tasks_by_worker=dict(workflow_tasks),
             activity_tasks_by_worker=dict(activity_tasks),
+            time=OrderTime.of(events),
         )
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from o2c_workflows.calls import LocalCalls
 
+DEFAULT_LATENCY_MS = 20
+"""What `--remote` has the sandbox add to every request, unless `--latency-ms` says."""
+
 
 @dataclass(frozen=True)
 class BenchOptions:
@@ -25,6 +28,10 @@ class BenchOptions:
     """Profile the (first) worker during the orders phase and write the profile here."""
     workers: int = 1
     """Worker processes on the order task queue; the floor's worker runs in the first only."""
+    remote: bool = False
+    """Call every system over HTTP at a sandbox the bench starts (normal activities)."""
+    latency_ms: int = DEFAULT_LATENCY_MS
+    """With `remote`: added by the sandbox to every request."""
 
     @property
     def floor_count(self) -> int:

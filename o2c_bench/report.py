@@ -106,6 +106,14 @@ class RunInfo(BaseModel):
         description="Worker processes on the order task queue (`--workers`); the floor's "
         "worker runs in the first only.",
     )
+    remote: bool = Field(
+        default=False,
+        description="`--remote`: every system called over HTTP at the sandbox the bench "
+        "started, as normal activities.",
+    )
+    sandbox_latency_ms: int | None = Field(
+        default=None, description="Added by the sandbox to every request (`--latency-ms`)."
+    )
 
 
 class CpuPerItem(BaseModel):
@@ -184,6 +192,84 @@ class HistoryFigures(BaseModel):
     )
 
 
+class ActivityTime(BaseModel):
+    """One activity type's calls in the measured orders, from their histories (server clock)."""
+
+    activity: str = Field(description="Its type, `<system>.<operation>`.")
+    count: int
+    per_order: float
+    schedule_to_start_mean_ms: float
+    schedule_to_start_p95_ms: float | None = Field(
+        description="Waiting on the task queue for a worker to take it."
+    )
+    start_to_close_mean_ms: float
+    start_to_close_p95_ms: float | None = Field(
+        description="The call: in the worker, over HTTP and in the system (the sandbox)."
+    )
+
+
+class TimeShare(BaseModel):
+    """An order's time from its start to its completion (the history's), each moment
+    counted once, under the first of these that was happening then."""
+
+    end_to_end_mean_ms: float
+    activity_call_ms: float = Field(description="Mean per order: an activity was running.")
+    activity_queue_ms: float = Field(
+        description="Mean per order: none running, one waiting on its task queue."
+    )
+    workflow_task_ms: float = Field(
+        description="Mean per order: no activity, a workflow task running in a worker."
+    )
+    workflow_task_queue_ms: float = Field(
+        description="Mean per order: none of the above, a workflow task on its task queue."
+    )
+    waiting_ms: float = Field(
+        description="Mean per order: nothing of the order's own in flight; it waited on the "
+        "outside world (the bench's shipment and payment) or a timer."
+    )
+    activity_call_pct: float
+    activity_queue_pct: float
+    workflow_task_pct: float
+    workflow_task_queue_pct: float
+    waiting_pct: float
+
+
+class TimeFigures(BaseModel):
+    """Where the measured orders' time went: their normal activities, and the share of
+    their end-to-end time; present when their histories hold normal activities."""
+
+    orders: int
+    activities: list[ActivityTime] = Field(description="Each type, in lifecycle order.")
+    share: TimeShare
+
+
+class OperationTime(BaseModel):
+    """One operation of one system, as the sandbox served it."""
+
+    system: str
+    operation: str
+    calls: int
+    mean_ms: float = Field(description="Server side: arrival to answer, the latency included.")
+    p95_ms: float | None
+    failed: int = Field(description="Answered 4xx or 5xx.")
+
+
+class SandboxFigures(BaseModel):
+    """The sandbox `--remote` started, and the requests of the measured orders in its call log."""
+
+    pid: int
+    urls: dict[str, str]
+    latency_ms: int = Field(description="Added to every request (O2C_SANDBOX_LATENCY_MS).")
+    calls: int
+    calls_per_order: float
+    calls_by_system: dict[str, int]
+    operations: list[OperationTime]
+    cpu_ms_per_order: float | None = Field(
+        description="The sandbox process's CPU time over the phase, per order."
+    )
+    rss_bytes: int | None
+
+
 class ProcessMemory(BaseModel):
     pid: int
     rss_bytes: int | None
@@ -250,7 +336,7 @@ class Target(BaseModel):
 
 
 class BenchReport(BaseModel):
-    schema_version: int = 3
+    schema_version: int = 4
     machine: Machine
     run: RunInfo
     floor: FloorFigures | None
@@ -267,6 +353,10 @@ class BenchReport(BaseModel):
     server: ProcessMemory | None = Field(description="The dev server, when the bench started it.")
     targets: list[Target]
     profile: ProfileFigures | None = None
+    time: TimeFigures | None = Field(
+        default=None, description="Where the time goes, when the orders ran normal activities."
+    )
+    sandbox: SandboxFigures | None = Field(default=None, description="With `--remote`.")
 
 
 def highest_peak(memories: Sequence[ProcessMemory | None]) -> ProcessMemory | None:

@@ -14,7 +14,11 @@ warms them up, then
 
 or, with `--parked N`, parks N orders Invoiced, reads the memory they hold,
 pays them all and counts the orders that closed. With `--profile FILE` the
-(first) worker is profiled while the orders run (`profile`).
+(first) worker is profiled while the orders run (`profile`). With `--remote`
+a sandbox (`sandbox`) serves the four systems over HTTP, started before the
+workers and stopped after them, and the workers call it from normal activities
+on the systems' task queues. Where the orders' time went (`time_spent`) is
+read from their histories whenever they ran normal activities.
 
 How the bench sees an order reach Booked or Invoiced: one visibility query
 (`WorkflowId IN (...)`, reading the `OrderStatus` search attribute) for every
@@ -39,8 +43,9 @@ import asyncio
 import contextlib
 import os
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,10 +88,12 @@ from o2c_bench.report import (
     ProcessMemory,
     ProfileFigures,
     RunInfo,
+    SandboxFigures,
     WorkerProcessFigures,
     highest_peak,
     targets,
 )
+from o2c_bench.sandbox import Sandbox, sandbox_figures, sandbox_process
 from o2c_bench.status_board import StatusBoard
 from o2c_service.codec.keys import CodecKeysError, new_key
 from o2c_service.orders import OrderService
@@ -147,11 +154,14 @@ async def run_bench(options: BenchOptions, console: Console) -> BenchReport:
         database_url = f"sqlite:///{Path(scratch) / 'o2c.db'}"
         prepare_database(database_url)
         server_log = Path(scratch) / "server.log"
+        sandbox_log = Path(scratch) / "sandbox.log"
         async with (
             temporal_server(settings, options.address, options.sqlite, server_log) as server,
+            _sandbox(options, database_url, sandbox_log) as sandbox,
             worker_processes(
                 options.workers, server.address, settings.temporal_namespace, task_queue,
                 database_url, options.local_activities, Path(scratch), cprofile,
+                urls=sandbox.urls if sandbox else None,
             ) as workers,
             StatusBoard(server.client) as board,
         ):  # fmt: skip
@@ -178,8 +188,9 @@ async def run_bench(options: BenchOptions, console: Console) -> BenchReport:
                     progress=progress,
                     profiler=profiler,
                 )
+                measured = _measure(bench, settings, server, sandbox, started_at, load_before)
                 report = await workers.supervise(
-                    _measure(bench, settings, server, started_at, load_before)
+                    sandbox.supervise(measured) if sandbox else measured
                 )
     # After the worker has stopped: under cProfile, it writes its stats as it exits.
     return report.model_copy(update={"profile": _profile(options, tool, report)})
@@ -201,8 +212,25 @@ def _profile(
     return py_spy_figures(options.profile).model_copy(update={"scope": scope + of})
 
 
+@contextlib.asynccontextmanager
+async def _sandbox(
+    options: BenchOptions, database_url: str, log: Path
+) -> AsyncIterator[Sandbox | None]:
+    """With `--remote`, the sandbox over the bench's systems database; else None."""
+    if not options.remote:
+        yield None
+        return
+    async with sandbox_process(database_url, options.latency_ms, log) as sandbox:
+        yield sandbox
+
+
 async def _measure(
-    bench: Bench, settings: Settings, server: Server, started_at: str, load_before: float
+    bench: Bench,
+    settings: Settings,
+    server: Server,
+    sandbox: Sandbox | None,
+    started_at: str,
+    load_before: float,
 ) -> BenchReport:
     options = bench.options
     await bench.warm_up()
@@ -210,10 +238,13 @@ async def _measure(
     floor = await bench.floor(floor_count) if floor_count else None
     lifecycle: LifecycleFigures | None = None
     parked: ParkedFigures | None = None
+    # The warm-up's calls and the floor's (none) are before this.
+    since, sandbox_cpu = time.time(), sandbox.cpu_seconds() if sandbox else None
     if options.parked is not None:
-        parked, history = await bench.parked(options.parked)
+        parked, history, spent = await bench.parked(options.parked)
     else:
-        lifecycle, history = await bench.orders(options.orders, floor)
+        lifecycle, history, spent = await bench.orders(options.orders, floor)
+    remote = await _remote(sandbox, since, sandbox_cpu, history.orders)
     workers = _workers(bench.workers, history, options)
     # The parked target is per worker process: the one that held the most is the one to judge.
     peak = highest_peak(workers)
@@ -234,6 +265,8 @@ async def _measure(
         system_queues=options.system_queues,
         parked=options.parked,
         workers=options.workers,
+        remote=options.remote,
+        sandbox_latency_ms=options.latency_ms if options.remote else None,
     )
     return BenchReport(
         machine=machine(settings, await _server_version(server.client), load_before),
@@ -246,7 +279,21 @@ async def _measure(
         workers=workers,
         server=process_memory(server.pid),
         targets=targets(run, history, lifecycle, parked, worker),
+        time=spent,
+        sandbox=remote,
     )
+
+
+async def _remote(
+    sandbox: Sandbox | None, since: float, cpu_before: float | None, orders: int
+) -> SandboxFigures | None:
+    """The sandbox's requests since `since` (the measured orders'), and its CPU since then."""
+    if sandbox is None:
+        return None
+    cpu_now = sandbox.cpu_seconds()
+    cpu = None if cpu_now is None or cpu_before is None else cpu_now - cpu_before
+    calls = [call for call in await sandbox.calls() if call.at >= since]
+    return sandbox_figures(sandbox, calls, orders, cpu)
 
 
 def _workers(

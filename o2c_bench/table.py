@@ -23,7 +23,9 @@ from o2c_bench.report import (
     CpuPerItem,
     Latency,
     ProcessMemory,
+    SandboxFigures,
     Target,
+    TimeFigures,
 )
 
 
@@ -105,8 +107,11 @@ def report_table(report: BenchReport) -> Table:
     which = f"worker 1 of {run.workers}" if several else "worker"
     profiled = f", {which} profiled ({report.profile.tool})" if report.profile else ""
     workers = f", {run.workers} worker processes" if several else ""
+    remote = (
+        f", systems at the sandbox (+{run.sandbox_latency_ms} ms a request)" if run.remote else ""
+    )
     title = (
-        f"o2c bench: {mode}, {kind} activities{queues}, {pacing}{workers}, "
+        f"o2c bench: {mode}, {kind} activities{queues}{remote}, {pacing}{workers}, "
         f"{report.machine.cores} cores (load {load}){profiled}"
     )
     table = Table(Column("figure", no_wrap=True), "value", "target", "met", title=title)
@@ -193,6 +198,105 @@ def report_table(report: BenchReport) -> Table:
         row("worker RSS", _memory(report.worker))
     row("dev server RSS", _memory(report.server))
     return table
+
+
+def time_tables(report: BenchReport) -> list[Table]:
+    """Where the time goes: the share of an order's time, its activities, and (with
+    `--remote`) the sandbox's side of the calls; none when the orders ran no normal
+    activity and no sandbox served them."""
+    tables: list[Table] = []
+    if (time := report.time) is not None:
+        tables += [_share_table(time), _activities_table(time)]
+    if (sandbox := report.sandbox) is not None:
+        tables.append(_sandbox_table(sandbox))
+    return tables
+
+
+def _share_table(time: TimeFigures) -> Table:
+    share = time.share
+    title = (
+        f"where the time goes: {time.orders} orders, {_ms(share.end_to_end_mean_ms)} ms "
+        "each from start to Closed (mean, the histories' clock)"
+    )
+    table = Table(Column("the order was", no_wrap=True), "ms per order", "share", title=title)
+    for what, ms, pct in (
+        ("in an activity call (start-to-close)", share.activity_call_ms, share.activity_call_pct),
+        (
+            "queued for an activity worker (schedule-to-start)",
+            share.activity_queue_ms,
+            share.activity_queue_pct,
+        ),
+        ("in a workflow task (in the worker)", share.workflow_task_ms, share.workflow_task_pct),
+        (
+            "queued for a workflow task (on its task queue)",
+            share.workflow_task_queue_ms,
+            share.workflow_task_queue_pct,
+        ),
+        ("waiting on the outside world or a timer", share.waiting_ms, share.waiting_pct),
+    ):
+        table.add_row(what, _ms(ms), f"{pct:.0f}%")
+    return table
+
+
+def _activities_table(time: TimeFigures) -> Table:
+    table = Table(
+        Column("activity", no_wrap=True),
+        "per order",
+        "queued mean / p95",
+        "call mean / p95",
+        title="activities, from the histories (schedule-to-start: on the task queue; "
+        "start-to-close: the call)",
+    )
+    for activity in time.activities:
+        table.add_row(
+            activity.activity,
+            f"{activity.per_order:g}",
+            _pair(activity.schedule_to_start_mean_ms, activity.schedule_to_start_p95_ms),
+            _pair(activity.start_to_close_mean_ms, activity.start_to_close_p95_ms),
+        )
+    per_order = sum(activity.per_order for activity in time.activities)
+    queued = sum(a.per_order * a.schedule_to_start_mean_ms for a in time.activities)
+    called = sum(a.per_order * a.start_to_close_mean_ms for a in time.activities)
+    table.add_section()
+    table.add_row(
+        "all, summed per order", f"{per_order:g}", f"{_ms(queued)} ms", f"{_ms(called)} ms"
+    )
+    return table
+
+
+def _sandbox_table(sandbox: SandboxFigures) -> Table:
+    systems = ", ".join(f"{system} {calls}" for system, calls in sandbox.calls_by_system.items())
+    cpu = "-" if sandbox.cpu_ms_per_order is None else f"{_ms(sandbox.cpu_ms_per_order)} ms"
+    title = (
+        f"the sandbox's side (pid {sandbox.pid}, +{sandbox.latency_ms} ms a request): "
+        f"{sandbox.calls} calls, {sandbox.calls_per_order:g} per order ({systems}); "
+        f"its CPU per order {cpu}"
+    )
+    table = Table(
+        Column("system", no_wrap=True),
+        "operation",
+        "calls",
+        "server mean / p95",
+        "failed",
+        title=title,
+    )
+    previous = None
+    for operation in sandbox.operations:
+        if previous is not None and operation.system != previous:
+            table.add_section()
+        previous = operation.system
+        table.add_row(
+            operation.system,
+            operation.operation,
+            str(operation.calls),
+            _pair(operation.mean_ms, operation.p95_ms),
+            str(operation.failed),
+        )
+    return table
+
+
+def _pair(mean: float | None, p95: float | None) -> str:
+    return f"{_ms(mean)} / {_ms(p95)} ms"
 
 
 def profile_table(report: BenchReport) -> Table | None:

@@ -207,15 +207,38 @@ def bench(
             min=1, help="Worker processes on the order task queue (the floor's runs in the first)."
         ),
     ] = 1,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Call every system over HTTP at a sandbox the bench starts (normal "
+            "activities on the systems' task queues), and report where the time goes.",
+        ),
+    ] = False,
+    latency_ms: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="With --remote: milliseconds the sandbox adds to every request (20)."
+        ),
+    ] = None,
 ) -> None:
     """Measure throughput, latency, history size and memory per order against a floor workflow."""
+    from o2c_bench.options import DEFAULT_LATENCY_MS
     from o2c_bench.run import BenchError, BenchOptions, run
-    from o2c_bench.table import profile_table, report_table
+    from o2c_bench.table import profile_table, report_table, time_tables
 
     if sqlite is not None and address is not None:
         fail("--sqlite starts a dev server on that file; --address uses another server: not both")
+    if latency_ms is not None and not remote:
+        fail("--latency-ms is the sandbox's: give it with --remote")
+    if remote and local_activities:
+        fail("--remote calls every system over HTTP, as normal activities: not --local-activities")
     settings = Settings()
     local: LocalCalls = settings.local_activities if local_activities is None else local_activities
+    if remote:
+        # Remote systems always run as normal activities (Settings.local_calls), on their queues.
+        local = False
+        system_queues = True if system_queues is None else system_queues
     options = BenchOptions(
         orders=orders,
         floor=floor,
@@ -228,6 +251,8 @@ def bench(
         parked=parked,
         profile=profile,
         workers=workers,
+        remote=remote,
+        latency_ms=DEFAULT_LATENCY_MS if latency_ms is None else latency_ms,
     )
     try:
         report = run(options, err)
@@ -236,6 +261,8 @@ def bench(
     # Piped to a file, rich would wrap at 80 columns.
     console = out if out.is_terminal else Console(width=110)
     console.print(report_table(report))
+    for table in time_tables(report):
+        console.print(table)
     if (profiled := profile_table(report)) is not None:
         console.print(profiled)
     if json_file is not None:

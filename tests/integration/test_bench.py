@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowHistory
 
+from adapters.faults.profile import SYSTEMS
 from o2c_bench import report as figures
 from o2c_bench.actions import ACTIVITY_SCHEDULED, LOCAL_ACTIVITIES
 from o2c_bench.histories import HistorySize
@@ -25,20 +26,41 @@ from o2c_bench.profile import collapsed_stacks, top_functions
 REPO = Path(__file__).resolve().parents[2]
 HISTORIES = REPO / "tests" / "histories"
 RUN_TIMEOUT = 120
+LIFECYCLE = [
+    "crm.validate_customer",
+    "billing.ensure_account",
+    "billing.open_balance",
+    "logistics.reserve_stock",
+    "logistics.request_shipment",
+    "logistics.confirm_shipment",
+    "billing.create_invoice",
+    "payments.record_payment",
+    "billing.apply_payment",
+]
+"""A happy-path order's normal activities, in the order it schedules them."""
 
 
 def bench(tmp_path: Path, *args: str) -> dict[str, Any]:
     """`python -m o2c_service bench ARGS --json FILE`, as a user runs it; its JSON report."""
+    return bench_printing(tmp_path, *args)[0]
+
+
+def bench_printing(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
+    """The same: its JSON report, and what it printed."""
     report = tmp_path / "bench.json"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("O2C_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "o2c_service", "bench", *args, "--json", str(report)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
-    )  # fmt: skip
+    done = o2c_bench(*args, "--json", str(report))
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     assert "orders/s" in done.stdout or "parked" in done.stdout, done.stdout
     result: dict[str, Any] = json.loads(report.read_text())
-    return result
+    return result, done.stdout
+
+
+def o2c_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("O2C_")}
+    return subprocess.run(
+        [sys.executable, "-m", "o2c_service", "bench", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+    )  # fmt: skip
 
 
 def assert_sane_common(report: dict[str, Any], orders: int) -> None:
@@ -104,6 +126,9 @@ def test_a_small_run_closes_every_order_and_reports_every_figure(tmp_path: Path)
     assert report["history"]["actions_by_kind"][ACTIVITY_SCHEDULED] > 0
     assert report["history"]["local_activities_mean"] == 0
     assert report["parked"] is None
+    # Normal activities: the histories say where the time went; no sandbox ran.
+    assert {activity["count"] for activity in report["time"]["activities"]} == {20}
+    assert report["sandbox"] is None
     booked = next(t for t in report["targets"] if t["figure"].startswith("create -> Booked"))
     assert booked["met"] is None, "all at once says nothing about the paced target"
 
@@ -138,6 +163,7 @@ def test_local_activities_reach_the_orders_the_bench_starts(tmp_path: Path) -> N
     assert report["history"]["local_activities_mean"] > 0
     kinds = report["history"]["actions_by_kind"]
     assert kinds[LOCAL_ACTIVITIES] > 0 and ACTIVITY_SCHEDULED not in kinds
+    assert report["time"] is None and report["sandbox"] is None, "nothing new to say"
 
 
 def test_two_worker_processes_take_the_same_run_and_every_order_closes(tmp_path: Path) -> None:
@@ -161,6 +187,59 @@ def test_two_worker_processes_take_the_same_run_and_every_order_closes(tmp_path:
     assert set(tasks) <= {worker["identity"] for worker in workers}
     assert sum(tasks.values()) >= history["workflow_tasks_mean"] * 10 - 0.5
     assert sum(worker["workflow_tasks"] for worker in workers) == sum(tasks.values())
+
+
+def test_a_remote_run_calls_every_system_at_its_sandbox_and_says_where_the_time_goes(
+    tmp_path: Path,
+) -> None:
+    report, printed = bench_printing(
+        tmp_path, "-n", "5", "--floor", "0", "--remote", "--latency-ms", "2"
+    )
+
+    assert_sane_common(report, 5)
+    run = report["run"]
+    assert run["remote"] is True and run["sandbox_latency_ms"] == 2
+    assert run["local_activities"] is False and run["system_queues"] is True
+    assert report["lifecycle"]["orders"] == report["lifecycle"]["closed"] == 5
+    sandbox = report["sandbox"]
+    assert set(sandbox["calls_by_system"]) == set(SYSTEMS)
+    assert all(calls > 0 for calls in sandbox["calls_by_system"].values()), sandbox
+    assert sum(sandbox["calls_by_system"].values()) == sandbox["calls"]
+    assert sandbox["calls_per_order"] == sandbox["calls"] / 5
+    for system, calls in sandbox["calls_by_system"].items():
+        operations = [op for op in sandbox["operations"] if op["system"] == system]
+        assert sum(op["calls"] for op in operations) == calls
+    assert all(op["failed"] == 0 and op["mean_ms"] > 0 for op in sandbox["operations"])
+    time = report["time"]
+    assert time["orders"] == 5
+    assert [activity["activity"] for activity in time["activities"]] == LIFECYCLE
+    assert all(activity["count"] == 5 for activity in time["activities"])
+    share = time["share"]
+    parts = ("activity_call", "activity_queue", "workflow_task", "workflow_task_queue", "waiting")
+    assert abs(sum(share[f"{part}_pct"] for part in parts) - 100) < 0.5
+    assert abs(sum(share[f"{part}_ms"] for part in parts) - share["end_to_end_mean_ms"]) < 0.5
+    assert share["activity_call_ms"] > 0
+    assert "where the time goes: 5 orders" in printed
+    assert f"the sandbox's side (pid {sandbox['pid']}, +2 ms a request)" in printed
+    for system in SYSTEMS:
+        assert f"{system} {sandbox['calls_by_system'][system]}" in printed
+    assert not running(sandbox["pid"]), "the sandbox stopped with the bench"
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_latency_is_the_sandboxs_and_remote_calls_are_never_local() -> None:
+    alone = o2c_bench("--latency-ms", "5")
+    local = o2c_bench("--remote", "--local-activities")
+
+    assert alone.returncode == 1 and "give it with --remote" in alone.stderr
+    assert local.returncode == 1 and "not --local-activities" in local.stderr
 
 
 def test_the_bench_sees_whether_order_status_was_current_when_the_world_answered() -> None:

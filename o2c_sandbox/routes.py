@@ -79,7 +79,7 @@ class Behaviour:
     """How the sandbox disturbs every request, besides the fault profile's rules."""
 
     latency_ms: int = 0
-    hold_seconds: float = 12.0
+    hold_seconds: float = 10.0
     """How long a timeout or unknown outcome holds the request before answering 504:
     longer than the client's read timeout, so the client sees no answer at all."""
     token: str | None = None

@@ -124,9 +124,11 @@ class Settings(BaseSettings):
     http_connect_timeout: float = Field(default=2.0, gt=0)
     """Seconds to connect to a remote system (O2C_HTTP_CONNECT_TIMEOUT): a failed connect
     never reached the system and is retried as unavailable."""
-    http_read_timeout: float = Field(default=10.0, gt=0)
+    http_read_timeout: float = Field(default=7.0, gt=0)
     """Seconds to wait for a remote system's answer (O2C_HTTP_READ_TIMEOUT); a write that
-    gets none is an unknown outcome, looked up by its key before it is tried again."""
+    gets none is an unknown outcome, looked up by its key before it is tried again. With
+    the connect timeout it stays under the shortest activity timeout (CRM's 10 s), so an
+    attempt ends with the system's own error, not Temporal's timeout."""
 
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = Field(default=8101, ge=1, le=65532)
@@ -137,7 +139,7 @@ class Settings(BaseSettings):
     sandbox_faults: str | None = None
     """The sandbox's fault profile (O2C_SANDBOX_FAULTS), inline JSON or a file path, in
     O2C_FAULTS' format: applied at the HTTP level (503, 429, held requests)."""
-    sandbox_hold_seconds: float = Field(default=12.0, gt=0)
+    sandbox_hold_seconds: float = Field(default=10.0, gt=0)
     """How long the sandbox holds a request it times out (O2C_SANDBOX_HOLD_SECONDS), before
     or after acting, then answers 504: longer than the client's read timeout."""
 

@@ -112,9 +112,9 @@ async def main() -> None:
             "O2C_LOCAL_ACTIVITIES": "false" if options.normal_activities else "true",
             "O2C_CODEC_KEYS": keys.current.line(),
         }
-        keys = KeyStore.open(f"sqlite:///{data / 'api.db'}")  # the API's, in its data folder
-        key = keys.create("latency", Role.INTEGRATION).key
-        keys.close()
+        api_keys = KeyStore.open(f"sqlite:///{data / 'api.db'}")  # the API's, in its data folder
+        key = api_keys.create("latency", Role.INTEGRATION).key
+        api_keys.close()
         processes = [
             await asyncio.create_subprocess_exec(
                 sys.executable,

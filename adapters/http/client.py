@@ -169,6 +169,13 @@ class SystemClient:
                     f"{where}: gateway timeout (504); it may have taken effect{_said(detail)}"
                 )
             raise SystemTimeout(f"{where}: gateway timeout (504){_said(detail)}")
+        if status in (401, 403):
+            # Our credentials, not the order: retried (and alerted on) until someone fixes
+            # the token, never an order held for a business reason it does not have.
+            raise SystemFailure(
+                f"{where}: {status}, the system refused our credentials "
+                f"(O2C_{self.contract.system.upper()}_TOKEN){_said(detail)}"
+            )
         if 400 <= status < 500 and code is not None:
             raise BusinessError(code, detail or code)
         raise SystemFailure(

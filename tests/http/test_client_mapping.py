@@ -140,6 +140,8 @@ UNREADABLE = Answer(200, json.dumps({"id": "INV-1"}))
         pytest.param(Answer(501, ""), READ, SystemFailure, id="501-empty"),
         pytest.param(Answer(400, "bad", media_type="text/plain"), WRITE, SystemFailure, id="400"),
         pytest.param(Answer(401, ""), READ, SystemFailure, id="401-without-a-code"),
+        pytest.param(problem(401, "unauthorized", "token"), WRITE, SystemFailure, id="401-coded"),
+        pytest.param(problem(403, "forbidden", "not yours"), READ, SystemFailure, id="403-coded"),
         pytest.param(
             Answer(404, json.dumps({"detail": "Not Found"})),
             LOOKUP,

@@ -164,6 +164,7 @@ def configure_logging(log_format: LogFormat, level: int = logging.INFO) -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.captureWarnings(True)  # a Python warning is a log line too, not stray text
     _configured = log_format
 
 

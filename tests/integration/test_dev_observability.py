@@ -74,7 +74,8 @@ async def driven(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Driv
         client = await Client.connect(dev.env["O2C_TEMPORAL_ADDRESS"])
         run_ids = {order_id: (await client.get_workflow_handle(order_id).describe()).run_id
                    for order_id in ids}  # fmt: skip
-        yield Driven(dev, metrics_port, *ids, run_ids=run_ids)
+        booked, held, out_of_stock = ids
+        yield Driven(dev, metrics_port, booked, held, out_of_stock, run_ids)
 
 
 async def test_every_line_is_json_and_every_line_about_an_order_names_it_and_its_run(

@@ -3,27 +3,32 @@ call booking makes, across the API, Temporal and the worker (docs/operations.md,
 
 The worker and the API run as `o2c dev` runs them, traced into memory instead of to a
 collector; CRM's calls are local activities and the others normal ones, on their
-systems' task queues, so the trace is seen to cross both.
+systems' task queues, so the trace is seen to cross both; and with CRM over HTTP, in the
+sandbox, its call is a span of the activity that made it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from temporalio.testing import WorkflowEnvironment
 
+from o2c_service.dev_remote import sandbox_serving
 from o2c_service.observability.tracing import Tracing
+from o2c_service.settings import Settings
 from tests.integration.test_end_to_end import demo_order
 from tests.support.history import until
 from tests.support.observed import observed_stack
-from tests.support.stack import Stack
+from tests.support.stack import Stack, free_ports
 
 BOOKING_CALLS = (
     "crm.validate_customer",
@@ -132,3 +137,44 @@ async def test_each_order_is_a_trace_of_its_own_and_probes_make_none(traced: Tra
     )
     names = {span.name for span in traced.spans.get_finished_spans()}
     assert not {"GET /healthz", "GET /metrics"} & names
+
+
+async def test_a_call_to_a_remote_system_is_a_span_of_the_activity_that_made_it(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracing = Tracing(provider)
+    # CRM over HTTP, in the sandbox, as `o2c dev --remote` serves it.
+    sandbox = Settings(sandbox_port=free_ports(4), database_url=f"sqlite:///{tmp_path / 'o2c.db'}")
+    tracing.instrument_http_clients()  # as `o2c worker` does, for the whole process
+    try:
+        async with (
+            sandbox_serving(sandbox),
+            observed_stack(
+                dev_env, tmp_path, tracing=tracing, crm_url=sandbox.sandbox_urls()["crm"]
+            ) as stack,
+        ):
+            order_id = await create(stack)
+    finally:
+        HTTPXClientInstrumentor().uninstrument()
+        provider.shutdown()
+    by_id = {span.context.span_id: span for span in spans.get_finished_spans() if span.context}
+    [validate] = [
+        span
+        for span in spans.get_finished_spans()
+        if span.name == "RunActivity:crm.validate_customer"
+        and (span.attributes or {}).get("temporalWorkflowID") == order_id
+    ]
+    calls = [
+        span
+        for span in spans.get_finished_spans()
+        if span.kind is SpanKind.CLIENT and span.parent is not None
+        and by_id.get(span.parent.span_id) is validate
+    ]  # fmt: skip
+    assert [call.name for call in calls] == ["GET"]
+    called = calls[0].attributes or {}
+    # The older semantic conventions name it http.url, the stable ones url.full.
+    url = called.get("url.full", called.get("http.url"))
+    assert url == f"{sandbox.sandbox_urls()['crm']}/customers/CUST-ACME"

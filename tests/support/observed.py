@@ -32,17 +32,17 @@ async def observed_stack(
     """A worker (its metrics on a free port) and the API on their own task queue and
     database; `settings` overrides any other setting."""
     api_port = free_port()
-    configured = Settings(
-        temporal_address=env.client.service_client.config.target_host,
-        task_queue=f"observed-{uuid.uuid4()}",
-        data_dir=data_dir,
-        database_url=f"sqlite:///{data_dir / 'o2c.db'}",
-        api_database_url=f"sqlite:///{data_dir / 'api.db'}",
-        api_port=api_port,
-        api_url=f"http://127.0.0.1:{api_port}",
-        metrics_port=free_port(),
-        **settings,
-    )
+    defaults: dict[str, Any] = {
+        "temporal_address": env.client.service_client.config.target_host,
+        "task_queue": f"observed-{uuid.uuid4()}",
+        "data_dir": data_dir,
+        "database_url": f"sqlite:///{data_dir / 'o2c.db'}",
+        "api_database_url": f"sqlite:///{data_dir / 'api.db'}",
+        "api_port": api_port,
+        "api_url": f"http://127.0.0.1:{api_port}",
+        "metrics_port": free_port(),
+    }
+    configured = Settings(**(defaults | settings))
     adapters = open_local_adapters(configured.database_url)
     key = make_key(configured, name="observed-support")
     stop, listening = asyncio.Event(), asyncio.Event()

@@ -21,6 +21,7 @@ from o2c_service.cli.common import (
 )
 from o2c_service.codec.keys import CodecKeysError
 from o2c_service.observability.logs import configure_logging
+from o2c_service.observability.runtime import MetricsPortUnavailable
 from o2c_service.observability.tracing import Tracing, TracingSettingError, exporter_names
 from o2c_service.settings import Settings
 from o2c_service.temporal import SERVED, Served, served_queues
@@ -110,7 +111,7 @@ def worker(
     try:
         with _tracing("o2c-worker", http_clients=True) as tracing:
             asyncio.run(main(tracing))
-    except (FaultProfileError, CodecKeysError) as error:
+    except (FaultProfileError, CodecKeysError, MetricsPortUnavailable) as error:
         fail(str(error))
 
 

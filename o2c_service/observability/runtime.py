@@ -24,6 +24,10 @@ from o2c_service.settings import Settings
 CORE_LOGGER = "temporalio.core"
 
 
+class MetricsPortUnavailable(RuntimeError):
+    """O2C_METRICS_PORT cannot be listened on (another process holds it, say)."""
+
+
 def temporal_runtime(settings: Settings, *, serve_metrics: bool) -> Runtime | None:
     """A runtime for the clients (and their workers) of one process part; None: the SDK's
     default serves, as it needs neither. `serve_metrics`: a worker's, on O2C_METRICS_PORT
@@ -37,9 +41,15 @@ def temporal_runtime(settings: Settings, *, serve_metrics: bool) -> Runtime | No
             filter=LoggingConfig.default.filter,
             forwarding=LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER)),
         )
-    return Runtime(
-        telemetry=TelemetryConfig(
-            logging=logging_config,
-            metrics=PrometheusConfig(bind_address=address) if address is not None else None,
+    try:
+        return Runtime(
+            telemetry=TelemetryConfig(
+                logging=logging_config,
+                metrics=PrometheusConfig(bind_address=address) if address is not None else None,
+            )
         )
-    )
+    except ValueError as error:  # what the SDK raises when the exporter cannot listen
+        raise MetricsPortUnavailable(
+            f"the worker's metrics cannot be served on {address} (O2C_METRICS_HOST, "
+            f"O2C_METRICS_PORT): {error}; each worker process on a host needs a port of its own"
+        ) from error

@@ -10,8 +10,11 @@ Every figure is read by scraping and parsing the exposition format, as Prometheu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -227,3 +230,20 @@ async def test_the_operations_doc_lists_every_o2c_metric_and_alerts_only_on_expo
     for rule in rules:
         unknown = names_in(rule["expr"]) - exported - ONLY_AFTER_A_FAILURE
         assert not unknown, f"{rule['alert']} reads {unknown}, which no scrape exported"
+
+
+async def test_a_worker_whose_metrics_port_is_taken_stops_saying_so(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "o2c_service", "worker",
+            env={"O2C_METRICS_PORT": str(port), "O2C_DATABASE_URL": f"sqlite:///{tmp_path / 'db'}",
+                 "PATH": ""},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await process.communicate()
+    assert process.returncode == 1
+    [line] = [line for line in err.decode().splitlines() if "O2C_METRICS_PORT" in line]
+    assert f"127.0.0.1:{port}" in line and "Address already in use" in line

@@ -88,21 +88,18 @@ def order_fields(record: logging.LogRecord) -> dict[str, Any]:
             "activity_type": info.activity_type,
             "attempt": info.attempt,
         }
-    if in_activity is not None:
+    details = in_activity if in_activity is not None else in_workflow
+    if details is not None:
+        workflow_id, workflow_type = details.get("workflow_id"), details.get("workflow_type")
         return {
-            "order_id": _order_of(in_activity.get("workflow_id"), in_activity.get("workflow_type")),
-            "workflow_id": in_activity.get("workflow_id"),
-            "run_id": in_activity.get("workflow_run_id"),
-            "workflow_type": in_activity.get("workflow_type"),
-            "activity_type": in_activity.get("activity_type"),
-            "attempt": in_activity.get("attempt"),
-        }
-    if in_workflow is not None:
-        return {
-            "order_id": _order_of(in_workflow.get("workflow_id"), in_workflow.get("workflow_type")),
-            "workflow_id": in_workflow.get("workflow_id"),
-            "run_id": in_workflow.get("run_id"),
-            "workflow_type": in_workflow.get("workflow_type"),
+            "order_id": _order_of(workflow_id, workflow_type),
+            "workflow_id": workflow_id,
+            # An activity names its workflow's run `workflow_run_id`, a workflow `run_id`.
+            "run_id": details.get("workflow_run_id", details.get("run_id")),
+            "workflow_type": workflow_type,
+            "activity_type": details.get("activity_type"),
+            # A workflow's `attempt` is its task's, not the order's: activities' only.
+            "attempt": details.get("attempt") if in_activity is not None else None,
         }
     request = _REQUEST.get()
     if request is not None and request.order_id is not None:

@@ -30,6 +30,8 @@ from adapters.billing.protocol import BillingAdapter
 from adapters.crm.models import Customer
 from adapters.errors import BusinessError
 
+DUNNING_NOTICES_SENT = "o2c_dunning_notices_sent"
+
 
 class BillingActivities:
     """The `billing.*` activities, over the billing adapter of the composing class."""
@@ -88,7 +90,12 @@ class BillingActivities:
 
     @activity.defn(name="billing.send_dunning_notice")
     async def send_dunning_notice(self, notice: DunningNotice) -> DunningRecord:
-        return await translated(self.billing.send_dunning_notice(notice))
+        record = await translated(self.billing.send_dunning_notice(notice))
+        # On the worker's metrics endpoint, beside the SDK's own (docs/operations.md).
+        activity.metric_meter().create_counter(
+            DUNNING_NOTICES_SENT, "Dunning notices billing sent, by level."
+        ).add(1, {"level": notice.level})
+        return record
 
     # -- compensation: finds what its forward step did by that step's key ------
 

@@ -30,6 +30,10 @@ from o2c_service.creating import CreatedOrder
 from o2c_service.event_routes import add_event_routes
 from o2c_service.idempotency import IdempotencyKeys, IdempotencyMiddleware
 from o2c_service.listing import OrderPage
+from o2c_service.observability.api_metrics import add_metrics
+from o2c_service.observability.logs import OrderLogContext, note_order
+from o2c_service.observability.runtime import temporal_runtime
+from o2c_service.observability.tracing import Tracing
 from o2c_service.openapi import document_every_status
 from o2c_service.orders import BulkOutcome, OrderSelection, OrderService, SupportVerb
 from o2c_service.outcomes import EventStillApplying, InvalidOrder, OrderError
@@ -181,11 +185,28 @@ EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(settings: Settings, service_factory: ServiceFactory | None = None) -> FastAPI:
-    """The API. Temporal is connected lazily, so the API is up (and says 503) before it is."""
+def orders_of(app: FastAPI) -> OrderService:
+    """The app's order service (made when the app starts)."""
+    service: OrderService = app.state.orders
+    return service
+
+
+def create_app(
+    settings: Settings,
+    service_factory: ServiceFactory | None = None,
+    *,
+    tracing: Tracing | None = None,
+) -> FastAPI:
+    """The API. Temporal is connected lazily, so the API is up (and says 503) before it is.
+    `tracing`: a span for each request, and for the Temporal calls it makes within it."""
 
     async def default_factory() -> OrderService:
-        client = await connect(settings, lazy=True)
+        client = await connect(
+            settings,
+            lazy=True,
+            runtime=temporal_runtime(settings, serve_metrics=False),
+            tracing=tracing,
+        )
         return OrderService(
             client,
             settings.task_queue,
@@ -242,7 +263,13 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         api=lambda inner: api_cors(inner, settings.api_cors_origins),
     )
     app.add_middleware(TrustedHosts, hosts=settings.api_trusted_hosts)
-    add_codec_middleware(app)  # outermost: a key in a codec path is gone before anything logs
+    # Counted outside every check, so refusals count too; inside the codec key's rewrite,
+    # which hands on a scope of its own, where the router notes the route.
+    add_metrics(app, lambda: ReportService.over(orders_of(app), systems.billing))
+    add_codec_middleware(app)  # a key in a codec path is gone before anything logs
+    app.add_middleware(OrderLogContext)  # every line logged for a request names its order
+    if tracing is not None:
+        tracing.instrument_api(app)
     serve_docs_offline(app)
     add_problem_handlers(app)
 
@@ -257,8 +284,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         return order_problem(error).response()
 
     def orders(request: Request) -> OrderService:
-        service: OrderService = request.app.state.orders
-        return service
+        return orders_of(request.app)
 
     def links(order_id: str) -> OrderLinks:
         return OrderLinks(
@@ -298,6 +324,7 @@ def create_app(settings: Settings, service_factory: ServiceFactory | None = None
         order keeps only the card's reference (503 if payments cannot store it: nothing
         is started).
         """
+        note_order(order.order_id)
         if order.payment_method is not None and order.payment_method.card_ref is not None:
             raise InvalidOrder(
                 ("body", "payment_method", "card_ref"),

@@ -35,6 +35,7 @@ from o2c_service.access.dev_keys import ensure_dev_keys, ensure_ui_key
 from o2c_service.access.roles import Role
 from o2c_service.codec.keys import CodecKeys, new_key, write_key_file
 from o2c_service.dev_remote import point_at_sandbox, sandbox_banner, sandbox_serving
+from o2c_service.observability.tracing import Tracing
 from o2c_service.runners import run_worker, serve_api, stop_on_signals
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
@@ -205,6 +206,8 @@ def banner(
         f"  Codec         {codec} ({ui_use}; keys in {keys_in})\n"
         f"                temporal workflow show -w <id> --codec-endpoint {codec} "
         '--codec-auth "Bearer $O2C_API_KEY"\n'
+        f"  Metrics       {api}/metrics (the API's and the orders'; any key), "
+        f"{worker_metrics(settings)}\n"
     )
     if remote:
         text += sandbox_banner(settings)
@@ -218,6 +221,14 @@ def banner(
             "(for curl; o2c finds it itself)\n"
         )
     return text
+
+
+def worker_metrics(settings: Settings) -> str:
+    """Where the banner says the worker's metrics are."""
+    address = settings.metrics_address()
+    if address is None:
+        return "the worker's: off (O2C_METRICS_PORT)"
+    return f"the worker's: http://{address}/metrics"
 
 
 class WantedPort(NamedTuple):
@@ -241,6 +252,10 @@ def ensure_ports_free(settings: Settings, *, sandbox: bool = False) -> None:
         WantedPort("Temporal UI", ui.hostname or host, ui.port or 8233, ours),
         WantedPort("API", settings.api_host, settings.api_port, ours),
     ]
+    if settings.metrics_port:
+        wanted.append(
+            WantedPort("worker's metrics", settings.metrics_host, settings.metrics_port, ours)
+        )
     if sandbox:
         sandbox_hint = (
             "is o2c dev --remote or o2c sandbox already running? Stop it, or move the "
@@ -261,9 +276,11 @@ def ensure_ports_free(settings: Settings, *, sandbox: bool = False) -> None:
                 ) from None
 
 
-async def run_dev(settings: Settings, *, remote: bool = False) -> None:
+async def run_dev(
+    settings: Settings, *, remote: bool = False, tracing: Tracing | None = None
+) -> None:
     """Everything until Ctrl-C; with `remote`, the sandbox too, and every system the
-    settings give no URL called there over HTTP."""
+    settings give no URL called there over HTTP. `tracing`: the API's and the worker's."""
     FaultProfile.from_setting(settings.faults)  # a bad profile stops us before anything starts
     if remote:
         FaultProfile.from_setting(settings.sandbox_faults)
@@ -285,8 +302,10 @@ async def run_dev(settings: Settings, *, remote: bool = False) -> None:
             await wait_for_server(server, settings)
             listening = asyncio.Event()
             parts = [
-                asyncio.create_task(run_worker(settings, stop), name="worker"),
-                asyncio.create_task(serve_api(settings, stop, listening), name="api"),
+                asyncio.create_task(run_worker(settings, stop, tracing=tracing), name="worker"),
+                asyncio.create_task(
+                    serve_api(settings, stop, listening, tracing=tracing), name="api"
+                ),
                 asyncio.create_task(asyncio.to_thread(server.wait), name="temporal"),
             ]
             announce = asyncio.create_task(

@@ -26,6 +26,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 from o2c_service.creating import BOOKING_WAIT, OrderCreation, PaymentsSource
 from o2c_service.events import CANCEL, RELEASE, RETRY, DuplicateContradicts, OrderEvent
 from o2c_service.listing import OrderListItem, OrderPage, decode_page_token, quotable
+from o2c_service.observability.business import count_rejected
 from o2c_service.outcomes import (
     NO_ANSWER,
     RPC_TIMEOUT,
@@ -207,13 +208,17 @@ class OrderService(OrderCreation):
             except DuplicateContradicts as refused:
                 raise EventRejected(str(refused), invalid=True) from refused
 
-        return await self._update(
-            order_id,
-            event.update,
-            message,
-            finished_applied if applied is not None else None,
-            recognised=event.recognised(message),
-        )
+        try:
+            return await self._update(
+                order_id,
+                event.update,
+                message,
+                finished_applied if applied is not None else None,
+                recognised=event.recognised(message),
+            )
+        except EventRejected as refused:
+            count_rejected(event.name, refused)
+            raise
 
     async def note_outside_event(self, order_id: str, note: OutsideEventNote) -> bool:
         """Keep a note of an outside event on the order (its Signal: durable once Temporal

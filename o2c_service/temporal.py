@@ -15,29 +15,42 @@ from datetime import timedelta
 from typing import Final, Literal
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.order_activities import OrderActivities, of_system
 from o2c_service.codec.converter import data_converter
+from o2c_service.observability.tracing import Tracing
 from o2c_service.settings import Settings
 from o2c_workflows.calls import SYSTEMS, System, system_queue
 from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order.workflow import OrderWorkflow
 
 
-async def connect(settings: Settings, *, address: str | None = None, lazy: bool = False) -> Client:
+async def connect(
+    settings: Settings,
+    *,
+    address: str | None = None,
+    lazy: bool = False,
+    runtime: Runtime | None = None,
+    tracing: Tracing | None = None,
+) -> Client:
     """A client speaking pydantic, so models cross Temporal exactly as they validate, and
     encrypting every payload with the codec keys of `settings` (docs/security.md).
 
     `address` overrides O2C_TEMPORAL_ADDRESS. `lazy` defers the connection to the first
-    call: the API starts (and answers 503) while Temporal is still down.
+    call: the API starts (and answers 503) while Temporal is still down. `runtime`: where
+    the SDK's metrics and core logs go (`observability.runtime`; None: the SDK's default).
+    `tracing`: spans for the client's calls and for every worker built on it.
     """
     return await Client.connect(
         address or settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings.codec()),
         lazy=lazy,
+        runtime=runtime,
+        interceptors=[tracing.interceptor()] if tracing is not None else [],
     )
 
 

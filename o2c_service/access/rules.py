@@ -35,11 +35,15 @@ SUPPORT = frozenset({Role.SUPPORT})
 REPORTS = frozenset({Role.SUPPORT, Role.VIEWER})
 """The summary report: support's, and a read (viewers)."""
 
+METRICS = READ
+"""Prometheus's scrape: a key of any role; a viewer key is enough (docs/operations.md)."""
+
 CODEC = frozenset({Role.SUPPORT, Role.VIEWER})
 """Decoding what Temporal stores of orders: the people who read orders (the codec server)."""
 
 ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/metrics"): METRICS,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,

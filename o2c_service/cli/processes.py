@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -18,15 +20,37 @@ from o2c_service.cli.common import (
     out,
 )
 from o2c_service.codec.keys import CodecKeysError
+from o2c_service.observability.logs import configure_logging
+from o2c_service.observability.runtime import MetricsPortUnavailable
+from o2c_service.observability.tracing import Tracing, TracingSettingError, exporter_names
 from o2c_service.settings import Settings
 from o2c_service.temporal import SERVED, Served, served_queues
 from o2c_workflows.calls import LocalCalls
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(settings: Settings) -> None:
+    """Log as O2C_LOG_FORMAT says (text, or JSON lines), at INFO."""
+    configure_logging(settings.log_format)
+
+
+@contextlib.contextmanager
+def _tracing(service: str, *, http_clients: bool = False) -> Iterator[Tracing | None]:
+    """Traces as the OTEL_* variables ask (none unless they do), flushed when the process
+    ends; `http_clients`: a span for each call to a remote system, too."""
+    if not exporter_names(os.environ):
+        yield None  # OpenTelemetry's SDK is not even imported
+        return
+    try:
+        tracing = Tracing.from_environment(os.environ, service)
+    except TracingSettingError as error:
+        fail(str(error))
+    if tracing is not None and http_clients:
+        tracing.instrument_http_clients()
+    try:
+        yield tracing
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
 
 
 @app.command()
@@ -44,9 +68,11 @@ def dev(
     """Run everything locally: Temporal dev server + UI, worker and API (Ctrl-C stops all)."""
     from o2c_service.dev import run_dev
 
-    _logging()
+    settings = Settings()
+    _logging(settings)
     try:
-        asyncio.run(run_dev(Settings(), remote=remote))
+        with _tracing("o2c", http_clients=True) as tracing:
+            asyncio.run(run_dev(settings, remote=remote, tracing=tracing))
     except (RuntimeError, FaultProfileError, CodecKeysError) as error:
         fail(str(error))
 
@@ -74,16 +100,18 @@ def worker(
     from o2c_service.runners import run_worker, stop_on_signals
 
     served = _served(systems)
-    _logging()
+    settings = Settings()
+    _logging(settings)
 
-    async def main() -> None:
+    async def main(tracing: Tracing | None) -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
-        await run_worker(Settings(), stop, served)
+        await run_worker(settings, stop, served, tracing=tracing)
 
     try:
-        asyncio.run(main())
-    except (FaultProfileError, CodecKeysError) as error:
+        with _tracing("o2c-worker", http_clients=True) as tracing:
+            asyncio.run(main(tracing))
+    except (FaultProfileError, CodecKeysError, MetricsPortUnavailable) as error:
         fail(str(error))
 
 
@@ -107,7 +135,7 @@ def sandbox(
     from o2c_sandbox.serve import serve_sandbox
     from o2c_service.runners import stop_on_signals
 
-    _logging()
+    _logging(Settings())
     update: dict[str, object] = {}
     if latency_ms is not None:
         update["sandbox_latency_ms"] = latency_ms
@@ -135,20 +163,20 @@ def api() -> None:
     """Serve the HTTP API (OpenAPI at /docs)."""
     from o2c_service.runners import serve_api, stop_on_signals
 
-    _logging()
-
     settings = Settings()
+    _logging(settings)
     try:
         settings.codec()  # the API encrypts what it sends to orders: no keys, no start
     except CodecKeysError as error:
         fail(str(error))
 
-    async def main() -> None:
+    async def main(tracing: Tracing | None) -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
-        await serve_api(settings, stop)
+        await serve_api(settings, stop, tracing=tracing)
 
-    asyncio.run(main())
+    with _tracing("o2c-api", http_clients=True) as tracing:
+        asyncio.run(main(tracing))
 
 
 # -- bench (o2c_bench/run.py) -----------------------------------------------------

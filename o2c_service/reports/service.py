@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,6 +35,17 @@ READ_CONCURRENCY = 20
 """How many order `state` queries run at once (each may make a worker replay a history)."""
 HELD_LISTING_LIMIT = 1000
 """How many held orders are listed to find which hold reasons to count."""
+
+
+@dataclass(frozen=True)
+class Holds:
+    """The orders on hold now."""
+
+    on_hold: int
+    by_reason: dict[str, int]
+    """Per hold reason code; reasons that cannot be put in a query are left out."""
+    oldest_started_at: datetime | None
+    """When the oldest of the newest `HELD_LISTING_LIMIT` held orders was entered."""
 
 
 class BillingUnavailable(Exception):
@@ -95,7 +107,7 @@ class ReportService:
         # One count first: if Temporal is down, that is all we ask it.
         total = await self._count()
         by_status, fallout_counts, (timelines, sample_info) = await asyncio.gather(
-            self._counts_by_status(),
+            self.orders_by_status(),
             self._fallout_counts(),
             self._timeline_sample(start, end, sample),
         )
@@ -132,18 +144,19 @@ class ReportService:
             counted = await self._client.count_workflows(query, rpc_timeout=RPC_TIMEOUT)
         return counted.count
 
-    async def _counts_by_status(self) -> dict[OrderStatus, int]:
+    async def orders_by_status(self) -> dict[OrderStatus, int]:
+        """How many orders visibility shows in each status now (each order once)."""
         statuses = list(OrderStatus)
         counts = await asyncio.gather(
             *(self._count(f"{ORDER_STATUS.name} = '{status.value}'") for status in statuses)
         )
         return dict(zip(statuses, counts, strict=True))
 
-    async def _fallout_counts(self) -> tuple[int, dict[str, int], int]:
-        """Held now (and by reason), and cancelled with a failed undo.
+    async def holds(self) -> Holds:
+        """The orders on hold now: how many, by reason, and the oldest one's start.
 
         Visibility cannot group by a custom attribute, so the reasons are found
-        by listing held orders, then each is counted.
+        by listing held orders (the newest `HELD_LISTING_LIMIT`), then each is counted.
         """
         held_clause = f"{ORDER_STATUS.name} = '{OrderStatus.ON_HOLD.value}'"
         held = (
@@ -152,16 +165,28 @@ class ReportService:
         reasons = sorted(
             {item.hold_reason for item in held if item.hold_reason and _plain(item.hold_reason)}
         )
-        on_hold, compensation_failed, *per_reason = await asyncio.gather(
+        on_hold, *per_reason = await asyncio.gather(
             self._count(held_clause),
+            *(self._count(held_clause, f"{HOLD_REASON.name} = '{r}'") for r in reasons),
+        )
+        return Holds(
+            on_hold=on_hold,
+            by_reason={r: n for r, n in zip(reasons, per_reason, strict=True) if n},
+            oldest_started_at=min(
+                (item.started_at for item in held if item.started_at is not None), default=None
+            ),
+        )
+
+    async def _fallout_counts(self) -> tuple[int, dict[str, int], int]:
+        """Held now (and by reason), and cancelled with a failed undo."""
+        holds, compensation_failed = await asyncio.gather(
+            self.holds(),
             self._count(
                 f"{ORDER_STATUS.name} = '{OrderStatus.CANCELLED.value}'",
                 f"{HOLD_REASON.name} = '{COMPENSATION_FAILED}'",
             ),
-            *(self._count(held_clause, f"{HOLD_REASON.name} = '{r}'") for r in reasons),
         )
-        by_reason = {r: n for r, n in zip(reasons, per_reason, strict=True) if n}
-        return on_hold, by_reason, compensation_failed
+        return holds.on_hold, holds.by_reason, compensation_failed
 
     async def _list_ids(self, query: str, into: dict[str, None], limit: int) -> None:
         async with self._orders.translated(None):

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from adapters.local.database import LocalDatabase
 from o2c_service.events import PAYMENT, SHIPMENT
 from o2c_service.listing import OrderPage
+from o2c_service.observability.logs import note_order
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import EventRejected, EventStillApplying, OrderConflict, OrderNotFound
 from o2c_service.settings import Settings
@@ -149,6 +150,7 @@ async def _deliver(
     act: Act,
 ) -> WebhookAnswer:
     """Take a verified delivery to the order once, and record how it ended."""
+    note_order(order_id)
     store, lease = desk(request.app).store(), desk(request.app).lease
     claimed = await asyncio.to_thread(records.claim, store, source, webhook_id, _now(), lease)
     if isinstance(claimed, records.AlreadyDone):

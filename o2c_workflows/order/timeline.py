@@ -82,6 +82,8 @@ class Timeline(OrderBase):
             updates.append(HOLD_REASON.value_set(hold_reason))
         self._set_attributes(updates)
         self._record(status, note, actor)
+        # Not written while replaying: one line per move, as it happens.
+        workflow.logger.info("order %s is %s: %s", self._state.order_id, status.value, note)
 
     def _set_attributes(self, updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
         """Upsert now (process version 1), or publish when the order next waits (2)."""

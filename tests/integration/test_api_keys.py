@@ -18,11 +18,12 @@ from typing import Any, cast
 import httpx
 import pytest
 import pytest_asyncio
+from temporalio.client import Client
 
 from o2c_service.access.roles import Role
 from o2c_service.api import create_app
 from o2c_service.orders import OrderService
-from o2c_service.outcomes import OrderNotFound
+from o2c_service.outcomes import OrderNotFound, TemporalUnavailable
 from o2c_service.settings import Settings
 from o2c_workflows.models import OrderStatus
 from tests.integration.test_end_to_end import demo_order
@@ -42,6 +43,8 @@ EXPECTED: dict[tuple[str, str], set[Role] | str] = {
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/static/docs/swagger-ui.css"): PUBLIC,
+    # Prometheus scrapes with a key of any role (a viewer's)
+    ("GET", "/metrics"): READS,
     # integration: create orders, send shipment, payment, amendment and return events, read
     ("POST", "/orders"): EVENTS,
     ("GET", "/orders"): READS,
@@ -73,6 +76,8 @@ EXPECTED: dict[tuple[str, str], set[Role] | str] = {
 CALLERS = ["no key", "unknown key", "revoked key", *(role.value for role in Role)]
 NOT_IN_SCHEMA = {("GET", "/docs"), ("GET", "/redoc"), ("GET", "/openapi.json"),
                  ("GET", "/static/docs/swagger-ui.css"),
+                 # Prometheus's text format, not the o2c API (docs/operations.md)
+                 ("GET", "/metrics"),
                  # Temporal's codec server protocol, not the o2c API (docs/security.md)
                  ("POST", "/codec/encode"), ("POST", "/codec/decode")}  # fmt: skip
 
@@ -83,7 +88,12 @@ def schema_routes() -> set[tuple[str, str]]:
 
 
 class NoOrders:
-    """The order service of an API with no orders: every call answers 404."""
+    """The order service of an API with no orders: every call answers 404, and there is no
+    Temporal to read visibility from (the metrics say so)."""
+
+    @property
+    def client(self) -> Client:
+        raise TemporalUnavailable("Temporal is unavailable: this API has no orders")
 
     def __getattr__(self, name: str) -> Any:
         async def not_found(*_: Any, **__: Any) -> Any:

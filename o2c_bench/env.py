@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -195,6 +196,7 @@ async def temporal_server(
             env = await WorkflowEnvironment.start_local(
                 namespace=settings.temporal_namespace,
                 dev_server_existing_path=str(settings.temporal_cli_path()),
+                dev_server_startup_timeout=timedelta(seconds=60),
                 search_attributes=ALL,
                 data_converter=data_converter(settings.codec()),
                 dev_server_database_filename=str(sqlite) if sqlite else None,

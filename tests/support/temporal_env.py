@@ -7,6 +7,7 @@ nothing is downloaded at run time.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
@@ -17,6 +18,10 @@ from temporalio.testing import WorkflowEnvironment
 from o2c_service.settings import installed_binary
 from o2c_workflows.search_attributes import ALL
 from tests.support.codec import TEST_CONVERTER
+
+SERVER_STARTUP = timedelta(seconds=60)
+"""The SDK gives a server 5 s to answer; on two cores busy with the rest of the suite a
+server has taken longer, and the session's workflow tests all failed with it."""
 
 
 def binary(name: str) -> str:
@@ -31,6 +36,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
         data_converter=TEST_CONVERTER,
+        test_server_startup_timeout=SERVER_STARTUP,
     )
     async with env:
         # The test server knows no custom search attributes until told.
@@ -52,6 +58,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=TEST_CONVERTER,
         search_attributes=ALL,
         dev_server_log_level="error",
+        dev_server_startup_timeout=SERVER_STARTUP,
     )
     async with env:
         yield env

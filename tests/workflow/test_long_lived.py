@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
@@ -39,6 +40,7 @@ SKUS = [f"SKU-{n}" for n in range(8)]
 async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
+        dev_server_startup_timeout=timedelta(seconds=60),
         data_converter=TEST_CONVERTER,
         search_attributes=ALL,
         dev_server_log_level="error",

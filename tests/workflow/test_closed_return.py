@@ -116,7 +116,7 @@ async def test_the_order_shows_its_returns_after_close(harness: Harness) -> None
     widget = state.line("SKU-WIDGET")
     assert widget is not None and widget.returned == 1
     (note,) = state.credit_notes
-    assert (note.return_id, note.amount, note.refunded) == ("RMA-2", Decimal("19.99"), 0)
+    assert (note.return_id, note.amount, note.refunded) == ("RMA-2", Decimal("19.99"), Decimal(0))
     assert "return RMA-2 after close: credited 19.99, refunded 0" in state.timeline[-1].note
 
 

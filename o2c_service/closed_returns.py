@@ -91,7 +91,7 @@ class ClosedReturns(TemporalCalls):
                 lambda: self._client.start_workflow(
                     ClosedOrderReturnWorkflow.run,
                     ClosedOrderReturnInput(
-                        order=order,
+                        closed_order=order,
                         returned=returned,
                         local_activities=self._local_activities,
                         system_queues=self._system_queues,

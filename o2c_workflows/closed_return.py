@@ -52,7 +52,7 @@ def order_ids_prefix(order_id: str) -> str:
 
 
 class ClosedOrderReturnInput(BaseModel):
-    order: OrderState = Field(
+    closed_order: OrderState = Field(
         description="The closed order's final state, with its returns after close folded in."
     )
     returned: ReturnReceived
@@ -122,7 +122,7 @@ class ClosedOrderReturnWorkflow:
 
     @workflow.run
     async def run(self, start: ClosedOrderReturnInput) -> ClosedOrderReturnResult:
-        order, returned = start.order, start.returned
+        order, returned = start.closed_order, start.returned
         # Checked again here (the API checked before starting): a refusal fails the
         # workflow with the open order's reason, before any side effect.
         plan = check(order, returned)

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -162,3 +163,27 @@ async def test_the_same_return_id_with_other_lines_is_a_conflict(harness: Harnes
             order_events.RETURN, handle.id, widgets("RMA-6", 2, ReturnResolution.REFUND)
         )
     assert harness.stubs.calls["create_credit_note"] == 1
+
+
+async def test_on_system_queues_each_call_goes_to_its_systems_queue(
+    dev_env: WorkflowEnvironment, stubs: StubActivities
+) -> None:
+    async with running_harness(dev_env, stubs, local_activities=False, system_queues=True) as on:
+        handle = await closed(on)
+        await on.orders.send(
+            order_events.RETURN, handle.id, widgets("RMA-8", 1, ReturnResolution.REFUND)
+        )
+        workflow = on.client.get_workflow_handle(closed_return.workflow_id(handle.id, "RMA-8"))
+        scheduled = {
+            (attributes.activity_type.name, attributes.task_queue.name)
+            async for event in workflow.fetch_history_events()
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            for attributes in [event.activity_task_scheduled_event_attributes]
+        }
+
+    assert scheduled == {
+        ("logistics.receive_return", f"{on.task_queue}.logistics"),
+        ("billing.create_credit_note", f"{on.task_queue}.billing"),
+        ("payments.refund", f"{on.task_queue}.payments"),
+        ("billing.post_customer_credit", f"{on.task_queue}.billing"),
+    }

@@ -13,7 +13,8 @@ from decimal import Decimal
 import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -21,8 +22,8 @@ from o2c_domain.lines import SkuQuantity
 from o2c_service import events as order_events
 from o2c_service.outcomes import EventRejected, OrderConflict
 from o2c_workflows import closed_return
-from o2c_workflows.closed_return import ClosedOrderReturnWorkflow
-from o2c_workflows.messages import ReturnReceived, ReturnResolution
+from o2c_workflows.closed_return import ClosedOrderReturnInput, ClosedOrderReturnWorkflow
+from o2c_workflows.messages import CancelRequest, ReturnReceived, ReturnResolution
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.state import OrderState
 from tests.support.history import OrderHandle
@@ -187,3 +188,38 @@ async def test_on_system_queues_each_call_goes_to_its_systems_queue(
         ("payments.refund", f"{on.task_queue}.payments"),
         ("billing.post_customer_credit", f"{on.task_queue}.billing"),
     }
+
+
+async def test_the_workflow_itself_refuses_an_over_return_before_any_call(
+    harness: Harness,
+) -> None:
+    """Started past the API's check (say, two returns at once), it checks again first."""
+    handle = await closed(harness)
+    state = await handle.query("state", result_type=OrderState)
+    too_many = widgets("RMA-10", 4, ReturnResolution.REFUND)
+
+    with pytest.raises(WorkflowFailureError) as failed:
+        await harness.client.execute_workflow(
+            ClosedOrderReturnWorkflow.run,
+            ClosedOrderReturnInput(closed_order=state, returned=too_many),
+            id=closed_return.workflow_id(handle.id, "RMA-10"),
+            task_queue=harness.task_queue,
+        )
+
+    assert isinstance(failed.value.cause, ApplicationError)
+    assert failed.value.cause.message == (
+        "SKU-WIDGET: 4 returned, but only 3 invoiced and not yet returned"
+    )
+    assert harness.stubs.calls["receive_return"] == 0
+
+
+async def test_a_cancelled_order_takes_no_return(harness: Harness) -> None:
+    handle = await harness.booked()
+    await harness.orders.send(order_events.CANCEL, handle.id, CancelRequest(reason="changed"))
+    await handle.result()
+
+    with pytest.raises(OrderConflict, match="finished and takes no more events"):
+        await harness.orders.send(
+            order_events.RETURN, handle.id, widgets("RMA-11", 1, ReturnResolution.REFUND)
+        )
+    assert not await started(harness, handle.id, "RMA-11")

@@ -5,6 +5,11 @@
 the return is checked against the closed order's final state with its earlier
 returns after close folded in, exactly as the open order checks it, so an invalid
 return is refused with the same reason and nothing starts.
+
+The earlier returns are found in Temporal's visibility, which trails a workflow's
+close by a moment, and one still running refuses the next; two returns with
+different ids sent in the same instant can both pass the check (the open order
+applies returns one at a time; this is the one place they are not serialised).
 """
 
 from __future__ import annotations

@@ -226,7 +226,7 @@ class OrderService(OrderCreation, ClosedReturns):
                     raise
                 # A closed order takes a return as a workflow of its own (`closed_returns`).
                 state = await self._finished_state(order_id)
-                if state is None or state.status is not OrderStatus.CLOSED:
+                if state.status is not OrderStatus.CLOSED:
                     raise
                 return cast(R, await self.return_after_close(state, message))
         except EventRejected as refused:
@@ -359,12 +359,16 @@ class OrderService(OrderCreation, ClosedReturns):
                 ) from error
         return result
 
-    async def _finished_state(self, order_id: str) -> OrderState | None:
-        """The final state of a finished order; None when it cannot be read."""
+    async def _finished_state(self, order_id: str) -> OrderState:
+        """The final state of a finished order; `FinalStateUnreadable` (503) when it cannot
+        be read now: whether the order takes the event cannot be told, nothing was done."""
         try:
             return await self._handle(order_id).query(OrderWorkflow.state, rpc_timeout=RPC_TIMEOUT)
-        except (RPCError, WorkflowQueryFailedError):
-            return None
+        except (RPCError, WorkflowQueryFailedError) as error:
+            raise FinalStateUnreadable(
+                f"order {order_id} is finished, and its final state could not be read to tell "
+                "whether it takes this event; nothing was done, sending it again is safe"
+            ) from error
 
     async def _applied_to_finished(
         self, order_id: str, applied: Callable[[OrderState], R | None]

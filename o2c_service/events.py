@@ -174,7 +174,8 @@ RETURN = OrderEvent(
     route="returns",
     command="return",
     tag="events",
-    summary="Record goods that came back: a credit note, then a refund or customer credit.",
+    summary="Record goods that came back: a credit note, then a refund or customer credit "
+    "(on a Closed order too: it runs as a `ClosedOrderReturn` workflow of its own).",
     applied=_return_applied,
 )
 RETRY = OrderEvent(

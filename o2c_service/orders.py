@@ -10,7 +10,7 @@ import asyncio
 import base64
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import (
@@ -23,6 +23,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from o2c_service.closed_returns import ClosedReturns
 from o2c_service.creating import BOOKING_WAIT, OrderCreation, PaymentsSource
 from o2c_service.events import CANCEL, RELEASE, RETRY, DuplicateContradicts, OrderEvent
 from o2c_service.listing import OrderListItem, OrderPage, decode_page_token, quotable
@@ -45,6 +46,7 @@ from o2c_workflows.messages import (
     BookingOutcome,
     CancelRequest,
     OutsideEventNote,
+    ReturnReceived,
     SupportAction,
 )
 from o2c_workflows.models import Identifier, OrderStatus
@@ -93,7 +95,7 @@ async def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class OrderService(OrderCreation):
+class OrderService(OrderCreation, ClosedReturns):
     """Orders over Temporal: start, read, list, send events, act on many at once."""
 
     def __init__(
@@ -136,6 +138,8 @@ class OrderService(OrderCreation):
         """The order's state, with days past due counted to today."""
         async with self.translated(order_id):
             state = await self._handle(order_id).query(OrderWorkflow.state, rpc_timeout=RPC_TIMEOUT)
+        # Returns after close are workflows of their own: shown as the order's returns.
+        state = await self.closed_order_state(state)
         return state.as_of((await self._clock()).date())
 
     async def search(
@@ -209,13 +213,22 @@ class OrderService(OrderCreation):
                 raise EventRejected(str(refused), invalid=True) from refused
 
         try:
-            return await self._update(
-                order_id,
-                event.update,
-                message,
-                finished_applied if applied is not None else None,
-                recognised=event.recognised(message),
-            )
+            try:
+                return await self._update(
+                    order_id,
+                    event.update,
+                    message,
+                    finished_applied if applied is not None else None,
+                    recognised=event.recognised(message),
+                )
+            except OrderConflict:
+                if not isinstance(message, ReturnReceived):
+                    raise
+                # A closed order takes a return as a workflow of its own (`closed_returns`).
+                state = await self._finished_state(order_id)
+                if state.status is not OrderStatus.CLOSED:
+                    raise
+                return cast(R, await self.return_after_close(state, message))
         except EventRejected as refused:
             count_rejected(event.name, refused)
             raise
@@ -345,6 +358,17 @@ class OrderService(OrderCreation):
                     order_id=order_id,
                 ) from error
         return result
+
+    async def _finished_state(self, order_id: str) -> OrderState:
+        """The final state of a finished order; `FinalStateUnreadable` (503) when it cannot
+        be read now: whether the order takes the event cannot be told, nothing was done."""
+        try:
+            return await self._handle(order_id).query(OrderWorkflow.state, rpc_timeout=RPC_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError) as error:
+            raise FinalStateUnreadable(
+                f"order {order_id} is finished, and its final state could not be read to tell "
+                "whether it takes this event; nothing was done, sending it again is safe"
+            ) from error
 
     async def _applied_to_finished(
         self, order_id: str, applied: Callable[[OrderState], R | None]

@@ -24,6 +24,7 @@ from o2c_service.codec.converter import data_converter
 from o2c_service.observability.tracing import Tracing
 from o2c_service.settings import Settings
 from o2c_workflows.calls import SYSTEMS, System, system_queue
+from o2c_workflows.closed_return import ClosedOrderReturnWorkflow
 from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order.workflow import OrderWorkflow
 
@@ -91,7 +92,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[OrderWorkflow, CreditRefundWorkflow],
+        workflows=[OrderWorkflow, CreditRefundWorkflow, ClosedOrderReturnWorkflow],
         workflow_runner=workflow_runner(settings.worker_workflow_sandbox),
         activities=activities.all(),
         max_concurrent_workflow_tasks=settings.workflow_task_slots(),

@@ -14,13 +14,13 @@ from temporalio import workflow
 
 from activities import options
 from activities.order_activities import OrderActivities
-from adapters.billing.models import CreditNoteRequest, CustomerCreditEntry
-from adapters.logistics.models import AmendReservation, ReturnReceipt, ShipmentConfirmation
-from adapters.payments.models import PaymentRecordRequest, RefundPayment
+from adapters.logistics.models import AmendReservation, ShipmentConfirmation
+from adapters.payments.models import PaymentRecordRequest
 from o2c_domain.lines import SkuQuantity
 from o2c_workflows import (
     keys,
     rejections,
+    return_steps,
 )
 from o2c_workflows.failure_policy import ACTIVITY_FAILURES, StepFailure
 from o2c_workflows.messages import (
@@ -32,7 +32,6 @@ from o2c_workflows.messages import (
     OutsideEventNote,
     PaymentReceived,
     ReturnReceived,
-    ReturnResolution,
     ShipmentConfirmed,
     SupportAck,
     SupportAction,
@@ -44,13 +43,11 @@ from o2c_workflows.order.base import (
     Resolution,
 )
 from o2c_workflows.order.fulfilment import Fulfilment
+from o2c_workflows.return_steps import ReturnSteps
 from o2c_workflows.state import (
     CompensationStatus,
-    CreditNoteState,
-    InvoiceState,
     OutsideEventState,
     PaymentState,
-    ReturnState,
     UndoKind,
 )
 
@@ -199,137 +196,26 @@ class Events(Fulfilment):
         if self._state.returned(returned.return_id) is not None:
             return self._ack(
                 f"return {returned.return_id} already recorded: "
-                f"{self._return_outcome(returned.return_id)}",
+                f"{return_steps.outcome(self._state, returned.return_id)}",
                 duplicate=True,
             )
         plan = guards.check_return(self._state, self._in_flight, returned)
-        state, booking, shipment = self._state, self._state.booking, self._state.shipment
-        assert booking is not None and shipment is not None
-        key = self._keys.return_(returned.return_id)
+        steps = ReturnSteps(self._state, self._call, self._keys.return_(returned.return_id))
         self._in_flight.applying[Applying.RETURN] = returned.return_id
         try:
-            await self._call(
-                OrderActivities.receive_return,
-                ReturnReceipt(
-                    idempotency_key=key,
-                    order_id=state.order_id,
-                    shipment_id=shipment.shipment_id,
-                    lines=returned.lines,
-                ),
-                options.LOGISTICS,
-            )
-            notes = [
-                await self._credit_return(returned, invoice_id, lines, key)
-                for invoice_id, lines in plan.items()
-            ]
+            await steps.receive(returned)
+            notes = [await steps.credit(returned, i, lines) for i, lines in plan.items()]
         finally:
             del self._in_flight.applying[Applying.RETURN]
-        for item in returned.lines:
-            line = state.line(item.sku)
-            assert line is not None
-            line.returned += item.quantity
-        state.returns.append(
-            ReturnState(
-                return_id=returned.return_id,
-                lines=returned.lines,
-                resolution=returned.resolution.value,
-                received_at=workflow.now(),
-                credit_notes=[note.credit_note_id for note in notes],
-                actor=returned.actor,
-            )
-        )
+        return_steps.record(self._state, returned, notes, workflow.now())
         credited = sum((note.amount for note in notes), Decimal(0))
         self._show_payment_due()
         self._update_status(f"return {returned.return_id}: credit notes for {credited}",
                             returned.actor)  # fmt: skip
         return self._ack(
-            f"return {returned.return_id}: {self._return_outcome(returned.return_id)}",
+            f"return {returned.return_id}: {return_steps.outcome(self._state, returned.return_id)}",
             duplicate=False,
         )
-
-    def _return_outcome(self, return_id: str) -> str:
-        notes = [note for note in self._state.credit_notes if note.return_id == return_id]
-        credited = sum((note.amount for note in notes), Decimal(0))
-        refunded = sum((note.refunded for note in notes), Decimal(0))
-        return f"credited {credited}, refunded {refunded}"
-
-    async def _credit_return(
-        self, returned: ReturnReceived, invoice_id: str, lines: list[SkuQuantity], key: str
-    ) -> CreditNoteState:
-        """One credit note on one invoice; what the customer had paid is refunded or kept."""
-        state, booking = self._state, self._state.booking
-        assert booking is not None
-        invoice = state.invoice(invoice_id)
-        assert invoice is not None
-        note = await self._call(
-            OrderActivities.create_credit_note,
-            CreditNoteRequest(
-                idempotency_key=keys.credit_note(key, invoice_id),
-                order_id=state.order_id,
-                account_id=booking.billing_account_id,
-                invoice_id=invoice_id,
-                currency=state.order.currency,
-                lines=[self._invoice_line(q) for q in lines],
-                reason=returned.reason or f"return {returned.return_id}",
-            ),
-            options.BILLING,
-        )
-        invoice.balance -= note.applied_to_invoice
-        record = CreditNoteState(
-            credit_note_id=note.credit_note_id,
-            return_id=returned.return_id,
-            invoice_id=invoice_id,
-            lines=lines,
-            amount=note.amount,
-            applied_to_invoice=note.applied_to_invoice,
-            to_customer_credit=note.to_customer_credit,
-        )
-        state.credit_notes.append(record)
-        if returned.resolution is ReturnResolution.REFUND and note.to_customer_credit > 0:
-            record.refunded = await self._refund(
-                invoice, note.to_customer_credit, keys.credit_note(key, invoice_id)
-            )
-        return record
-
-    async def _refund(self, invoice: InvoiceState, amount: Decimal, key: str) -> Decimal:
-        """Pay `amount` back from the payments applied to `invoice`, newest first."""
-        booking = self._state.booking
-        assert booking is not None
-        left = amount
-        paid_in = [
-            (payment, application)
-            for payment in reversed(self._state.payments)
-            for application in payment.applications
-            if application.invoice_id == invoice.invoice_id
-        ]
-        for payment, application in paid_in:
-            take = min(left, application.amount)
-            if take <= 0:
-                break
-            await self._call(
-                OrderActivities.refund,
-                RefundPayment(
-                    idempotency_key=keys.refund(key, payment.payment_id),
-                    payment_id=payment.payment_id,
-                    amount=take,
-                    reason=f"return on invoice {invoice.invoice_id}",
-                ),
-                options.PAYMENTS,
-            )
-            await self._call(
-                OrderActivities.post_customer_credit,
-                CustomerCreditEntry(
-                    idempotency_key=keys.refund_credit(keys.refund(key, payment.payment_id)),
-                    account_id=booking.billing_account_id,
-                    currency=payment.currency,
-                    amount=-take,
-                    reason=f"refunded to {payment.payment_id}",
-                    payment_id=payment.payment_id,
-                ),
-                options.BILLING,
-            )
-            left -= take
-        return amount - left
 
     async def _resolve(self, resolution: Resolution, action: SupportAction) -> SupportAck:
         guards.check_resolution(self._state, self._in_flight, resolution)

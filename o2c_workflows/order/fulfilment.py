@@ -15,6 +15,7 @@ from adapters.billing.models import InvoiceLine, InvoiceRequest
 from adapters.crm.models import Customer
 from adapters.logistics.models import ReserveStock, ShipmentRequest
 from o2c_domain.lines import SkuQuantity
+from o2c_workflows import return_steps
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.order.base import (
     PATCH_EXECUTION_KEYS,
@@ -187,14 +188,7 @@ class Fulfilment(CashCollection):
         self._start_dunning(state)
 
     def _invoice_line(self, quantity: SkuQuantity) -> InvoiceLine:
-        line = self._state.line(quantity.sku)
-        assert line is not None
-        return InvoiceLine(
-            sku=line.sku,
-            quantity=quantity.quantity,
-            unit_price=line.unit_price,
-            amount=line.amount(quantity.quantity),
-        )
+        return return_steps.invoice_line(self._state, quantity)
 
     def _uninvoiced_dispatch(self) -> DispatchState | None:
         return next((d for d in self._state.dispatches if d.invoice_id is None), None)

@@ -21,6 +21,7 @@ from o2c_service.orders import OrderService
 from o2c_service.outcomes import EventRejected, TemporalUnavailable
 from o2c_service.temporal import running
 from o2c_workflows.calls import SYSTEMS, LocalCalls, system_queue
+from o2c_workflows.closed_return import ClosedOrderReturnWorkflow
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
@@ -150,7 +151,12 @@ async def running_harness(
     queue beside it holding that system's stubs."""
     task_queue = f"orders-{uuid.uuid4()}"
     workers = [
-        Worker(env.client, task_queue=task_queue, workflows=[OrderWorkflow], activities=stubs.all())
+        Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=[OrderWorkflow, ClosedOrderReturnWorkflow],
+            activities=stubs.all(),
+        )
     ]
     if system_queues:
         workers += [

@@ -56,6 +56,8 @@ from o2c_domain.lines import SkuQuantity
 from o2c_service import events as order_events
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import EventRejected
+from o2c_workflows import closed_return
+from o2c_workflows.closed_return import ClosedOrderReturnInput, ClosedOrderReturnWorkflow
 from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundWorkflow, workflow_id
 from o2c_workflows.messages import (
     Amendment,
@@ -366,6 +368,32 @@ def returned(resolution: ReturnResolution) -> Callable[[Servers], Awaitable[Reco
     return record
 
 
+async def closed_order_return(servers: Servers) -> Recorded:
+    """An order paid in full closes; two widgets come back and are refunded."""
+    async with harness_on(servers) as harness:
+        handle = await harness.booked()
+        await harness.orders.send(order_events.SHIPMENT, handle.id, SHIPMENT)
+        await harness.orders.send(order_events.PAYMENT, handle.id, payment(str(TOTAL)))
+        await closed(handle)
+        # Started as the API starts it, from the closed order's final state (the API also
+        # folds in earlier returns after close, found in visibility: there are none here).
+        returned = ReturnReceived(
+            return_id="RMA-9", lines=[SkuQuantity(sku="SKU-WIDGET", quantity=2)]
+        )
+        return_handle = await harness.client.start_workflow(
+            ClosedOrderReturnWorkflow.run,
+            ClosedOrderReturnInput(
+                closed_order=await handle.query(OrderWorkflow.state), returned=returned
+            ),
+            id=closed_return.workflow_id(handle.id, returned.return_id),
+            task_queue=harness.task_queue,
+        )
+        result = await return_handle.result()
+        assert (result.credited, result.refunded) == (Decimal("39.98"), Decimal("39.98"))
+        assert harness.stubs.refunds == [("PAY-1", Decimal("39.98"))]
+        return await history_of("closed-order-return", return_handle)
+
+
 @asynccontextmanager
 async def refund_service(servers: Servers, stubs: StubActivities) -> AsyncIterator[OrderService]:
     env = servers.time_skipping
@@ -591,6 +619,7 @@ SCENARIOS = [
     Scenario("amendment", amendment, ("amendment",)),
     Scenario("return-refund", returned(ReturnResolution.REFUND), ("return-refund",)),
     Scenario("return-credit", returned(ReturnResolution.CREDIT), ("return-credit",)),
+    Scenario("closed-order-return", closed_order_return, ("closed-order-return",)),
     Scenario("credit-refund-completed", credit_refund_completed, ("credit-refund-completed",)),
     Scenario(
         "credit-refund-refused",

@@ -1,8 +1,8 @@
 """Recorded histories replay on the current workflow code.
 
-A change to `OrderWorkflow` or `CreditRefundWorkflow` that would break
-workflows already running (a reordered activity, a new timer, a removed upsert)
-fails here before it ships. Every file in tests/histories (and the histories
+A change to `OrderWorkflow`, `CreditRefundWorkflow` or `ClosedOrderReturnWorkflow` that
+would break workflows already running (a reordered activity, a new timer, a removed
+upsert) fails here before it ships. Every file in tests/histories (and the histories
 recorded on earlier code, in its subfolders) is replayed with the workflow class
 its history names; the corpus is recorded, encrypted under the test key `replay-1`,
 by `python -m tests.support.record_histories` (see its SCENARIOS).
@@ -24,7 +24,8 @@ from o2c_service.codec.converter import data_converter
 from o2c_service.codec.encryption import EncryptionCodec
 from o2c_service.codec.keys import CodecKeys, UnknownCodecKey
 from o2c_service.temporal import workflow_runner
-from o2c_workflows import credit_refund
+from o2c_workflows import closed_return, credit_refund
+from o2c_workflows.closed_return import ClosedOrderReturnWorkflow
 from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order.base import WORKFLOW_NAME as ORDER_WORKFLOW
 from o2c_workflows.order.workflow import OrderWorkflow
@@ -45,6 +46,7 @@ code of today."""
 WORKFLOWS: dict[str, type] = {
     ORDER_WORKFLOW: OrderWorkflow,
     credit_refund.WORKFLOW_NAME: CreditRefundWorkflow,
+    closed_return.WORKFLOW_NAME: ClosedOrderReturnWorkflow,
 }
 """The workflow class for each workflow type a history may start with."""
 
@@ -77,7 +79,7 @@ def test_the_corpus_holds_every_scenario() -> None:
     assert expected <= present, f"not recorded: {sorted(expected - present)}"
 
 
-def test_the_corpus_covers_both_workflows() -> None:
+def test_the_corpus_covers_every_workflow() -> None:
     assert {workflow_type(load(path)) for path in FILES} == set(WORKFLOWS)
 
 

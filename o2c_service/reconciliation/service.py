@@ -38,11 +38,10 @@ class ReconciliationService:
         if start is not None or end is not None:
             clauses.append(started_between(start or EARLIEST, end or LATEST))
         query = orders_query(*clauses)
+        client = self._orders.client
         found: dict[str, None] = {}
         async with self._orders.translated(None):
-            async for execution in self._orders.client.list_workflows(
-                query, rpc_timeout=RPC_TIMEOUT
-            ):
+            async for execution in client.list_workflows(query, rpc_timeout=RPC_TIMEOUT):
                 found[execution.id] = None
         return sorted(found)
 

@@ -30,7 +30,8 @@ def reconcile(
     """Check every order (or those chosen) against each system; reads only.
 
     One line per mismatch: order, system, check, expected and found. Exit status 1
-    when any mismatch exists (or the check could not run), 0 when none.
+    when any mismatch exists, an order named is not found, or the check could not
+    run; 0 when none.
     """
     params: dict[str, str | list[str]] = {"order_id": order or []}
     if from_ is not None:
@@ -55,5 +56,5 @@ def reconcile(
         for order_id in report["unreadable"]:
             out.print(escape(f"{order_id}  not found: its state could not be read"))
         out.print(f"{len(mismatches)} mismatches in {report['orders_checked']} orders")
-    if mismatches:
+    if mismatches or report["unreadable"]:
         raise typer.Exit(1)

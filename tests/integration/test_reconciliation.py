@@ -122,6 +122,16 @@ async def test_orders_the_systems_agree_on_reconcile_clean_and_seeded_mismatches
     ]
 
 
+async def test_an_order_named_that_does_not_exist_is_said_and_exits_1(stack: Stack) -> None:
+    run = await o2c("reconcile", "--order", "webshop:SO-NOWHERE", api_url=stack.api_url)
+
+    assert run.code == 1
+    assert run.out.splitlines() == [
+        "webshop:SO-NOWHERE  not found: its state could not be read",
+        "0 mismatches in 0 orders",
+    ]
+
+
 def reservation_of(stack: Stack, order_id: str) -> str:
     with stack.adapters.database.reading() as session:
         query = select(ReservationRow).where(col(ReservationRow.order_id) == order_id)

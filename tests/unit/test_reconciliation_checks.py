@@ -300,3 +300,51 @@ def test_a_cancelled_orders_capture_not_refunded_in_full_is_reported() -> None:
     assert (only(readings).kind, only(readings).expected, only(readings).found) == (
         "cancelled_capture", "refunded 20.00 EUR", "refunded 5.00 EUR",
     )  # fmt: skip
+
+
+def test_a_payment_the_order_took_missing_from_the_ledger_is_reported() -> None:
+    readings = settled()
+    readings.payments = []
+
+    kinds = [(m.system, m.kind, m.subject, m.found) for m in reconcile_order(readings)]
+
+    assert ("payments", "payment_missing", "PAY-1", "none") in kinds
+
+
+def test_a_ledger_amount_differing_from_the_orders_is_reported() -> None:
+    readings = settled()
+    readings.payments = [_payment(amount="21.00")]
+
+    kinds = {(m.kind, m.expected, m.found) for m in reconcile_order(readings)}
+
+    assert ("payment_amount", "20.00 EUR", "21.00 EUR") in kinds
+
+
+def test_billing_applying_a_payment_otherwise_than_the_order_is_reported() -> None:
+    readings = settled()
+    readings.invoices[0].applications = [_application(amount="15.00")]
+    readings.invoices[0].invoice = _invoice(balance="5.00")
+
+    kinds = {(m.system, m.kind, m.expected, m.found) for m in reconcile_order(readings)}
+
+    assert ("billing", "payment_applied", "20.00 EUR", "15.00 EUR") in kinds
+
+
+def test_an_invoice_the_order_raised_but_billing_voided_is_reported_missing() -> None:
+    readings = settled()
+    readings.invoices[0].invoice = _invoice().model_copy(update={"status": InvoiceStatus.VOID})
+
+    kinds = {(m.system, m.kind, m.subject, m.expected) for m in reconcile_order(readings)}
+
+    assert ("billing", "invoice_missing", "shipment 1", "INV-1") in kinds
+
+
+def test_a_payment_held_for_an_invoice_to_come_is_accounted_for() -> None:
+    readings = settled()
+    readings.state.status = OrderStatus.INVOICED
+    readings.state.payments.append(
+        PaymentState(payment_id="PAY-2", amount=Decimal("5.00"), currency="EUR", received_at=AT)
+    )
+    readings.payments.append(_payment("PAY-2", "5.00"))
+
+    assert reconcile_order(readings) == []

@@ -43,16 +43,11 @@ def reconcile(
     if output is Output.JSON:
         emit(report, output)
     else:
+        from o2c_service.reconciliation.models import Mismatch
+
         for mismatch in mismatches:
-            out.print(
-                escape(
-                    f"{mismatch['order_id']}  {mismatch['system']}  {mismatch['kind']} "
-                    f"{mismatch['subject']}: expected {mismatch['expected']}, "
-                    f"found {mismatch['found']}"
-                ),
-                highlight=False,
-                soft_wrap=True,
-            )
+            line = Mismatch.model_validate(mismatch).line()
+            out.print(escape(line), highlight=False, soft_wrap=True)
         for order_id in report["unreadable"]:
             out.print(escape(f"{order_id}  not found: its state could not be read"))
         out.print(f"{len(mismatches)} mismatches in {report['orders_checked']} orders")

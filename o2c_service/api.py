@@ -38,6 +38,9 @@ from o2c_service.openapi import document_every_status
 from o2c_service.orders import BulkOutcome, OrderSelection, OrderService, SupportVerb
 from o2c_service.outcomes import EventStillApplying, InvalidOrder, OrderError
 from o2c_service.problems import SERVICE_UNAVAILABLE, Problem, add_problem_handlers, order_problem
+from o2c_service.reconciliation.models import ReconciliationReport
+from o2c_service.reconciliation.reading import ReadSystems, SystemUnreadable
+from o2c_service.reconciliation.service import ReconciliationService
 from o2c_service.reports import (
     DEFAULT_SAMPLE,
     MAX_SAMPLE,
@@ -448,6 +451,37 @@ def create_app(
                 [{"type": "value_error", "loc": ("query", error.field), "msg": str(error),
                   "input": request.query_params.get(error.field)}]
             ) from error  # fmt: skip
+
+    @app.exception_handler(SystemUnreadable)
+    async def system_unreadable(_: Request, error: SystemUnreadable) -> Response:
+        return Problem(SERVICE_UNAVAILABLE, str(error)).response()
+
+    async def read_systems() -> ReadSystems:
+        return ReadSystems(
+            logistics=await systems.logistics(),
+            billing=await systems.billing(),
+            payments=await systems.payments(),
+        )
+
+    @app.get("/reports/reconciliation", tags=["reports"])
+    async def reconciliation_report(
+        request: Request,
+        start: ReportDate | None = None,
+        end: ReportDate | None = None,
+        order_id: Annotated[
+            list[str] | None,
+            Query(description="Only these orders (repeat the parameter)."),
+        ] = None,
+    ) -> ReconciliationReport:
+        """Each order against logistics, billing and payments: every mismatch names the
+        order, the system, the expected and the found values. Reads only.
+
+        The orders are those in `order_id`, else those entered from `start` to `end`
+        (UTC days; either end may be open), else all. 503 when Temporal or a system
+        cannot be read. See docs/reports.md, "Reconciliation".
+        """
+        service = ReconciliationService(orders(request), read_systems)
+        return await service.run(order_id or (), start, end)
 
     require_rules(app)  # last: every route has a rule (or the API does not start)
     document_every_status(app)

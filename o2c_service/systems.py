@@ -97,8 +97,9 @@ async def open_systems(settings: Settings, *, seed: bool = True) -> AsyncIterato
 
 
 class ApiSystems:
-    """Billing and payments for the API, opened on first use, so the API starts (and
-    answers everything else) when a system or the database is not there yet."""
+    """The systems for the API (billing for reports, payments for cards, all of them for
+    reconciliation), opened on first use, so the API starts (and answers everything
+    else) when a system or the database is not there yet."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -111,8 +112,14 @@ class ApiSystems:
                 self._systems = await asyncio.to_thread(_Systems, self._settings, seed=False)
             return self._systems.set
 
+    async def crm(self) -> CrmAdapter:
+        return (await self._opened()).crm
+
     async def billing(self) -> BillingAdapter:
         return (await self._opened()).billing
+
+    async def logistics(self) -> LogisticsAdapter:
+        return (await self._opened()).logistics
 
     async def payments(self) -> PaymentsAdapter:
         return (await self._opened()).payments

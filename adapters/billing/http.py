@@ -107,3 +107,7 @@ class HttpBilling:
     async def list_applications(self, invoice_id: str) -> list[PaymentApplication]:
         answer: list[PaymentApplication] = await self._client.call("list_applications", invoice_id)
         return answer
+
+    async def list_credit_notes(self, invoice_id: str) -> list[CreditNote]:
+        answer: list[CreditNote] = await self._client.call("list_credit_notes", invoice_id)
+        return answer

@@ -143,5 +143,12 @@ BILLING_CONTRACT = Contract(
             list[PaymentApplication],
             "The payments applied to an invoice, oldest first",
         ),
+        Operation(
+            "list_credit_notes",
+            "GET",
+            "/invoices/{invoice_id}/credit-notes",
+            list[CreditNote],
+            "The credit notes raised against an invoice, oldest first",
+        ),
     ),
 )

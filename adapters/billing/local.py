@@ -112,6 +112,9 @@ class LocalBilling:
     async def list_applications(self, invoice_id: str) -> list[PaymentApplication]:
         return await asyncio.to_thread(self._cash.list_applications, invoice_id)
 
+    async def list_credit_notes(self, invoice_id: str) -> list[CreditNote]:
+        return await asyncio.to_thread(self._credit.list_credit_notes, invoice_id)
+
     def _ensure_account(self, customer: Customer) -> BillingAccount:
         def find(session: Session) -> BillingAccount | None:
             query = select(BillingAccountRow).where(

@@ -140,6 +140,15 @@ class LocalCredit:
         with self._db.reading() as session:
             return credit_note_by_key(session, idempotency_key)
 
+    def list_credit_notes(self, invoice_id: str) -> list[CreditNote]:
+        query = (
+            select(CreditNoteRow)
+            .where(col(CreditNoteRow.invoice_id) == invoice_id)
+            .order_by(col(CreditNoteRow.created_at), col(CreditNoteRow.credit_note_id))
+        )
+        with self._db.reading() as session:
+            return [_credit_note(row) for row in session.exec(query)]
+
     def paid_into(self, account_id: str, payment_id: str) -> bool:
         """Whether the payment's money reached this account: applied to one of its
         invoices, or kept on it as customer credit."""

@@ -103,3 +103,7 @@ class BillingAdapter(Protocol):
     async def list_applications(self, invoice_id: str) -> list[PaymentApplication]:
         """The payments applied to an invoice, oldest first."""
         ...
+
+    async def list_credit_notes(self, invoice_id: str) -> list[CreditNote]:
+        """The credit notes raised against an invoice, oldest first."""
+        ...

@@ -66,3 +66,11 @@ class HttpLogistics:
     async def cancel_shipment(self, request: CancelShipment) -> Shipment:
         answer: Shipment = await self._client.call("cancel_shipment", request)
         return answer
+
+    async def list_reservations(self, order_id: str) -> list[Reservation]:
+        answer: list[Reservation] = await self._client.call("list_reservations", order_id)
+        return answer
+
+    async def list_shipments(self, order_id: str) -> list[Shipment]:
+        answer: list[Shipment] = await self._client.call("list_shipments", order_id)
+        return answer

@@ -78,5 +78,19 @@ LOGISTICS_CONTRACT = Contract(
             "Cancel a shipment not yet confirmed (compensation)",
             body=CancelShipment,
         ),
+        Operation(
+            "list_reservations",
+            "GET",
+            "/orders/{order_id}/reservations",
+            list[Reservation],
+            "The reservations made for an order, oldest first, released ones included",
+        ),
+        Operation(
+            "list_shipments",
+            "GET",
+            "/orders/{order_id}/shipments",
+            list[Shipment],
+            "The shipments requested for an order, oldest first, cancelled ones included",
+        ),
     ),
 )

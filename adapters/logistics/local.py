@@ -74,3 +74,9 @@ class LocalLogistics:
 
     async def cancel_shipment(self, request: CancelShipment) -> Shipment:
         return await asyncio.to_thread(self._shipments.cancel_shipment, request)
+
+    async def list_reservations(self, order_id: str) -> list[Reservation]:
+        return await asyncio.to_thread(self._reservations.list_reservations, order_id)
+
+    async def list_shipments(self, order_id: str) -> list[Shipment]:
+        return await asyncio.to_thread(self._shipments.list_shipments, order_id)

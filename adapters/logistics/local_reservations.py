@@ -12,7 +12,7 @@ for dispatches in flight.
 from __future__ import annotations
 
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from adapters.errors import BusinessError
 from adapters.keys import IdempotencyKey
@@ -96,6 +96,15 @@ class LocalReservations:
     def find_reservation(self, idempotency_key: IdempotencyKey) -> Reservation | None:
         with self._db.reading() as session:
             return reservation_by_key(session, idempotency_key)
+
+    def list_reservations(self, order_id: str) -> list[Reservation]:
+        with self._db.reading() as session:
+            rows = session.exec(
+                select(ReservationRow)
+                .where(col(ReservationRow.order_id) == order_id)
+                .order_by(col(ReservationRow.created_at), col(ReservationRow.reservation_id))
+            )
+            return [to_reservation(session, row) for row in rows.all()]
 
     def reserve_stock(self, request: ReserveStock) -> Reservation:
         def find(session: Session) -> Reservation | None:

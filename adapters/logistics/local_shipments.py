@@ -12,7 +12,7 @@ waits for them and the next dispatch sees what they did.
 from __future__ import annotations
 
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from adapters.errors import BusinessError
 from adapters.keys import IdempotencyKey
@@ -64,6 +64,15 @@ class LocalShipments:
     def find_shipment(self, idempotency_key: IdempotencyKey) -> Shipment | None:
         with self._db.reading() as session:
             return shipment_by_key(session, idempotency_key)
+
+    def list_shipments(self, order_id: str) -> list[Shipment]:
+        with self._db.reading() as session:
+            rows = session.exec(
+                select(ShipmentRow)
+                .where(col(ShipmentRow.order_id) == order_id)
+                .order_by(col(ShipmentRow.created_at), col(ShipmentRow.shipment_id))
+            )
+            return [to_shipment(session, row) for row in rows.all()]
 
     def request_shipment(self, request: ShipmentRequest) -> Shipment:
         def find(session: Session) -> Shipment | None:

@@ -59,3 +59,11 @@ class LogisticsAdapter(Protocol):
     async def cancel_shipment(self, request: CancelShipment) -> Shipment:
         """Withdraw a shipment request; BusinessError `shipment_already_confirmed` if it left."""
         ...
+
+    async def list_reservations(self, order_id: str) -> list[Reservation]:
+        """The reservations made for an order, oldest first, released ones included."""
+        ...
+
+    async def list_shipments(self, order_id: str) -> list[Shipment]:
+        """The shipments requested for an order, oldest first, cancelled ones included."""
+        ...

@@ -69,3 +69,15 @@ class HttpPayments:
     async def void_authorisation(self, request: VoidAuthorisation) -> Authorisation:
         answer: Authorisation = await self._client.call("void_authorisation", request)
         return answer
+
+    async def list_payments(self, order_id: str) -> list[Payment]:
+        answer: list[Payment] = await self._client.call("list_payments", order_id)
+        return answer
+
+    async def list_authorisations(self, order_id: str) -> list[Authorisation]:
+        answer: list[Authorisation] = await self._client.call("list_authorisations", order_id)
+        return answer
+
+    async def list_refunds(self, order_id: str) -> list[Refund]:
+        answer: list[Refund] = await self._client.call("list_refunds", order_id)
+        return answer

@@ -72,5 +72,26 @@ PAYMENTS_CONTRACT = Contract(
             "Release an authorisation not captured (compensation)",
             body=VoidAuthorisation,
         ),
+        Operation(
+            "list_payments",
+            "GET",
+            "/orders/{order_id}/payments",
+            list[Payment],
+            "The payments received for an order (card captures included), oldest first",
+        ),
+        Operation(
+            "list_authorisations",
+            "GET",
+            "/orders/{order_id}/authorisations",
+            list[Authorisation],
+            "The card authorisations made for an order, oldest first, voided ones included",
+        ),
+        Operation(
+            "list_refunds",
+            "GET",
+            "/orders/{order_id}/refunds",
+            list[Refund],
+            "The refunds of the order's payments, oldest first",
+        ),
     ),
 )

@@ -98,6 +98,34 @@ class LocalPayments:
     async def void_authorisation(self, request: VoidAuthorisation) -> Authorisation:
         return await asyncio.to_thread(self._cards.void, request)
 
+    async def list_payments(self, order_id: str) -> list[Payment]:
+        return await asyncio.to_thread(self._list_payments, order_id)
+
+    async def list_authorisations(self, order_id: str) -> list[Authorisation]:
+        return await asyncio.to_thread(self._cards.list_authorisations, order_id)
+
+    async def list_refunds(self, order_id: str) -> list[Refund]:
+        return await asyncio.to_thread(self._list_refunds, order_id)
+
+    def _list_payments(self, order_id: str) -> list[Payment]:
+        query = (
+            select(PaymentRow)
+            .where(col(PaymentRow.order_id) == order_id)
+            .order_by(col(PaymentRow.received_at), col(PaymentRow.payment_id))
+        )
+        with self._db.reading() as session:
+            return [_payment(row) for row in session.exec(query)]
+
+    def _list_refunds(self, order_id: str) -> list[Refund]:
+        query = (
+            select(RefundRow)
+            .join(PaymentRow, col(PaymentRow.payment_id) == col(RefundRow.payment_id))
+            .where(col(PaymentRow.order_id) == order_id)
+            .order_by(col(RefundRow.created_at), col(RefundRow.refund_id))
+        )
+        with self._db.reading() as session:
+            return [_refund(row) for row in session.exec(query)]
+
     def _find_payment(self, idempotency_key: IdempotencyKey) -> Payment | None:
         with self._db.reading() as session:
             query = select(PaymentRow).where(col(PaymentRow.idempotency_key) == idempotency_key)

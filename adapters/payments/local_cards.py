@@ -275,6 +275,16 @@ class LocalCards:
                     raise _payment_conflict(request.payment_id) from None
             raise
 
+    def list_authorisations(self, order_id: str) -> list[Authorisation]:
+        row = CardAuthorisationRow
+        query = (
+            select(row)
+            .where(col(row.order_id) == order_id)
+            .order_by(col(row.created_at), col(row.authorisation_id))
+        )
+        with self._db.reading() as session:
+            return [_authorisation(found) for found in session.exec(query)]
+
     def void(self, request: VoidAuthorisation) -> Authorisation:
         """Authorised -> voided once, nothing left to capture; voiding again returns it.
 

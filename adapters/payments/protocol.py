@@ -55,3 +55,15 @@ class PaymentsAdapter(Protocol):
     async def void_authorisation(self, request: VoidAuthorisation) -> Authorisation:
         """Release what is left of an authorisation (compensation, or after the last capture)."""
         ...
+
+    async def list_payments(self, order_id: str) -> list[Payment]:
+        """The payments received for an order (card captures included), oldest first."""
+        ...
+
+    async def list_authorisations(self, order_id: str) -> list[Authorisation]:
+        """The card authorisations made for an order, oldest first, voided ones included."""
+        ...
+
+    async def list_refunds(self, order_id: str) -> list[Refund]:
+        """The refunds of the order's payments, oldest first."""
+        ...

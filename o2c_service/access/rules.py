@@ -63,6 +63,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/orders/bulk/cancel"): SUPPORT,
     ("POST", "/credits/refunds"): SUPPORT,
     ("GET", "/reports/summary"): REPORTS,
+    ("GET", "/reports/reconciliation"): SUPPORT,
     ("POST", "/codec/encode"): CODEC,
     ("POST", "/codec/decode"): CODEC,
     ("POST", "/webhooks/logistics"): SIGNED,

@@ -9,10 +9,11 @@ lists them.
 """
 
 from o2c_service.cli import processes, codec, orders, events, report, credits, keys, webhooks  # noqa: I001
+from o2c_service.cli import reconcile
 from o2c_service.cli.common import app
 
 __all__ = ["app", "codec", "credits", "events", "keys", "main"]
-__all__ += ["orders", "processes", "report", "webhooks"]
+__all__ += ["orders", "processes", "reconcile", "report", "webhooks"]
 
 
 def main() -> None:

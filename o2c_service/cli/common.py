@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
@@ -144,7 +144,7 @@ def call_api(
     method: str,
     path: str,
     body: Any = None,
-    params: dict[str, str] | None = None,
+    params: Mapping[str, str | list[str]] | None = None,
 ) -> Any:
     settings = Settings()
     base = api_url or settings.api_url

@@ -251,3 +251,16 @@ async def test_a_payment_paid_into_an_account_by_application_or_as_credit(
     assert await billing.paid_into(invoice.account_id, "PAY-2")  # kept on it as credit
     assert not await billing.paid_into(invoice.account_id, "PAY-3")
     assert not await billing.paid_into("BA-someone-else", "PAY-1")
+
+
+# --- per-invoice reads ---------------------------------------------------------------------
+
+
+async def test_list_credit_notes_reads_an_invoices_credit_notes(systems: Systems) -> None:
+    billing = systems.billing
+    invoice = await open_invoice(systems, "60.00", "40.00")
+    first = await billing.create_credit_note(credit_note(invoice, "credit-1", "10.00"))
+    second = await billing.create_credit_note(credit_note(invoice, "credit-2", "5.00"))
+
+    assert await billing.list_credit_notes(invoice.invoice_id) == [first, second]
+    assert await billing.list_credit_notes("INV-NONE") == []

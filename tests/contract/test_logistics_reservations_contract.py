@@ -347,3 +347,22 @@ async def test_racing_amendments_leave_stock_consistent(systems: Systems) -> Non
     [line] = final.lines
     await expect_on_hand(logistics, "SKU-RARE", RARE_ON_HAND - line.quantity)
     assert set(outcomes) <= {"amended", "out_of_stock"}
+
+
+# --- per-order reads -----------------------------------------------------------------------
+
+
+async def test_list_reservations_reads_an_orders_reservations_released_ones_too(
+    systems: Systems,
+) -> None:
+    logistics = systems.logistics
+    first = await logistics.reserve_stock(reserve("reserve-1", ("SKU-WIDGET", 2)))
+    released = await logistics.release_reservation(release(first))
+    second = await logistics.reserve_stock(reserve("reserve-2", ("SKU-WIDGET", 3)))
+    await logistics.reserve_stock(reserve("reserve-3", ("SKU-WIDGET", 1), order_id="shop:2"))
+
+    listed = await logistics.list_reservations("shop:1")
+
+    assert listed == [released, second]
+    assert released.status is ReservationStatus.RELEASED
+    assert await logistics.list_reservations("shop:other") == []

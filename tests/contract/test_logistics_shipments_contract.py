@@ -372,3 +372,22 @@ async def test_more_cannot_come_back_than_left(systems: Systems) -> None:
 
     assert "2 shipped and 1 returned" in error.message
     await expect_on_hand(logistics, "SKU-RARE", 2 + 2)
+
+
+# --- per-order reads -----------------------------------------------------------------------
+
+
+async def test_list_shipments_reads_an_orders_shipments_as_they_stand(systems: Systems) -> None:
+    logistics = systems.logistics
+    reservation, shipment = await shipment_of(systems, ("SKU-WIDGET", 2))
+    await logistics.confirm_shipment(confirmation(shipment, "confirm-1", "JD1", ("SKU-WIDGET", 1)))
+    cancelled = await logistics.request_shipment(shipment_request(reservation, "ship-2"))
+    await logistics.cancel_shipment(cancel(cancelled, "cancel-2"))
+
+    listed = await logistics.list_shipments("shop:1")
+
+    assert [(s.shipment_id, s.status, s.shipped) for s in listed] == [
+        (shipment.shipment_id, ShipmentStatus.PARTIALLY_SHIPPED, stock(("SKU-WIDGET", 1))),
+        (cancelled.shipment_id, ShipmentStatus.CANCELLED, []),
+    ]
+    assert await logistics.list_shipments("shop:other") == []

@@ -336,3 +336,26 @@ async def test_a_voided_authorisation_takes_no_capture(systems: Systems) -> None
     assert voided == again == await payments.find_authorisation("auth-1")
     assert (voided.status, voided.amount) == (AuthorisationStatus.VOIDED, Decimal("0.00"))
     assert await payments.find_payment("capture-2") is None
+
+
+# --- per-order reads -----------------------------------------------------------------------
+
+
+async def test_an_orders_payments_authorisations_and_refunds_are_listed(
+    systems: Systems,
+) -> None:
+    payments = systems.payments
+    received = await paid_with(systems, "PAY-1", "40.00")
+    authorisation = await payments.authorise_card(authorise("auth-1", "100.00"))
+    captured = await payments.capture_card(capture(authorisation, "60.00"))
+    voided = await payments.void_authorisation(void_auth(authorisation))
+    refunded = await payments.refund_payment(refund("PAY-1", "15.00"))
+    await payments.record_payment(payment_request("PAY-2", "5.00", order_id="shop:2"))
+
+    assert await payments.list_payments("shop:1") == [received, captured]
+    assert await payments.list_authorisations("shop:1") == [voided]
+    assert voided.status is AuthorisationStatus.VOIDED
+    assert await payments.list_refunds("shop:1") == [refunded]
+    assert await payments.list_refunds("shop:2") == []
+    assert await payments.list_payments("shop:other") == []
+    assert await payments.list_authorisations("shop:other") == []

@@ -61,6 +61,7 @@ EXPECTED: dict[tuple[str, str], set[Role] | str] = {
     ("POST", "/orders/bulk/release"): SUPPORT,
     ("POST", "/orders/bulk/cancel"): SUPPORT,
     ("POST", "/credits/refunds"): SUPPORT,
+    ("GET", "/reports/reconciliation"): SUPPORT,
     # viewer: reads only
     ("GET", "/reports/summary"): REPORTS,
     # the codec server: decoding what Temporal stores of orders is a read of them

@@ -14,6 +14,7 @@ import pytest_asyncio
 from o2c_service.access.roles import Role
 from o2c_service.outcomes import OrderBroken, TemporalUnavailable
 from o2c_service.problems import PROBLEM_MEDIA_TYPE, ProblemDetails
+from o2c_service.reconciliation.reading import SystemUnreadable
 from o2c_service.reports import BillingUnavailable
 from tests.integration.test_end_to_end import demo_order
 from tests.support.stub_orders import StubApi, stub_api, stub_settings
@@ -102,6 +103,14 @@ async def billing_down(api: StubApi) -> httpx.Response:
         api.orders.client_failure = None
 
 
+async def logistics_down(api: StubApi) -> httpx.Response:
+    api.orders.client_failure = SystemUnreadable("logistics could not be read: no answer")
+    try:
+        return await api.http.get("/reports/reconciliation")
+    finally:
+        api.orders.client_failure = None
+
+
 ERRORS: list[tuple[Provoke, str, str, int, str]] = [
     (untrusted_host, "GET", "/orders", 400, "untrusted-host"),
     (unknown_path, "GET", "/nowhere", 404, "not-found"),
@@ -116,6 +125,7 @@ ERRORS: list[tuple[Provoke, str, str, int, str]] = [
     (order_broken, "GET", "/orders/{order_id}", 500, "order-broken"),
     (temporal_down, "POST", "/orders", 503, "service-unavailable"),
     (billing_down, "GET", "/reports/summary", 503, "service-unavailable"),
+    (logistics_down, "GET", "/reports/reconciliation", 503, "service-unavailable"),
 ]
 
 

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,6 +259,26 @@ async def activity_running(client: Client, order_id: str, activity: str) -> bool
         and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
         for pending in description.raw_description.pending_activities
     )
+
+
+async def under_way_on(
+    client: Client, order_ids: Iterable[str], worker: WorkerProcess
+) -> list[tuple[str, str]]:
+    """(order id, activity) for each activity of these orders that `worker` has started
+    and not finished (a worker's identity is `<pid>@<host>`)."""
+    identity = f"{worker.process.pid}@"
+
+    async def of(order_id: str) -> list[tuple[str, str]]:
+        description = await client.get_workflow_handle(order_id).describe()
+        return [
+            (order_id, pending.activity_type.name)
+            for pending in description.raw_description.pending_activities
+            if pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+            and pending.last_worker_identity.startswith(identity)
+        ]
+
+    found = await asyncio.gather(*(of(order_id) for order_id in order_ids))
+    return [pair for pairs in found for pair in pairs]
 
 
 async def local_calls_recorded(client: Client, order_id: str) -> int:

@@ -5,7 +5,7 @@ them, each partition dispatching its share on its own: at 2 per second, four
 partitions start billing's calls in clumps of up to four every two seconds, and fall
 short of the rate whenever one partition's backlog is empty. A dev server is one
 process and needs no more than one; with one, a system's calls start one every
-1/rate seconds after a first burst of three (docs/architecture.md, "Task queues").
+1/rate seconds after a first burst of rate + 1 (docs/architecture.md, "Task queues").
 
 A server cannot simply read fewer partitions than it wrote to: tasks waiting in the
 others would never be dispatched (an order stuck on its next step). So a data folder

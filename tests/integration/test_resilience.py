@@ -30,6 +30,7 @@ from o2c_service.orders import OrderService
 from o2c_workflows.models import OrderRequest, OrderStatus
 from tests.support.recovery import recovery_after_kill
 from tests.support.resilience_batch import (
+    STATE_CHANGES,
     Batch,
     assert_each_order_done_once,
     batch_orders,
@@ -101,17 +102,6 @@ def reservation_calls(calls: list[SandboxCall], order: OrderRequest) -> list[San
         and (call.idempotency_key or call.looked_up or "").startswith(f"{order.order_id}:")
     ]
 
-
-STATE_CHANGES = [
-    ("billing", "ensure_account"),
-    ("billing", "create_invoice"),
-    ("billing", "apply_payment"),
-    ("logistics", "reserve_stock"),
-    ("logistics", "request_shipment"),
-    ("logistics", "confirm_shipment"),
-    ("payments", "record_payment"),
-]
-"""The adapter calls of an order that change something: where a lost answer matters."""
 
 FLAKY_SYSTEMS = json.dumps(
     {

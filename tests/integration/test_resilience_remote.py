@@ -25,6 +25,7 @@ from o2c_workflows.models import OrderStatus
 from tests.support.rate_limit_check import CALLS_PER_ORDER, billing_at_its_rate_limit
 from tests.support.resilience_batch import (
     BATCH_DEADLINE,
+    STATE_CHANGES,
     Batch,
     assert_each_order_done_once,
     batch_orders,
@@ -35,16 +36,6 @@ from tests.support.resilience_processes import Processes, completed_attempts, un
 from tests.support.sandbox_calls import lost_and_found, lost_and_made_again, statuses
 
 pytestmark = pytest.mark.timeout(300)
-
-STATE_CHANGES = [
-    ("billing", "create_invoice"),
-    ("billing", "apply_payment"),
-    ("logistics", "reserve_stock"),
-    ("logistics", "request_shipment"),
-    ("logistics", "confirm_shipment"),
-    ("payments", "record_payment"),
-]
-"""The keyed writes of an order paid on invoice: where a lost answer matters."""
 
 LOOKUPS = "find_"
 """How every lookup by idempotency key is named (`find_invoice`, `find_reservation`, ...)."""

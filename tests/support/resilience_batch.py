@@ -67,6 +67,18 @@ CARRIER = "DHL"
 CARD_TOKEN = "tok_visa_4242"
 """The card a card-paid order is sent with (the payments system's test card)."""
 
+STATE_CHANGES = [
+    ("billing", "ensure_account"),
+    ("billing", "create_invoice"),
+    ("billing", "apply_payment"),
+    ("logistics", "reserve_stock"),
+    ("logistics", "request_shipment"),
+    ("logistics", "confirm_shipment"),
+    ("payments", "record_payment"),
+]
+"""The adapter calls of an order paid on invoice that change something: where a lost
+answer matters (the fault rules' system and operation)."""
+
 NONDETERMINISM = "TMPRL1100"
 """Temporal's code for a history the workflow code cannot replay: never a passing outage."""
 

@@ -143,12 +143,11 @@ class Processes:
         database, with `faults` (O2C_SANDBOX_FAULTS) and `latency_ms` on every request;
         return once all four listen. Workers started from now on call it (remote mode)."""
         assert self.sandbox is None, "already running"
-        first = free_ports(len(SYSTEMS))
-        sandbox = self.settings.model_copy(update={"sandbox_port": first})
+        there = self.settings.model_copy(update={"sandbox_port": free_ports(len(SYSTEMS))})
         env = os.environ | {
-            "O2C_DATABASE_URL": self.settings.database_url,
-            "O2C_SANDBOX_HOST": sandbox.sandbox_host,
-            "O2C_SANDBOX_PORT": str(first),
+            "O2C_DATABASE_URL": there.database_url,
+            "O2C_SANDBOX_HOST": there.sandbox_host,
+            "O2C_SANDBOX_PORT": str(there.sandbox_port),
             "O2C_SANDBOX_LATENCY_MS": str(latency_ms),
             "O2C_SANDBOX_HOLD_SECONDS": str(HOLD),
         }
@@ -158,10 +157,8 @@ class Processes:
         self.sandbox = spawn(["sandbox"], env, self.sandbox_log())
         ready = [SANDBOX_READY.format(system=system) for system in SYSTEMS]
         await self._wait_for_lines(self.sandbox_log(), ready, "the sandbox did not listen")
-        urls = {f"{system}_url": url for system, url in sandbox.sandbox_urls().items()}
-        self.settings = self.settings.model_copy(
-            update={**urls, "sandbox_port": first, "http_read_timeout": READ_TIMEOUT}
-        )
+        urls = {f"{system}_url": url for system, url in there.sandbox_urls().items()}
+        self.settings = there.model_copy(update={**urls, "http_read_timeout": READ_TIMEOUT})
 
     async def calls(self) -> list[SandboxCall]:
         """Every request the sandbox has answered so far, oldest first."""

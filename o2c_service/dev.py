@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import NamedTuple
@@ -34,6 +35,7 @@ from adapters.faults import FaultProfile
 from o2c_service.access.dev_keys import ensure_dev_keys, ensure_ui_key
 from o2c_service.access.roles import Role
 from o2c_service.codec.keys import CodecKeys, new_key, write_key_file
+from o2c_service.dev_partitions import dev_server_partitions, partitions
 from o2c_service.dev_remote import point_at_sandbox, sandbox_banner, sandbox_serving
 from o2c_service.observability.tracing import Tracing
 from o2c_service.runners import run_worker, serve_api, stop_on_signals
@@ -96,11 +98,15 @@ def ensure_codec_key(settings: Settings) -> Path | None:
     return path
 
 
-def dev_server_command(settings: Settings, ui_codec: str | None = None) -> list[str]:
-    """The `temporal server start-dev` command line; `ui_codec` the UI's codec endpoint."""
+def dev_server_command(
+    settings: Settings, ui_codec: str | None = None, dynamic_config: Sequence[str] = ()
+) -> list[str]:
+    """The `temporal server start-dev` command line; `ui_codec` the UI's codec endpoint,
+    `dynamic_config` the server's dynamic config as `KEY=VALUE` (`dev_partitions.py`)."""
     host, _, port = settings.temporal_address.rpartition(":")
     ui = urlsplit(settings.temporal_ui_url)
     codec = ["--ui-codec-endpoint", ui_codec] if ui_codec else []
+    dynamic = [flag for value in dynamic_config for flag in ("--dynamic-config-value", value)]
     return [
         str(settings.temporal_cli_path()),
         "server",
@@ -125,6 +131,7 @@ def dev_server_command(settings: Settings, ui_codec: str | None = None) -> list[
         "--log-level",
         "warn",
         *search_attribute_flags(),
+        *dynamic,
         *codec,
     ]
 
@@ -140,11 +147,13 @@ def server_log(settings: Settings) -> Path:
     return settings.data_dir / "temporal-server.log"
 
 
-def start_dev_server(settings: Settings, ui_codec: str | None = None) -> subprocess.Popen[bytes]:
+def start_dev_server(
+    settings: Settings, ui_codec: str | None = None, dynamic_config: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with server_log(settings).open("ab") as log_file:
         return subprocess.Popen(
-            dev_server_command(settings, ui_codec),
+            dev_server_command(settings, ui_codec, dynamic_config),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             # Its own session: Ctrl-C reaches us, and we stop it last, after the worker.
@@ -297,7 +306,7 @@ async def run_dev(
         # The sandbox listens before the worker starts, and stops after it (and after the
         # server), so that no activity in flight loses its system mid-call.
         sandbox = await running.enter_async_context(sandbox_serving(settings)) if remote else None
-        server = start_dev_server(settings, ui_codec)
+        server = start_dev_server(settings, ui_codec, partitions(dev_server_partitions(settings)))
         try:
             await wait_for_server(server, settings)
             listening = asyncio.Event()

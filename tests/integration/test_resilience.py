@@ -7,22 +7,30 @@ the 3PL and the bank would (`tests.support.resilience_batch.Batch`) while it bre
 something: it kills the worker, restarts the server, or makes every system
 flaky. Every order must reach Closed, and the local systems must show each
 reservation, shipment, invoice, payment and payment application exactly once.
+
+The worker killed and the server restarted with normal activities under way run in
+two modes: `local`, the worker calling the systems in its own process, and `remote`,
+calling them over HTTP in `o2c sandbox` (a process of its own over the same database),
+each on its system's task queue. The remote-only tests are in test_resilience_remote.py.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from temporalio.client import Client
 
 from adapters.local.database import LocalDatabase
 from o2c_service.orders import OrderService
-from o2c_workflows.models import OrderStatus
+from o2c_workflows.models import OrderRequest, OrderStatus
 from tests.support.recovery import recovery_after_kill
 from tests.support.resilience_batch import (
+    STATE_CHANGES,
     Batch,
     assert_each_order_done_once,
     batch_orders,
@@ -31,11 +39,14 @@ from tests.support.resilience_batch import (
     with_line,
 )
 from tests.support.resilience_processes import (
+    READ_TIMEOUT,
     Processes,
+    WorkerProcess,
     activity_running,
     completed_attempts,
     local_calls_recorded,
 )
+from tests.support.sandbox_calls import SandboxCall
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -47,6 +58,9 @@ SLOW_SKU = "SKU-GIZMO"
 """The last order of the first wave has a line of it, which the first worker reserves slowly."""
 
 RESERVE_STOCK = "logistics.reserve_stock"
+
+MODES = [pytest.param(False, id="local"), pytest.param(True, id="remote")]
+"""Whether the worker calls the systems over HTTP in the sandbox (`remote`)."""
 
 
 def slow_reservations(latency_ms: int) -> str:
@@ -60,16 +74,34 @@ def slow_reservations(latency_ms: int) -> str:
     return json.dumps({"rules": [rule]})
 
 
-STATE_CHANGES = [
-    ("billing", "ensure_account"),
-    ("billing", "create_invoice"),
-    ("billing", "apply_payment"),
-    ("logistics", "reserve_stock"),
-    ("logistics", "request_shipment"),
-    ("logistics", "confirm_shipment"),
-    ("payments", "record_payment"),
-]
-"""The adapter calls of an order that change something: where a lost answer matters."""
+async def worker_reserving_slowly(
+    processes: Processes, remote: bool, latency_ms: int
+) -> WorkerProcess:
+    """A worker whose reservations of SLOW_SKU take `latency_ms`: its own systems are slow
+    (O2C_FAULTS), or (remote) the sandbox is, and the worker waits as long for an answer."""
+    if not remote:
+        return processes.start_worker(faults=slow_reservations(latency_ms))
+    await processes.start_sandbox(faults=slow_reservations(latency_ms))
+    patient = {"O2C_HTTP_READ_TIMEOUT": str(latency_ms / 1000 + READ_TIMEOUT)}
+    return processes.start_worker(settings=patient)
+
+
+def normal_activities(client: Client, processes: Processes) -> OrderService:
+    """Orders whose every call is a normal activity: on the order task queue against the
+    worker's own systems, on each system's queue against remote ones (as the API starts
+    orders then)."""
+    return OrderService(client, processes.settings.task_queue, system_queues=processes.remote)
+
+
+def reservation_calls(calls: list[SandboxCall], order: OrderRequest) -> list[SandboxCall]:
+    """The sandbox's calls that made or looked up the order's reservation, oldest first."""
+    return [
+        call
+        for call in calls
+        if call.operation in ("reserve_stock", "find_reservation")
+        and (call.idempotency_key or call.looked_up or "").startswith(f"{order.order_id}:")
+    ]
+
 
 FLAKY_SYSTEMS = json.dumps(
     {
@@ -100,15 +132,17 @@ async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
         running.close()
 
 
+@pytest.mark.parametrize("remote", MODES)
 async def test_a_worker_killed_mid_batch_is_replaced_and_every_order_closes(
-    processes: Processes,
+    processes: Processes, remote: bool
 ) -> None:
     client = await processes.start_server()
-    # Reserving the slow order hangs for longer than the activity's start-to-close
-    # timeout, so the kill certainly finds that activity under way. Normal activities:
+    # Reserving the slow order takes long, so the kill certainly finds that activity
+    # under way: locally longer than the activity's start-to-close timeout; in the
+    # sandbox, which delays the retry's call too, 5 s, well within it. Normal activities:
     # an activity lost with its worker is retried once its attempt times out.
-    doomed = processes.start_worker(faults=slow_reservations(60_000))
-    batch = Batch(OrderService(client, processes.settings.task_queue), processes)
+    doomed = await worker_reserving_slowly(processes, remote, 5_000 if remote else 60_000)
+    batch = Batch(normal_activities(client, processes), processes)
     orders = batch_orders(BATCH_SIZE)
     caught = orders[FIRST_WAVE - 1] = with_line(orders[FIRST_WAVE - 1], SLOW_SKU)
 
@@ -127,6 +161,12 @@ async def test_a_worker_killed_mid_batch_is_replaced_and_every_order_closes(
     await assert_each_order_done_once(client, processes.settings, orders)
     # The reservation lost with the killed worker was retried once its attempt timed out.
     assert await completed_attempts(client, caught.order_id, RESERVE_STOCK) == [2]
+    if remote:
+        # Over the wire: the killed worker's request reached logistics, and the retry
+        # first asked, by the same key, whether it had been made.
+        calls = reservation_calls(await processes.calls(), caught)
+        assert [call.operation for call in calls[:2]] == ["reserve_stock", "find_reservation"]
+        assert calls[1].looked_up == calls[0].idempotency_key, calls
 
 
 async def test_a_worker_killed_with_local_activities_under_way_is_replaced(
@@ -158,17 +198,19 @@ async def test_a_worker_killed_with_local_activities_under_way_is_replaced(
     await assert_each_order_done_once(client, processes.settings, orders)
 
 
+@pytest.mark.parametrize("remote", MODES)
 async def test_the_server_restarted_mid_batch_and_every_order_closes(
-    processes: Processes,
+    processes: Processes, remote: bool
 ) -> None:
     client = await processes.start_server()
     # The slow order's reservation is made while the server is down, so its answer
     # cannot be reported then. Normal activities: the reservation is seen under way as a
     # pending activity (a local one is only seen once its workflow task reports it).
-    processes.start_worker(faults=slow_reservations(5_000))
-    batch = Batch(OrderService(client, processes.settings.task_queue), processes)
+    await worker_reserving_slowly(processes, remote, 5_000)
+    batch = Batch(normal_activities(client, processes), processes)
     orders = batch_orders(BATCH_SIZE)
     caught = orders[FIRST_WAVE - 1] = with_line(orders[FIRST_WAVE - 1], SLOW_SKU)
+    systems = LocalDatabase.from_url(processes.settings.database_url)
 
     await batch.start_in_turn(orders[:FIRST_WAVE])
     await batch.wait_until(
@@ -176,15 +218,20 @@ async def test_the_server_restarted_mid_batch_and_every_order_closes(
         f"{caught.order_id} reserving stock",
     )
     await processes.stop_server()
+    down = time.time()
     assert 0 < batch.count_reached(OrderStatus.BOOKED) < len(orders), batch.report()
     # The rest of the batch arrives while the server is down: their drivers cannot
     # even create them, and keep trying.
     late = orders[FIRST_WAVE:]
     batch.start(late)
     await batch.wait_until(
-        lambda: all(order.order_id in batch.last_error for order in late),
-        "every late order told that Temporal is unavailable",
+        lambda: (
+            all(order.order_id in batch.last_error for order in late)
+            and reservations_made(systems, caught.order_id) == 1
+        ),
+        "the slow reservation made and every late order told that Temporal is unavailable",
     )
+    systems.dispose()
 
     # The same SQLite file and port. The test's client (also the drivers') and the
     # worker's reconnect on their own: the client the restart hands back is not used.
@@ -192,6 +239,11 @@ async def test_the_server_restarted_mid_batch_and_every_order_closes(
     await batch.finish()
 
     await assert_each_order_done_once(client, processes.settings, orders)
+    if remote:
+        # Logistics answered the reservation after the server had stopped (and made it
+        # before the restart, as waited for above).
+        [made] = [c for c in reservation_calls(await processes.calls(), caught) if c.writes]
+        assert made.answered and made.at + made.duration_ms / 1000 > down, (made, down)
 
 
 async def test_the_server_restarted_with_local_activities_under_way_and_every_order_closes(

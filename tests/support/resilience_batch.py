@@ -2,11 +2,13 @@
 
 `Batch` plays the 3PL and the bank for a batch of orders: one driver per order
 creates it, confirms its shipment once it is Booked and pays it in full once it
-has shipped, resending on every pass until the order is Closed. Whatever fails
+has shipped (unless the order is paid by card: the order captures the card once
+invoiced), resending on every pass until the order is Closed. Whatever fails
 during an outage is simply tried again on the next pass: every call is safe to
 resend (the same order content, tracking number and payment id each time). The
 processes it runs against are `tests.support.resilience_processes.Processes`.
-`assert_each_order_done_once` then reads the local systems and the workflows.
+`assert_each_order_done_once` then reads the local systems (the sandbox's database,
+when they are remote) and the workflows.
 """
 
 from __future__ import annotations
@@ -25,19 +27,24 @@ from adapters.billing.models import InvoiceStatus
 from adapters.local import open_local_adapters
 from adapters.local.database import LocalDatabase
 from adapters.local.tables import (
+    CardAuthorisationRow,
+    CardCaptureRow,
     PaymentRow,
     ReservationRow,
     ShipmentDispatchRow,
     ShipmentRow,
+    StoredCardRow,
     to_minor,
 )
 from adapters.logistics.models import ReservationStatus, ShipmentStatus
+from adapters.payments.models import AuthorisationStatus
 from o2c_service import events as order_events
+from o2c_service.creating import PaymentsSource
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import EventRejected, OrderError
 from o2c_service.settings import Settings
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
-from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
+from o2c_workflows.models import CardPayment, OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
 from o2c_workflows.state import OrderState
 from tests.support.history import status_transitions
@@ -56,6 +63,21 @@ LIFECYCLE = [
 ]
 
 CARRIER = "DHL"
+
+CARD_TOKEN = "tok_visa_4242"
+"""The card a card-paid order is sent with (the payments system's test card)."""
+
+STATE_CHANGES = [
+    ("billing", "ensure_account"),
+    ("billing", "create_invoice"),
+    ("billing", "apply_payment"),
+    ("logistics", "reserve_stock"),
+    ("logistics", "request_shipment"),
+    ("logistics", "confirm_shipment"),
+    ("payments", "record_payment"),
+]
+"""The adapter calls of an order paid on invoice that change something: where a lost
+answer matters (the fault rules' system and operation)."""
 
 NONDETERMINISM = "TMPRL1100"
 """Temporal's code for a history the workflow code cannot replay: never a passing outage."""
@@ -82,6 +104,11 @@ def batch_orders(count: int) -> list[OrderRequest]:
     ]
 
 
+def paid_by_card(order: OrderRequest) -> OrderRequest:
+    """The same order paid on order by card: authorised at booking, captured once invoiced."""
+    return order.model_copy(update={"payment_method": CardPayment(card_token=CARD_TOKEN)})
+
+
 def with_line(order: OrderRequest, sku: str) -> OrderRequest:
     """The same order with one more line: one `sku` at 5.00."""
     data = order.model_dump(mode="json")
@@ -94,7 +121,15 @@ def tracking_number(order: OrderRequest) -> str:
 
 
 def payment_id(order: OrderRequest) -> str:
+    """The bank's payment for an order paid on invoice."""
     return f"PAY-{order.source_order_id}"
+
+
+def paid_with(order: OrderRequest, invoice_id: str) -> str:
+    """The payment that pays the order's one invoice: the bank's, or the card's capture."""
+    if order.payment_method is None:
+        return payment_id(order)
+    return f"{invoice_id}-card-0"  # o2c_workflows/order/cash.py `_capture`, first attempt
 
 
 def progress(status: OrderStatus | None) -> int:
@@ -108,7 +143,9 @@ Condition = Callable[[], bool | Awaitable[bool]]
 class Batch:
     """Drives a batch of orders to Closed the way the 3PL and the bank would."""
 
-    def __init__(self, service: OrderService, processes: Processes) -> None:
+    def __init__(
+        self, service: OrderService, processes: Processes, deadline: float = BATCH_DEADLINE
+    ) -> None:
         self.service = service
         self.processes = processes
         self.orders: list[OrderRequest] = []
@@ -117,7 +154,9 @@ class Batch:
         self.last_error: dict[str, str] = {}
         """Each order's last failed call, for the report."""
         self._drivers: list[asyncio.Task[None]] = []
-        self._deadline = asyncio.get_running_loop().time() + BATCH_DEADLINE
+        self.deadline = deadline
+        """Seconds the whole batch may take, outage included, before the test fails."""
+        self._deadline = asyncio.get_running_loop().time() + deadline
 
     def start(self, orders: list[OrderRequest]) -> None:
         """Create these orders and drive each to Closed, concurrently, in the background."""
@@ -176,7 +215,7 @@ class Batch:
                 ) from task.exception()
         if asyncio.get_running_loop().time() > self._deadline:
             self.cancel()
-            pytest.fail(f"not {what} within {BATCH_DEADLINE}s\n{self.report()}")
+            pytest.fail(f"not {what} within {self.deadline}s\n{self.report()}")
 
     def cancel(self) -> None:
         for task in self._drivers:
@@ -212,8 +251,10 @@ class Batch:
                     return
                 if state.status is OrderStatus.BOOKED:
                     await self.service.send(order_events.SHIPMENT, order.order_id, shipment)
-                elif state.status in (OrderStatus.SHIPPED, OrderStatus.INVOICED) and not any(
-                    known.payment_id == payment.payment_id for known in state.payments
+                elif (
+                    state.status in (OrderStatus.SHIPPED, OrderStatus.INVOICED)
+                    and order.payment_method is None
+                    and not any(known.payment_id == payment.payment_id for known in state.payments)
                 ):
                     await self.service.send(order_events.PAYMENT, order.order_id, payment)
             except EventRejected as error:
@@ -239,15 +280,19 @@ def reservations_made(database: LocalDatabase, order_id: str) -> int:
         return len(rows.all())
 
 
-def service_for(client: Client, processes: Processes) -> OrderService:
-    """The order service as the API builds it from the processes' settings (so orders
-    run in the default mode: the embedded adapters' calls as local activities)."""
+def service_for(
+    client: Client, processes: Processes, payments: PaymentsSource | None = None
+) -> OrderService:
+    """The order service as the API builds it from the processes' settings: the embedded
+    adapters' calls as local activities (the default mode), a remote system's as normal
+    activities on its queue; a card stored in `payments` before its order starts."""
     settings = processes.settings
     return OrderService(
         client,
         settings.task_queue,
-        local_activities=settings.local_activities,
+        local_activities=settings.local_calls(),
         system_queues=settings.system_queues,
+        payments=payments,
     )
 
 
@@ -255,7 +300,8 @@ async def assert_each_order_done_once(
     client: Client, settings: Settings, orders: list[OrderRequest]
 ) -> None:
     """Per order, in the local systems: one reservation, one shipment confirmed by one
-    dispatch, one invoice (settled), one payment and one application of it; and the
+    dispatch, one invoice (settled), one payment and one application of it (for a card
+    order: one card stored, one authorisation and one capture, the payment); and the
     workflow says Closed, invoiced and paid once, straight through the lifecycle."""
     adapters = open_local_adapters(settings.database_url, seed=False)
     service = OrderService(client, settings.task_queue)
@@ -267,10 +313,11 @@ async def assert_each_order_done_once(
             assert [(i.amount, i.balance, i.status) for i in invoices] == [
                 (total, Decimal(0), InvoiceStatus.PAID)
             ], f"{order_id}: invoices {invoices}"
+            paid = paid_with(order, invoices[0].invoice_id)
             applications = await adapters.billing.list_applications(invoices[0].invoice_id)
-            assert [(a.payment_id, a.amount) for a in applications] == [
-                (payment_id(order), total)
-            ], f"{order_id}: payment applications {applications}"
+            assert [(a.payment_id, a.amount) for a in applications] == [(paid, total)], (
+                f"{order_id}: payment applications {applications}"
+            )
 
             with adapters.database.session() as session:
                 payments = session.exec(
@@ -288,8 +335,10 @@ async def assert_each_order_done_once(
                     )
                 ).all()
             assert [(p.payment_id, p.amount_minor) for p in payments] == [
-                (payment_id(order), to_minor(total, order.currency))
+                (paid, to_minor(total, order.currency))
             ], f"{order_id}: payments {payments}"
+            if order.payment_method is not None:
+                assert_card_charged_once(adapters.database, order, paid)
             assert [(s.status, s.tracking_number) for s in shipments] == [
                 (ShipmentStatus.CONFIRMED.value, tracking_number(order))
             ], f"{order_id}: shipments {shipments}"
@@ -302,9 +351,9 @@ async def assert_each_order_done_once(
 
             state = await service.get(order_id)
             assert state.status is OrderStatus.CLOSED, f"{order_id}: {state.status}"
-            assert [(p.payment_id, p.amount) for p in state.payments] == [
-                (payment_id(order), total)
-            ], f"{order_id}: the workflow's payments {state.payments}"
+            assert [(p.payment_id, p.amount) for p in state.payments] == [(paid, total)], (
+                f"{order_id}: the workflow's payments {state.payments}"
+            )
             assert [(i.invoice_id, i.balance) for i in state.invoices] == [
                 (invoices[0].invoice_id, Decimal(0))
             ], f"{order_id}: the workflow's invoices {state.invoices}"
@@ -319,3 +368,29 @@ async def assert_each_order_done_once(
             assert await status_transitions(handle) == LIFECYCLE, f"{order_id} went elsewhere"
     finally:
         adapters.database.dispose()
+
+
+def assert_card_charged_once(database: LocalDatabase, order: OrderRequest, paid: str) -> None:
+    """The order's card: stored once, authorised once for the total, captured once as `paid`."""
+    order_id = order.order_id
+    with database.reading() as session:
+        cards = session.exec(select(StoredCardRow).where(col(StoredCardRow.order_id) == order_id))
+        authorisations = session.exec(
+            select(CardAuthorisationRow).where(col(CardAuthorisationRow.order_id) == order_id)
+        ).all()
+        captures = session.exec(
+            select(CardCaptureRow).where(
+                col(CardCaptureRow.authorisation_id).in_(
+                    [a.authorisation_id for a in authorisations]
+                )
+            )
+        ).all()
+        stored = [card.card_token for card in cards]
+    total = to_minor(order.total(), order.currency)
+    assert stored == [CARD_TOKEN], f"{order_id}: cards stored {stored}"
+    assert [(a.status, a.authorised_minor, a.available_minor) for a in authorisations] == [
+        (AuthorisationStatus.AUTHORISED.value, total, 0)
+    ], f"{order_id}: authorisations {authorisations}"
+    assert [(c.payment_id, c.amount_minor) for c in captures] == [(paid, total)], (
+        f"{order_id}: captures {captures}"
+    )

@@ -10,10 +10,12 @@ refund what was paid or keep it as customer credit.
 It starts from the closed order's final state (as its `state` query answers)
 with the returns made after close before this one folded in (`fold`), so the
 same goods cannot be credited twice. The workflow id is
-`closed-return/<order id>/<return id>` (a '/' no order id can hold), and its
-idempotency keys are those the open order would have used for the same return
-id, so a resent return, whether the API finds the workflow or a worker runs a
-step again, credits and refunds once.
+`closed-return/<order id>/<n>` for the order's n-th return after close (a '/'
+no order id can hold): the number is what serialises them, as the open order
+applies one return at a time; the return id is in the memo (`RETURN_ID_MEMO`).
+Its idempotency keys are those the open order would have used for the same
+return id, so a resent return, whether the API finds the workflow or a worker
+runs a step again, credits and refunds once.
 """
 
 from __future__ import annotations
@@ -42,8 +44,13 @@ A = TypeVar("A")
 T = TypeVar("T")
 
 
-def workflow_id(order_id: str, return_id: str) -> str:
-    return f"{order_ids_prefix(order_id)}{return_id}"
+RETURN_ID_MEMO = "return_id"
+"""Memo key holding the return id of a `ClosedOrderReturn`, for finding a resent return."""
+
+
+def workflow_id(order_id: str, number: int) -> str:
+    """The id of the `number`-th (from 1) return after close of `order_id`."""
+    return f"{order_ids_prefix(order_id)}{number}"
 
 
 def order_ids_prefix(order_id: str) -> str:

@@ -385,7 +385,7 @@ async def closed_order_return(servers: Servers) -> Recorded:
             ClosedOrderReturnInput(
                 closed_order=await handle.query(OrderWorkflow.state), returned=returned
             ),
-            id=closed_return.workflow_id(handle.id, returned.return_id),
+            id=closed_return.workflow_id(handle.id, 1),
             task_queue=harness.task_queue,
         )
         result = await return_handle.result()

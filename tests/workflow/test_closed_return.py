@@ -7,6 +7,7 @@ goods come back.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -23,7 +24,7 @@ from o2c_service import events as order_events
 from o2c_service.outcomes import EventRejected, OrderConflict
 from o2c_workflows import closed_return
 from o2c_workflows.closed_return import ClosedOrderReturnInput, ClosedOrderReturnWorkflow
-from o2c_workflows.messages import CancelRequest, ReturnReceived, ReturnResolution
+from o2c_workflows.messages import CancelRequest, EventAck, ReturnReceived, ReturnResolution
 from o2c_workflows.models import OrderStatus
 from o2c_workflows.state import OrderState
 from tests.support.history import OrderHandle
@@ -63,8 +64,9 @@ async def shown(harness: Harness, order_id: str, return_id: str) -> OrderState:
     raise AssertionError(f"order {order_id} never showed return {return_id}")
 
 
-async def started(harness: Harness, order_id: str, return_id: str) -> bool:
-    handle = harness.client.get_workflow_handle(closed_return.workflow_id(order_id, return_id))
+async def started(harness: Harness, order_id: str, number: int) -> bool:
+    """Whether the `number`-th return after close of the order has a workflow."""
+    handle = harness.client.get_workflow_handle(closed_return.workflow_id(order_id, number))
     try:
         await handle.describe()
     except RPCError as error:
@@ -101,7 +103,7 @@ async def test_a_return_after_close_credits_and_refunds_or_keeps_credit_once(
     scope = (await handle.query("state", result_type=OrderState)).key_scope
     assert f"{scope}:return:RMA-1" in stubs.keys
     workflow = harness.client.get_workflow_handle_for(
-        ClosedOrderReturnWorkflow.run, closed_return.workflow_id(handle.id, "RMA-1")
+        ClosedOrderReturnWorkflow.run, closed_return.workflow_id(handle.id, 1)
     )
     assert (await workflow.describe()).status is WorkflowExecutionStatus.COMPLETED
 
@@ -137,7 +139,7 @@ async def test_a_return_of_more_than_is_left_after_earlier_returns_is_refused(
         )
 
     assert not no.value.invalid  # 409, as on an open order
-    assert not await started(harness, handle.id, "RMA-4")
+    assert not await started(harness, handle.id, 2)
     assert harness.stubs.calls["create_credit_note"] == 1
 
 
@@ -149,7 +151,7 @@ async def test_a_return_of_an_unknown_sku_is_invalid_and_starts_nothing(harness:
         await harness.orders.send(order_events.RETURN, handle.id, unknown)
 
     assert no.value.invalid  # 422
-    assert not await started(harness, handle.id, "RMA-5")
+    assert not await started(harness, handle.id, 1)
     assert harness.stubs.calls["receive_return"] == 0
 
 
@@ -166,6 +168,48 @@ async def test_the_same_return_id_with_other_lines_is_a_conflict(harness: Harnes
     assert harness.stubs.calls["create_credit_note"] == 1
 
 
+async def test_two_returns_sent_at_once_are_applied_one_at_a_time(harness: Harness) -> None:
+    """Three widgets invoiced, two returns of two each in the same instant: they cannot
+    both be credited; one is, the other is refused as busy and, sent again, as too many."""
+    handle = await closed(harness)
+    first, second = (
+        widgets("RMA-12", 2, ReturnResolution.REFUND),
+        widgets("RMA-13", 2, ReturnResolution.REFUND),
+    )
+
+    answers = await asyncio.gather(
+        harness.orders.send(order_events.RETURN, handle.id, first),
+        harness.orders.send(order_events.RETURN, handle.id, second),
+        return_exceptions=True,
+    )
+
+    (applied,) = [a for a in answers if isinstance(a, EventAck)]
+    (busy,) = [a for a in answers if isinstance(a, EventRejected)]
+    assert "another return for order" in str(busy) and not busy.invalid
+    assert harness.stubs.calls["create_credit_note"] == 1
+    loser = second if applied.message.startswith("return RMA-12") else first
+    await shown(harness, handle.id, "RMA-13" if loser is first else "RMA-12")
+    with pytest.raises(EventRejected, match="SKU-WIDGET: 2 returned, but only 1 invoiced"):
+        await harness.orders.send(order_events.RETURN, handle.id, loser)
+    assert harness.stubs.calls["create_credit_note"] == 1
+
+
+async def test_an_earlier_return_sent_again_after_a_later_one_is_a_duplicate(
+    harness: Harness,
+) -> None:
+    handle = await closed(harness)
+    earlier = widgets("RMA-14", 1, ReturnResolution.REFUND)
+    await harness.orders.send(order_events.RETURN, handle.id, earlier)
+    await harness.orders.send(
+        order_events.RETURN, handle.id, widgets("RMA-15", 1, ReturnResolution.REFUND)
+    )
+
+    again = await harness.orders.send(order_events.RETURN, handle.id, earlier)
+
+    assert again.duplicate and again.message.startswith("return RMA-14 already recorded")
+    assert harness.stubs.calls["create_credit_note"] == 2
+
+
 async def test_on_system_queues_each_call_goes_to_its_systems_queue(
     dev_env: WorkflowEnvironment, stubs: StubActivities
 ) -> None:
@@ -174,7 +218,7 @@ async def test_on_system_queues_each_call_goes_to_its_systems_queue(
         await on.orders.send(
             order_events.RETURN, handle.id, widgets("RMA-8", 1, ReturnResolution.REFUND)
         )
-        workflow = on.client.get_workflow_handle(closed_return.workflow_id(handle.id, "RMA-8"))
+        workflow = on.client.get_workflow_handle(closed_return.workflow_id(handle.id, 1))
         scheduled = {
             (attributes.activity_type.name, attributes.task_queue.name)
             async for event in workflow.fetch_history_events()
@@ -202,7 +246,7 @@ async def test_the_workflow_itself_refuses_an_over_return_before_any_call(
         await harness.client.execute_workflow(
             ClosedOrderReturnWorkflow.run,
             ClosedOrderReturnInput(closed_order=state, returned=too_many),
-            id=closed_return.workflow_id(handle.id, "RMA-10"),
+            id=closed_return.workflow_id(handle.id, 1),
             task_queue=harness.task_queue,
         )
 
@@ -222,4 +266,4 @@ async def test_a_cancelled_order_takes_no_return(harness: Harness) -> None:
         await harness.orders.send(
             order_events.RETURN, handle.id, widgets("RMA-11", 1, ReturnResolution.REFUND)
         )
-    assert not await started(harness, handle.id, "RMA-11")
+    assert not await started(harness, handle.id, 1)

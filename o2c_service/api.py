@@ -39,7 +39,7 @@ from o2c_service.orders import BulkOutcome, OrderSelection, OrderService, Suppor
 from o2c_service.outcomes import EventStillApplying, InvalidOrder, OrderError
 from o2c_service.problems import SERVICE_UNAVAILABLE, Problem, add_problem_handlers, order_problem
 from o2c_service.reconciliation.models import ReconciliationReport
-from o2c_service.reconciliation.reading import ReadSystems, SystemUnreadable
+from o2c_service.reconciliation.reading import SystemUnreadable
 from o2c_service.reconciliation.service import ReconciliationService
 from o2c_service.reports import (
     DEFAULT_SAMPLE,
@@ -456,13 +456,6 @@ def create_app(
     async def system_unreadable(_: Request, error: SystemUnreadable) -> Response:
         return Problem(SERVICE_UNAVAILABLE, str(error)).response()
 
-    async def read_systems() -> ReadSystems:
-        return ReadSystems(
-            logistics=await systems.logistics(),
-            billing=await systems.billing(),
-            payments=await systems.payments(),
-        )
-
     @app.get("/reports/reconciliation", tags=["reports"])
     async def reconciliation_report(
         request: Request,
@@ -480,7 +473,7 @@ def create_app(
         (UTC days; either end may be open), else all. 503 when Temporal or a system
         cannot be read. See docs/reports.md, "Reconciliation".
         """
-        service = ReconciliationService(orders(request), read_systems)
+        service = ReconciliationService(orders(request), systems.for_reconciliation)
         return await service.run(order_id or (), start, end)
 
     require_rules(app)  # last: every route has a rule (or the API does not start)

@@ -23,6 +23,7 @@ from adapters.logistics.http import HttpLogistics
 from adapters.logistics.protocol import LogisticsAdapter
 from adapters.payments.http import HttpPayments
 from adapters.payments.protocol import PaymentsAdapter
+from o2c_service.reconciliation.reading import ReadSystems
 from o2c_service.settings import Settings
 
 HttpAdapter = HttpCrm | HttpBilling | HttpLogistics | HttpPayments
@@ -123,6 +124,13 @@ class ApiSystems:
 
     async def payments(self) -> PaymentsAdapter:
         return (await self._opened()).payments
+
+    async def for_reconciliation(self) -> ReadSystems:
+        """The three systems an order's goods and money are read from."""
+        systems = await self._opened()
+        return ReadSystems(
+            logistics=systems.logistics, billing=systems.billing, payments=systems.payments
+        )
 
     async def close(self) -> None:
         if self._systems is not None:

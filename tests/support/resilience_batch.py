@@ -42,7 +42,9 @@ from o2c_service import events as order_events
 from o2c_service.creating import PaymentsSource
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import EventRejected, OrderError
+from o2c_service.reconciliation.service import ReconciliationService
 from o2c_service.settings import Settings
+from o2c_service.systems import ApiSystems
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import CardPayment, OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow
@@ -368,6 +370,25 @@ async def assert_each_order_done_once(
             assert await status_transitions(handle) == LIFECYCLE, f"{order_id} went elsewhere"
     finally:
         adapters.database.dispose()
+    await assert_reconciled(service, settings, orders)
+
+
+async def assert_reconciled(
+    service: OrderService, settings: Settings, orders: list[OrderRequest]
+) -> None:
+    """`o2c reconcile` of the batch finds nothing: each system read through the adapter
+    the API would use (over HTTP when `settings` name the sandbox's URLs)."""
+    systems = ApiSystems(settings)
+    try:
+        report = await ReconciliationService(service, systems.for_reconciliation).run(
+            [order.order_id for order in orders]
+        )
+    finally:
+        await systems.close()
+    lines = [mismatch.line() for mismatch in report.mismatches]
+    assert (lines, report.unreadable) == ([], []), "\n".join(lines)
+    assert report.orders_checked == len(orders)
+    print(f"reconcile: {report.orders_checked} orders checked, {len(lines)} mismatches")
 
 
 def assert_card_charged_once(database: LocalDatabase, order: OrderRequest, paid: str) -> None:

@@ -97,6 +97,7 @@ class Processes:
     server_stopped: bool = False
     workers: list[WorkerProcess] = field(default_factory=list)
     sandbox: subprocess.Popen[bytes] | None = None
+    sandboxes_started: int = 0
     server_config: tuple[str, ...] = ONE_PARTITION
     """The dev server's dynamic config, as `o2c dev` starts it: one partition per queue."""
 
@@ -136,7 +137,8 @@ class Processes:
         return self.sandbox is not None
 
     def sandbox_log(self) -> Path:
-        return self.settings.data_dir / "sandbox.log"
+        """The running (or last) sandbox's log: one file per sandbox started."""
+        return self.settings.data_dir / f"sandbox-{self.sandboxes_started}.log"
 
     async def start_sandbox(self, faults: str | None = None, latency_ms: int = 0) -> None:
         """`python -m o2c_service sandbox` on four free consecutive ports over this test's
@@ -154,11 +156,19 @@ class Processes:
         env.pop("O2C_SANDBOX_FAULTS", None)
         if faults is not None:
             env["O2C_SANDBOX_FAULTS"] = faults
+        self.sandboxes_started += 1
         self.sandbox = spawn(["sandbox"], env, self.sandbox_log())
         ready = [SANDBOX_READY.format(system=system) for system in SYSTEMS]
         await self._wait_for_lines(self.sandbox_log(), ready, "the sandbox did not listen")
         urls = {f"{system}_url": url for system, url in there.sandbox_urls().items()}
         self.settings = there.model_copy(update={**urls, "http_read_timeout": READ_TIMEOUT})
+
+    async def stop_sandbox(self) -> None:
+        """SIGTERM the sandbox and wait until it has exited (`start_sandbox` starts another,
+        on other ports, faults and all forgotten)."""
+        assert self.sandbox is not None, "not running"
+        sandbox, self.sandbox = self.sandbox, None
+        await asyncio.to_thread(stop_server, sandbox)
 
     async def calls(self) -> list[SandboxCall]:
         """Every request the sandbox has answered so far, oldest first."""

@@ -8,18 +8,23 @@ whatever an implementation needs to seed or to clean up stays in its factory.
 
 The local adapters run on SQLite and PostgreSQL; the HTTP adapters run against the
 sandbox's servers on loopback ports over the same two databases. To add an
-implementation, write a class with an `open(tmp_path)` async context manager that
+implementation, write a class with an `open(tmp_path, sandbox)` async context manager that
 yields `Systems`, and add one `pytest.param` to `FACTORIES`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+)
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -68,8 +73,9 @@ class Systems:
 
 
 class AdapterFactory(Protocol):
-    def open(self, tmp_path: Path) -> AbstractAsyncContextManager[Systems]:
-        """Fresh, empty systems for one test, closed (and thrown away) on exit."""
+    def open(self, tmp_path: Path, sandbox: SharedSandbox) -> AbstractAsyncContextManager[Systems]:
+        """Fresh, empty systems for one test, closed (and thrown away) on exit (served by
+        `sandbox`, for an implementation over HTTP)."""
         ...
 
 
@@ -141,7 +147,7 @@ async def _opened_local(opened: AbstractContextManager[LocalAdapters]) -> AsyncI
 class LocalSqliteFactory:
     """The local adapters on a SQLite file of the test's own, without demo data."""
 
-    def open(self, tmp_path: Path) -> AbstractAsyncContextManager[Systems]:
+    def open(self, tmp_path: Path, sandbox: SharedSandbox) -> AbstractAsyncContextManager[Systems]:
         return _opened_local(open_sqlite(tmp_path, seed=False))
 
 
@@ -152,7 +158,7 @@ class LocalPostgresFactory:
     O2C_REQUIRE_POSTGRES=1), as for the `local_adapters` fixture.
     """
 
-    def open(self, tmp_path: Path) -> AbstractAsyncContextManager[Systems]:
+    def open(self, tmp_path: Path, sandbox: SharedSandbox) -> AbstractAsyncContextManager[Systems]:
         return _opened_local(open_postgres(seed=False))
 
 
@@ -186,35 +192,79 @@ def http_systems(urls: dict[str, str], seeder: Seeder) -> tuple[Systems, list[Ht
     return systems, [crm, billing, logistics, payments]
 
 
-@asynccontextmanager
-async def _opened_http(opened: AbstractContextManager[LocalAdapters]) -> AsyncIterator[Systems]:
-    with opened as local:
-        calls = CallLog()
+class _Current:
+    """Stands in, in the shared sandbox, for one system's adapter of the test running now:
+    each method is looked up on that adapter when it is called."""
+
+    def __init__(self) -> None:
+        self.adapter: object | None = None
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        async def call(*arguments: Any) -> Any:
+            assert self.adapter is not None, "no test is using the sandbox now"
+            return await getattr(self.adapter, name)(*arguments)
+
+        return call
+
+
+class SharedSandbox:
+    """The sandbox's four contract servers, started once for the test session and pointed,
+    test by test, at that test's own fresh local systems: starting and stopping four
+    servers per test would cost more than most tests themselves. Tests run one at a time
+    in a process, so one test at a time uses it."""
+
+    def __init__(self, urls: dict[str, str], current: dict[str, _Current]) -> None:
+        self.urls = urls
+        self._current = current
+
+    @classmethod
+    @asynccontextmanager
+    async def running(cls) -> AsyncIterator[SharedSandbox]:
+        current = {system: _Current() for system in CONTRACTS}
         apps = {
-            system: contract_app(contract, getattr(local, system), calls)
+            system: contract_app(contract, current[system], CallLog())
             for system, contract in CONTRACTS.items()
         }
         async with running_sandbox(apps) as urls:
-            systems, clients = http_systems(urls, LocalSeeder(local.database))
-            try:
-                yield systems
-            finally:
-                for client in clients:
-                    await client.aclose()
+            yield cls(urls, current)
+
+    @contextmanager
+    def serving(self, local: LocalAdapters) -> Iterator[None]:
+        """The servers answer from `local`'s systems for the length of the block."""
+        for system, stand_in in self._current.items():
+            stand_in.adapter = getattr(local, system)
+        try:
+            yield
+        finally:
+            for stand_in in self._current.values():
+                stand_in.adapter = None
+
+
+@asynccontextmanager
+async def _opened_http(
+    opened: AbstractContextManager[LocalAdapters], sandbox: SharedSandbox
+) -> AsyncIterator[Systems]:
+    with opened as local, sandbox.serving(local):
+        systems, clients = http_systems(sandbox.urls, LocalSeeder(local.database))
+        try:
+            yield systems
+        finally:
+            for client in clients:
+                await client.aclose()
 
 
 class HttpSqliteFactory:
     """The HTTP adapters talking to the sandbox on loopback ports, over a SQLite file."""
 
-    def open(self, tmp_path: Path) -> AbstractAsyncContextManager[Systems]:
-        return _opened_http(open_sqlite(tmp_path, seed=False))
+    def open(self, tmp_path: Path, sandbox: SharedSandbox) -> AbstractAsyncContextManager[Systems]:
+        return _opened_http(open_sqlite(tmp_path, seed=False), sandbox)
 
 
 class HttpPostgresFactory:
     """The HTTP adapters talking to the sandbox, over a throw-away PostgreSQL schema."""
 
-    def open(self, tmp_path: Path) -> AbstractAsyncContextManager[Systems]:
-        return _opened_http(open_postgres(seed=False))
+    def open(self, tmp_path: Path, sandbox: SharedSandbox) -> AbstractAsyncContextManager[Systems]:
+        return _opened_http(open_postgres(seed=False), sandbox)
 
 
 FACTORIES: list[pytest.ParameterSet] = [

@@ -56,8 +56,11 @@ def new_id(prefix: str) -> str:
 
 def _ship(state: OrderState, values: dict[str, str], actor: str) -> Checked[ShipmentConfirmed]:
     form = FormState(values=values)
-    data: dict[str, Any] = {"carrier": text(values, "carrier"),
-                            "tracking_number": text(values, "tracking_number"), "actor": actor}  # fmt: skip
+    data: dict[str, Any] = {
+        "carrier": text(values, "carrier"),
+        "tracking_number": text(values, "tracking_number"),
+        "actor": actor,
+    }
     fields: list[str] = []
     if values.get("scope") == "chosen":
         lines = []
@@ -85,16 +88,21 @@ def _ship(state: OrderState, values: dict[str, str], actor: str) -> Checked[Ship
 
 def _pay(_: OrderState, values: dict[str, str], actor: str) -> Checked[PaymentReceived]:
     form = FormState(values=values)
-    data = {name: text(values, name) for name in
-            ("payment_id", "currency", "amount", "reference", "invoice_id")}  # fmt: skip
+    data = {
+        name: text(values, name)
+        for name in ("payment_id", "currency", "amount", "reference", "invoice_id")
+    }
     return check(PaymentReceived, {**data, "actor": actor}, form)
 
 
 def _amend(state: OrderState, values: dict[str, str], actor: str) -> Checked[Amendment]:
     form = FormState(values=values)
     raw_quantity = text(values, "quantity")
-    change = {"sku": text(values, "sku"), "quantity": raw_quantity,
-              "unit_price": text(values, "unit_price")}  # fmt: skip
+    change = {
+        "sku": text(values, "sku"),
+        "quantity": raw_quantity,
+        "unit_price": text(values, "unit_price"),
+    }
     sku = change["sku"]
     if sku is not None and state.line(sku) is None and change["unit_price"] is None:
         form.add("unit_price", f"{sku} is a new line: give its unit price")
@@ -127,15 +135,20 @@ def _return(state: OrderState, values: dict[str, str], actor: str) -> Checked[Re
             return fields[location[1]] if location[1] < len(fields) else "lines"
         return first_name(location)
 
-    data = {"return_id": text(values, "return_id"), "lines": lines,
-            "resolution": text(values, "resolution") or "refund",
-            "reason": text(values, "reason"), "actor": actor}  # fmt: skip
+    data = {
+        "return_id": text(values, "return_id"),
+        "lines": lines,
+        "resolution": text(values, "resolution") or "refund",
+        "reason": text(values, "reason"),
+        "actor": actor,
+    }
     return check(ReturnReceived, data, form, locate)
 
 
 def _support(_: OrderState, values: dict[str, str], actor: str) -> Checked[SupportAction]:
-    return check(SupportAction, {"note": text(values, "note"), "actor": actor},
-                 FormState(values=values))  # fmt: skip
+    return check(
+        SupportAction, {"note": text(values, "note"), "actor": actor}, FormState(values=values)
+    )
 
 
 def _cancel(_: OrderState, values: dict[str, str], actor: str) -> Checked[CancelRequest]:

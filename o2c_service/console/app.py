@@ -30,7 +30,7 @@ from o2c_service.access.keys import hash_key
 from o2c_service.access.rules import CONSOLE_READ, CONSOLE_RULES, rule_for
 from o2c_service.console.actions import ACTIONS, FINISHED, Action, new_id, offered
 from o2c_service.console.charts import bars
-from o2c_service.console.forms import FormState, check, text
+from o2c_service.console.forms import Checked, FormState, check, text
 from o2c_service.console.guard import (
     CSRF_FIELD,
     ConsoleRefusal,
@@ -45,13 +45,13 @@ from o2c_service.console.sessions import (
     ConsoleSessions,
     Session,
 )
-from o2c_service.events import CANCEL, RELEASE, RETRY
+from o2c_service.events import CANCEL, RELEASE, RETRY, OrderEvent
 from o2c_service.orders import BULK_CONCURRENCY, BulkOutcome, OrderService
 from o2c_service.outcomes import EventStillApplying, OrderError
 from o2c_service.problems import order_problem
 from o2c_service.reports import DEFAULT_SAMPLE, BillingUnavailable, ReportService, SummaryReport
 from o2c_service.store import ApiStore
-from o2c_workflows.messages import CancelRequest, SupportAction
+from o2c_workflows.messages import CancelRequest, SupportAck, SupportAction
 from o2c_workflows.models import Identifier, OrderStatus
 from o2c_workflows.state import OrderState, UndoKind
 
@@ -80,8 +80,9 @@ def order_path(order_id: str) -> str:
 
 
 def _values(form: FormData) -> dict[str, str]:
-    return {name: value for name, value in form.items()
-            if isinstance(value, str) and name != CSRF_FIELD}  # fmt: skip
+    return {
+        name: value for name, value in form.items() if isinstance(value, str) and name != CSRF_FIELD
+    }
 
 
 def _safe_next(target: str | None) -> str:
@@ -107,28 +108,42 @@ def create_console(
     templates.env.globals.update(order_path=order_path, words_for=words_for)
     templates.env.filters["as_option"] = lambda value: (value, value)
 
-    async def page(request: Request, name: str, context: dict[str, Any],
-                   status_code: int = status.HTTP_200_OK) -> Response:  # fmt: skip
+    async def page(
+        request: Request, name: str, context: dict[str, Any], status_code: int = status.HTTP_200_OK
+    ) -> Response:
         session: Session | None = getattr(request.state, "session", None)
         flash = await sessions.take_flash(session.session_id) if session else None
         return templates.TemplateResponse(
             request,
             name,
-            {"session": session, "flash": flash, "csrf_field": CSRF_FIELD,
-             "can_act": session is not None and session.caller.role in ACT_ROLES, **context},
+            {
+                "session": session,
+                "flash": flash,
+                "csrf_field": CSRF_FIELD,
+                "can_act": session is not None and session.caller.role in ACT_ROLES,
+                **context,
+            },
             status_code=status_code,
-        )  # fmt: skip
+        )
 
     @console.exception_handler(ConsoleRefusal)
     async def refused(request: Request, error: ConsoleRefusal) -> Response:
-        return await page(request, "error.html", {"title": "Not allowed", "message": str(error)},
-                          error.status_code)  # fmt: skip
+        return await page(
+            request,
+            "error.html",
+            {"title": "Not allowed", "message": str(error)},
+            error.status_code,
+        )
 
     @console.exception_handler(OrderError)
     async def order_error(request: Request, error: OrderError) -> Response:
         problem = order_problem(error)
-        return await page(request, "error.html", {"title": problem.problem_type.title,
-                          "message": str(error)}, problem.problem_type.status)  # fmt: skip
+        return await page(
+            request,
+            "error.html",
+            {"title": problem.problem_type.title, "message": str(error)},
+            problem.problem_type.status,
+        )
 
     # -- signing in and out ---------------------------------------------------------------
 
@@ -136,13 +151,23 @@ def create_console(
         return request.url.scheme == "https"
 
     @console.get("/sign-in")
-    async def sign_in_form(request: Request, next: str | None = None,
-                           note: str | None = None) -> Response:  # fmt: skip
+    async def sign_in_form(
+        request: Request, next: str | None = None, note: str | None = None
+    ) -> Response:
         token = secrets.token_urlsafe(24)
-        response = await page(request, "sign_in.html", {"next": _safe_next(next),
-                              "note": note, "token": token, "form": FormState()})  # fmt: skip
-        response.set_cookie(SIGN_IN_COOKIE, token, httponly=True, samesite="strict",
-                            secure=secure(request), path=COOKIE_PATH)  # fmt: skip
+        response = await page(
+            request,
+            "sign_in.html",
+            {"next": _safe_next(next), "note": note, "token": token, "form": FormState()},
+        )
+        response.set_cookie(
+            SIGN_IN_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=secure(request),
+            path=COOKIE_PATH,
+        )
         return response
 
     @console.post("/sign-in")
@@ -165,16 +190,34 @@ def create_console(
             except HTTPException:
                 state.add("api_key", "This key is not known, or has been revoked")
         if found is not None and found.role not in CONSOLE_READ:
-            state.add("api_key", f"A {found.role.value} key is for systems, not people: "
-                      "sign in with a support or viewer key")  # fmt: skip
+            state.add(
+                "api_key",
+                f"A {found.role.value} key is for systems, not people: "
+                "sign in with a support or viewer key",
+            )
         if found is None or state.errors:
-            return await page(request, "sign_in.html", {"next": _safe_next(values.get("next")),
-                              "note": None, "token": sent, "form": state}, 401)  # fmt: skip
+            return await page(
+                request,
+                "sign_in.html",
+                {
+                    "next": _safe_next(values.get("next")),
+                    "note": None,
+                    "token": sent,
+                    "form": state,
+                },
+                401,
+            )
         session_id = await sessions.open(hash_key(key))
         response = RedirectResponse(_safe_next(values.get("next")), status.HTTP_303_SEE_OTHER)
-        response.set_cookie(COOKIE, session_id, max_age=int(sessions.lifetime.total_seconds()),
-                            httponly=True, samesite="strict", secure=secure(request),
-                            path=COOKIE_PATH)  # fmt: skip
+        response.set_cookie(
+            COOKIE,
+            session_id,
+            max_age=int(sessions.lifetime.total_seconds()),
+            httponly=True,
+            samesite="strict",
+            secure=secure(request),
+            path=COOKIE_PATH,
+        )
         response.delete_cookie(SIGN_IN_COOKIE, path=COOKIE_PATH)
         return response
 
@@ -189,12 +232,21 @@ def create_console(
     # -- the work queue and bulk actions ------------------------------------------------
 
     @console.get("/")
-    async def work_queue(request: Request,
-                         status_filter: Annotated[str | None, Query(alias="status")] = None,
-                         customer: str | None = None, reason: str | None = None,
-                         age: str | None = None) -> Response:  # fmt: skip
-        form = FormState(values={"status": status_filter or "OnHold", "customer": customer or "",
-                                 "reason": reason or "", "age": age or ""})  # fmt: skip
+    async def work_queue(
+        request: Request,
+        status_filter: Annotated[str | None, Query(alias="status")] = None,
+        customer: str | None = None,
+        reason: str | None = None,
+        age: str | None = None,
+    ) -> Response:
+        form = FormState(
+            values={
+                "status": status_filter or "OnHold",
+                "customer": customer or "",
+                "reason": reason or "",
+                "age": age or "",
+            }
+        )
         wanted_status: OrderStatus | None = None
         if status_filter != "any":
             try:
@@ -208,13 +260,27 @@ def create_console(
             form.add("age", "Choose an age from the list")
         queue = None
         if not form.errors:
-            queue = await read_queue(orders(), QueueFilter(
-                status=wanted_status, customer_id=customer or None,
-                hold_reason=reason or None, age=age or None))  # fmt: skip
-        return await page(request, "queue.html", {
-            "form": form, "queue": queue, "status_options": STATUS_OPTIONS,
-            "age_options": AGE_OPTIONS,
-            "now": datetime.now(UTC)}, 422 if form.errors else 200)  # fmt: skip
+            queue = await read_queue(
+                orders(),
+                QueueFilter(
+                    status=wanted_status,
+                    customer_id=customer or None,
+                    hold_reason=reason or None,
+                    age=age or None,
+                ),
+            )
+        return await page(
+            request,
+            "queue.html",
+            {
+                "form": form,
+                "queue": queue,
+                "status_options": STATUS_OPTIONS,
+                "age_options": AGE_OPTIONS,
+                "now": datetime.now(UTC),
+            },
+            422 if form.errors else 200,
+        )
 
     def check_identifier(form: FormState, name: str, value: str) -> None:
         try:
@@ -240,22 +306,31 @@ def create_console(
             raise ConsoleRefusal("choose retry, release or cancel", status.HTTP_400_BAD_REQUEST)
         order_ids = list(dict.fromkeys(str(value) for value in form.getlist("order_id")))
         if len(order_ids) > BULK_LIMIT:
-            raise ConsoleRefusal(f"select at most {BULK_LIMIT} orders at once",
-                                 status.HTTP_400_BAD_REQUEST)  # fmt: skip
+            raise ConsoleRefusal(
+                f"select at most {BULK_LIMIT} orders at once", status.HTTP_400_BAD_REQUEST
+            )
         return action, order_ids
 
-    async def preview(request: Request, action: str, order_ids: list[str], form: FormState,
-                      status_code: int = status.HTTP_200_OK) -> Response:  # fmt: skip
+    async def preview(
+        request: Request,
+        action: str,
+        order_ids: list[str],
+        form: FormState,
+        status_code: int = status.HTTP_200_OK,
+    ) -> Response:
         selected = await read_selected(order_ids)
-        return await page(request, "bulk_preview.html", {"action": action, "selected": selected,
-                          "undoes": undoes, "form": form}, status_code)  # fmt: skip
+        return await page(
+            request,
+            "bulk_preview.html",
+            {"action": action, "selected": selected, "undoes": undoes, "form": form},
+            status_code,
+        )
 
     @console.post("/bulk/preview")
     async def bulk_preview(request: Request) -> Response:
         action, order_ids = bulk_selection(await request.form())
         if not order_ids:
-            await sessions.flash(session_of(request).session_id,
-                                 "Select at least one order first.")  # fmt: skip
+            await sessions.flash(session_of(request).session_id, "Select at least one order first.")
             return RedirectResponse(COOKIE_PATH + "/", status.HTTP_303_SEE_OTHER)
         return await preview(request, action, order_ids, FormState())
 
@@ -264,34 +339,41 @@ def create_console(
         form = await request.form()
         action, order_ids = bulk_selection(form)
         values, actor = _values(form), session_of(request).caller.actor
-        checked = (
-            check(CancelRequest, {"reason": text(values, "reason"), "actor": actor},
-                  FormState(values=values))
+        checked: Checked[Any] = (
+            check(
+                CancelRequest,
+                {"reason": text(values, "reason"), "actor": actor},
+                FormState(values=values),
+            )
             if action == "cancel"
-            else check(SupportAction, {"note": text(values, "note"), "actor": actor},
-                       FormState(values=values))
-        )  # fmt: skip
+            else check(
+                SupportAction,
+                {"note": text(values, "note"), "actor": actor},
+                FormState(values=values),
+            )
+        )
         if checked.message is None or not order_ids:
             if not order_ids:
                 checked.form.add("form", "No orders were selected")
             return await preview(request, action, order_ids, checked.form, 422)
-        event = {"retry": RETRY, "release": RELEASE, "cancel": CANCEL}[action]
+        event = BULK_EVENTS[action]
+        message = checked.message
         limit = asyncio.Semaphore(BULK_CONCURRENCY)
 
         async def one(order_id: str) -> BulkOutcome:
             async with limit:
                 try:
-                    ack = await orders().send(event, order_id, checked.message)
+                    ack = await orders().send(event, order_id, message)
                 except EventStillApplying as accepted:
                     return BulkOutcome(order_id=order_id, ok=True, message=str(accepted))
                 except OrderError as error:
                     return BulkOutcome(order_id=order_id, ok=False, message=str(error))
-                return BulkOutcome(order_id=order_id, ok=True, status=ack.status,
-                                   message=ack.message)  # fmt: skip
+                return BulkOutcome(
+                    order_id=order_id, ok=True, status=ack.status, message=ack.message
+                )
 
         outcomes = list(await asyncio.gather(*(one(order_id) for order_id in order_ids)))
-        return await page(request, "bulk_outcome.html", {"action": action,
-                          "outcomes": outcomes})  # fmt: skip
+        return await page(request, "bulk_outcome.html", {"action": action, "outcomes": outcomes})
 
     # -- one order --------------------------------------------------------------------------
 
@@ -299,8 +381,9 @@ def create_console(
         ship = {f"ship_{i}": str(line.to_ship) for i, line in enumerate(state.lines)}
         return {
             "ship": FormState(values={"scope": "all", **ship}),
-            "pay": FormState(values={"payment_id": new_id("PAY"),
-                                     "currency": state.order.currency}),  # fmt: skip
+            "pay": FormState(
+                values={"payment_id": new_id("PAY"), "currency": state.order.currency}
+            ),
             "amend": FormState(values={"event_id": new_id("AMD")}),
             "return": FormState(values={"return_id": new_id("RMA"), "resolution": "refund"}),
             "retry": FormState(),
@@ -308,13 +391,28 @@ def create_console(
             "cancel": FormState(),
         }
 
-    async def order_page(request: Request, state: OrderState, forms: dict[str, FormState],
-                         rejected: tuple[str, str] | None = None,
-                         status_code: int = status.HTTP_200_OK) -> Response:  # fmt: skip
-        return await page(request, "order.html", {
-            "state": state, "forms": forms, "actions": ACTIONS, "offered": offered(state),
-            "rejected": rejected, "ui_link": ui_link(state.order_id), "undo_lines": undoes(state),
-            "finished": state.status in FINISHED}, status_code)  # fmt: skip
+    async def order_page(
+        request: Request,
+        state: OrderState,
+        forms: dict[str, FormState],
+        rejected: tuple[str, str] | None = None,
+        status_code: int = status.HTTP_200_OK,
+    ) -> Response:
+        return await page(
+            request,
+            "order.html",
+            {
+                "state": state,
+                "forms": forms,
+                "actions": ACTIONS,
+                "offered": offered(state),
+                "rejected": rejected,
+                "ui_link": ui_link(state.order_id),
+                "undo_lines": undoes(state),
+                "finished": state.status in FINISHED,
+            },
+            status_code,
+        )
 
     @console.get("/orders/{order_id}")
     async def show_order(request: Request, order_id: str) -> Response:
@@ -341,8 +439,13 @@ def create_console(
         except OrderError as error:
             problem = order_problem(error)
             if problem.problem_type.status in (status.HTTP_409_CONFLICT, 422):
-                return await order_page(request, await orders().get(order_id), forms,
-                                        (action, str(error)), problem.problem_type.status)  # fmt: skip
+                return await order_page(
+                    request,
+                    await orders().get(order_id),
+                    forms,
+                    (action, str(error)),
+                    problem.problem_type.status,
+                )
             raise
         else:
             await sessions.flash(session_id, f"{chosen.title}: {ack.message}")
@@ -358,14 +461,22 @@ def create_console(
             report = await reports().summary(None, None, DEFAULT_SAMPLE)
         except BillingUnavailable as error:
             unavailable = str(error)
-        return await page(request, "dashboard.html", {"report": report,
-                          "unavailable": unavailable, "charts": charts(report)})  # fmt: skip
+        return await page(
+            request,
+            "dashboard.html",
+            {"report": report, "unavailable": unavailable, "charts": charts(report)},
+        )
 
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     require_console_rules(console)
     return console
 
 
+BULK_EVENTS: dict[str, OrderEvent[Any, SupportAck]] = {
+    "retry": RETRY,
+    "release": RELEASE,
+    "cancel": CANCEL,
+}
 ACT_ROLES = rule_for("POST", "/orders/{order_id}/{action}", CONSOLE_RULES)
 
 
@@ -374,19 +485,35 @@ def charts(report: SummaryReport | None) -> dict[str, Any]:
     if report is None:
         return {}
     ageing = {
-        currency: bars(f"Open receivables by age, {currency}", [
-            ("not yet due", figures.ageing.current), ("1-30 days", figures.ageing.days_1_30),
-            ("31-60 days", figures.ageing.days_31_60), ("61-90 days", figures.ageing.days_61_90),
-            ("over 90 days", figures.ageing.days_over_90)], f" {currency}")
+        currency: bars(
+            f"Open receivables by age, {currency}",
+            [
+                ("not yet due", figures.ageing.current),
+                ("1-30 days", figures.ageing.days_1_30),
+                ("31-60 days", figures.ageing.days_31_60),
+                ("61-90 days", figures.ageing.days_61_90),
+                ("over 90 days", figures.ageing.days_over_90),
+            ],
+            f" {currency}",
+        )
         for currency, figures in report.receivables.items()
-    }  # fmt: skip
+    }
     return {
-        "status": bars("Orders by status", [(s.value, n) for s, n in report.orders_by_status.items()]),
-        "cycle": bars("Median hours per stage", [(stage.stage, stage.p50_hours)
-                      for stage in report.cycle_times if stage.p50_hours is not None], " h"),
+        "status": bars(
+            "Orders by status", [(s.value, n) for s, n in report.orders_by_status.items()]
+        ),
+        "cycle": bars(
+            "Median hours per stage",
+            [
+                (stage.stage, stage.p50_hours)
+                for stage in report.cycle_times
+                if stage.p50_hours is not None
+            ],
+            " h",
+        ),
         "fallout": bars("Held orders by reason", sorted(report.fallout.on_hold_by_reason.items())),
         "ageing": ageing,
-    }  # fmt: skip
+    }
 
 
 def require_console_rules(console: FastAPI) -> None:

@@ -25,6 +25,13 @@ def first_name(location: tuple[int | str, ...]) -> str:
 
 
 def _message(error: Mapping[str, Any]) -> str:
+    if error.get("input") is None and error["type"] in (
+        "missing",
+        "string_type",
+        "decimal_type",
+        "int_type",
+    ):
+        return "Required"  # an empty field is None to the model, which says "not a string"
     text = str(error["msg"])
     return text.removeprefix("Value error, ")
 
@@ -48,8 +55,9 @@ class Checked(Generic[M]):
     message: M | None = None
 
 
-def check(model: type[M], data: dict[str, Any], form: FormState,
-          locate: Locate = first_name) -> Checked[M]:  # fmt: skip
+def check(
+    model: type[M], data: dict[str, Any], form: FormState, locate: Locate = first_name
+) -> Checked[M]:
     """`data` as `model`, or `form` with each validation error at its field."""
     if form.errors:
         return Checked(form)

@@ -72,9 +72,7 @@ def session_of(request: Request) -> Session:
     return found
 
 
-def console_route_class(
-    sessions: ConsoleSessions, authenticator: Authenticator
-) -> type[APIRoute]:
+def console_route_class(sessions: ConsoleSessions, authenticator: Authenticator) -> type[APIRoute]:
     """The route class of the console: every page follows `CONSOLE_RULES`."""
 
     class SessionRoute(APIRoute):

@@ -14,6 +14,7 @@ import asyncio
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -25,6 +26,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 
+from o2c_domain.money import normalise
 from o2c_service.access.guard import Authenticator
 from o2c_service.access.keys import hash_key
 from o2c_service.access.rules import CONSOLE_READ, CONSOLE_RULES, rule_for
@@ -75,6 +77,15 @@ def undoes(state: OrderState) -> list[str]:
     return [f"{UNDO_WORDS[record.undo]} ({record.step})" for record in reversed(state.undo)]
 
 
+def money(amount: Decimal, currency: str, with_currency: bool = True) -> str:
+    """An amount at its currency's scale (`0` -> `0.00 EUR`), never rounded."""
+    try:
+        shown = str(normalise(Decimal(amount), currency))
+    except (KeyError, ValueError):
+        shown = str(amount)
+    return f"{shown} {currency}" if with_currency else shown
+
+
 def order_path(order_id: str) -> str:
     return f"{COOKIE_PATH}/orders/{quote(order_id, safe=':')}"
 
@@ -107,6 +118,7 @@ def create_console(
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(order_path=order_path, words_for=words_for)
     templates.env.filters["as_option"] = lambda value: (value, value)
+    templates.env.filters["money"] = money
 
     async def page(
         request: Request, name: str, context: dict[str, Any], status_code: int = status.HTTP_200_OK

@@ -180,7 +180,8 @@ def offered(state: OrderState) -> list[str]:
         return ["return"] if state.status is OrderStatus.CLOSED else []
     if state.hold is not None:
         names.append("retry" if state.hold.kind is HoldKind.FALLOUT else "release")
-    if state.status is not OrderStatus.ENTERED and any(line.to_ship for line in state.lines):
+    booked = state.booking is not None and state.status is not OrderStatus.ON_HOLD
+    if booked and any(line.to_ship for line in state.lines):
         names.append("ship")
     names.append("pay")
     if any(line.shipped == 0 for line in state.lines):

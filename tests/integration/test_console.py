@@ -123,11 +123,12 @@ async def page(support: BrowserContext) -> AsyncIterator[Page]:
 
 async def booked_order(stack: Stack, quantities: tuple[int, ...] = (4, 1)) -> str:
     customer = new_customer(stack)
+    skus = [new_item(stack, on_hand=100) for _ in quantities]
     lines = [
-        {"sku": new_item(stack, on_hand=100), "quantity": quantity, "unit_price": price}
-        for quantity, price in zip(quantities, ("12.50", "99.99"), strict=False)
+        {"sku": sku, "quantity": quantity, "unit_price": price}
+        for sku, quantity, price in zip(skus, quantities, ("12.50", "99.99"), strict=False)
     ]
-    body = {**order(customer, lines[0]["sku"]), "lines": lines}
+    body = {**order(customer, skus[0]), "lines": lines}
     order_id = await create(stack, body)
     await stack.wait_for_status(order_id, OrderStatus.BOOKED)
     return order_id
@@ -244,7 +245,11 @@ async def test_a_viewer_sees_no_actions_and_a_forged_post_is_refused(
         await expect(page.get_by_role("button", name="Cancel order")).to_have_count(0)
         await keep(page, "order-viewer")
         token = await page.locator('input[name="csrf_token"]').first.input_value()
-        payment = {"amount": "1.00", "currency": "EUR", "payment_id": "PAY-FORGED"}
+        payment: dict[str, str | float | bool] = {
+            "amount": "1.00",
+            "currency": "EUR",
+            "payment_id": "PAY-FORGED",
+        }
         for form in (payment, {**payment, "csrf_token": token}):
             forged = await page.request.post(f"{order_url(order_id)}/pay", form=form)
             assert forged.status == 403, await forged.text()

@@ -409,7 +409,13 @@ def create_console(
         forms: dict[str, FormState],
         rejected: tuple[str, str] | None = None,
         status_code: int = status.HTTP_200_OK,
+        sent: str | None = None,
     ) -> Response:
+        """`sent`: the form just sent, shown again (with its errors) even if the order's
+        state would not offer it now."""
+        shown = offered(state)
+        if sent is not None and sent not in shown:
+            shown.append(sent)
         return await page(
             request,
             "order.html",
@@ -417,7 +423,7 @@ def create_console(
                 "state": state,
                 "forms": forms,
                 "actions": ACTIONS,
-                "offered": offered(state),
+                "offered": shown,
                 "rejected": rejected,
                 "ui_link": ui_link(state.order_id),
                 "undo_lines": undoes(state),
@@ -442,7 +448,7 @@ def create_console(
         forms = blank_forms(state)
         forms[action] = checked.form
         if checked.message is None:
-            return await order_page(request, state, forms, None, 422)
+            return await order_page(request, state, forms, None, 422, sent=action)
         session_id = session_of(request).session_id
         try:
             ack = await orders().send(chosen.event, order_id, checked.message)
@@ -457,6 +463,7 @@ def create_console(
                     forms,
                     (action, str(error)),
                     problem.problem_type.status,
+                    sent=action,
                 )
             raise
         else:

@@ -23,7 +23,7 @@ from o2c_service.api import create_app
 from o2c_service.events import M, OrderEvent, R
 from o2c_service.listing import OrderListItem, OrderPage
 from o2c_service.orders import OrderService
-from o2c_service.outcomes import OrderNotFound
+from o2c_service.outcomes import EventRejected, OrderNotFound
 from o2c_workflows.messages import EventAck, SupportAck
 from o2c_workflows.models import OrderRequest, OrderStatus
 from o2c_workflows.state import HoldKind, HoldState, OrderState, UndoKind, UndoRecord
@@ -64,6 +64,8 @@ class ConsoleOrders(StubOrders):
     """One held order; every event is taken and recorded."""
 
     sent: list[tuple[str, BaseModel]] = field(default_factory=list)
+    refusal: EventRejected | None = None
+    """What the order answers the next event instead of taking it."""
 
     def __post_init__(self) -> None:
         StubOrders.__init__(self)
@@ -86,6 +88,9 @@ class ConsoleOrders(StubOrders):
         return OrderPage(orders=[item], next_page_token=None, total=1)
 
     async def send(self, event: OrderEvent[M, R], order_id: str, message: M) -> R:
+        if self.refusal is not None:
+            refusal, self.refusal = self.refusal, None
+            raise refusal
         self.sent.append((event.name, message))
         if event.ack is SupportAck:
             return SupportAck(
@@ -358,3 +363,19 @@ async def test_the_json_api_keeps_its_own_checks(console: Console) -> None:
             headers=bearer(console.keys[Role.SUPPORT]),
         )
         assert form_post.status_code == 415
+
+
+async def test_an_event_the_order_refuses_is_said_above_the_forms(console: Console) -> None:
+    async with console.client() as http:
+        await signed_in(http, console.keys[Role.SUPPORT])
+        token = csrf_of((await http.get(f"/console/orders/{ORDER_ID}")).text)
+        console.orders.refusal = EventRejected(
+            "order is OnHold: it takes no shipment until the hold is resolved", invalid=False
+        )
+        response = await http.post(
+            f"/console/orders/{ORDER_ID}/ship",
+            data={"carrier": "DHL", "tracking_number": "JD1", "scope": "all", "csrf_token": token},
+        )
+    assert response.status_code == 409
+    assert "Record a shipment was refused: order is OnHold" in response.text
+    assert Elements(response.text).by_id["ship-tracking_number"]["value"] == "JD1"

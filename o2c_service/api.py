@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.models import Example
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
 from o2c_service.access.guard import Authenticator, caller_of, protect, require_rules
@@ -26,6 +26,7 @@ from o2c_service.codec.server import (
     add_codec_routes,
     is_codec_path,
 )
+from o2c_service.console.app import create_console
 from o2c_service.creating import CreatedOrder
 from o2c_service.event_routes import add_event_routes
 from o2c_service.idempotency import IdempotencyKeys, IdempotencyMiddleware
@@ -294,6 +295,11 @@ def create_app(
             self=f"/orders/{order_id}", temporal_ui=settings.workflow_ui_link(order_id)
         )
 
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        """People who open the API's address find the console (docs/console.md)."""
+        return RedirectResponse("/console/", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         """The API process is up (says nothing about Temporal, by design: probes stay cheap)."""
@@ -475,6 +481,19 @@ def create_app(
         """
         service = ReconciliationService(orders(request), systems.for_reconciliation)
         return await service.run(order_id or (), start, end)
+
+    # The console: forms and a session cookie, so a mounted app with its own rules
+    # (o2c_service/console), leaving every check above as it is for the API's routes.
+    app.mount(
+        "/console",
+        create_console(
+            api_store,
+            authenticator,
+            orders=lambda: orders_of(app),
+            reports=lambda: ReportService.over(orders_of(app), systems.billing),
+            ui_link=settings.workflow_ui_link,
+        ),
+    )
 
     require_rules(app)  # last: every route has a rule (or the API does not start)
     document_every_status(app)

@@ -25,7 +25,7 @@ from fastapi.security import HTTPBearer
 from starlette.routing import BaseRoute, Mount, Route
 
 from o2c_service.access.keys import KeyStore, hash_key
-from o2c_service.access.rules import PUBLIC, Caller, Open, Rule, rule_for
+from o2c_service.access.rules import PUBLIC, SESSION, Caller, Open, Rule, rule_for
 from o2c_service.store import ApiStore
 
 KEY_CACHE_SECONDS = 5.0
@@ -83,7 +83,11 @@ class Authenticator:
 
     async def caller(self, authorization: str | None) -> Caller:
         """The key's caller; 401 if there is no key, or it is unknown or revoked."""
-        digest = hash_key(bearer_token(authorization))
+        return await self.caller_by_digest(hash_key(bearer_token(authorization)))
+
+    async def caller_by_digest(self, digest: str) -> Caller:
+        """The caller of the key with this SHA-256 (a console session keeps only that);
+        401 if it is unknown or revoked."""
         now = self._clock()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
@@ -167,8 +171,19 @@ def require_rules(app: FastAPI) -> None:
                 raise ValueError(f"{route.path} was added without the API's route class")
             continue
         for method in _plain_methods(route):
-            if rule_for(method, _plain_path(route)) is not PUBLIC:
+            rule = rule_for(method, _plain_path(route))
+            if rule is SESSION and _checks_sessions(route):
+                continue
+            if rule is not PUBLIC:
                 raise ValueError(f"{method} {_plain_path(route)} must be public: it is not checked")
+
+
+def _checks_sessions(route: BaseRoute) -> bool:
+    """A mount of an app that checks every request's session itself (the console marks
+    itself so only once its own routes have all passed its rule table)."""
+    return isinstance(route, Mount) and getattr(
+        getattr(route.app, "state", None), "checks_sessions", False
+    )
 
 
 def _plain_methods(route: BaseRoute) -> Sequence[str]:

@@ -20,10 +20,14 @@ class Open(StrEnum):
     """Anyone: liveness and the docs."""
     SIGNED = "signed"
     """Anyone with a valid webhook signature: the route checks it."""
+    SESSION = "session"
+    """The console (`o2c_service.console`): a mounted app that checks its own session
+    cookie, the key behind it and each page's roles (`CONSOLE_RULES`) on every request."""
 
 
 PUBLIC = Open.PUBLIC
 SIGNED = Open.SIGNED
+SESSION = Open.SESSION
 Rule = frozenset[Role] | Open
 
 READ = frozenset(Role)
@@ -42,6 +46,7 @@ CODEC = frozenset({Role.SUPPORT, Role.VIEWER})
 """Decoding what Temporal stores of orders: the people who read orders (the codec server)."""
 
 ROUTE_RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/"): PUBLIC,  # to the console
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): METRICS,
     ("GET", "/docs"): PUBLIC,
@@ -69,17 +74,38 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/webhooks/logistics"): SIGNED,
     ("POST", "/webhooks/payments"): SIGNED,
     ("GET", "/webhooks/rejected"): SUPPORT,
+    ("GET", "/console"): SESSION,  # the console's mount: CONSOLE_RULES below, per page
 }
 """(method, path template) -> who may call it."""
+
+CONSOLE_READ = frozenset({Role.SUPPORT, Role.VIEWER})
+"""People reading orders in the console (integration keys are for systems, not people)."""
+CONSOLE_ACT = frozenset({Role.SUPPORT})
+"""People working orders in the console: every form that changes an order."""
+
+CONSOLE_RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/sign-in"): PUBLIC,
+    ("POST", "/sign-in"): PUBLIC,  # the key in the form is what it checks
+    ("GET", "/static"): PUBLIC,  # the stylesheet (a mount)
+    ("POST", "/sign-out"): CONSOLE_READ,
+    ("GET", "/"): CONSOLE_READ,
+    ("GET", "/dashboard"): CONSOLE_READ,
+    ("GET", "/orders/{order_id}"): CONSOLE_READ,
+    ("POST", "/orders/{order_id}/{action}"): CONSOLE_ACT,
+    ("POST", "/bulk/preview"): CONSOLE_ACT,
+    ("POST", "/bulk/confirm"): CONSOLE_ACT,
+}
+"""The console's pages, relative to its mount at `/console` -> who may open them: every
+route of the console app is here, or the console is not created."""
 
 
 class NoRule(LookupError):
     """A route the table does not name: the API must not serve it to anyone by default."""
 
 
-def rule_for(method: str, path: str) -> Rule:
+def rule_for(method: str, path: str, table: dict[tuple[str, str], Rule] = ROUTE_RULES) -> Rule:
     """The rule of a route, by its method and path template (`/orders/{order_id}`)."""
-    rule = ROUTE_RULES.get(("GET" if method == "HEAD" else method, path))
+    rule = table.get(("GET" if method == "HEAD" else method, path))
     if rule is None:
         raise NoRule(
             f"{method} {path} has no rule in o2c_service/access/rules.py: say which roles "

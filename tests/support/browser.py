@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 
 try:
-    from playwright.async_api import Browser, Page, async_playwright, expect
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        Locator,
+        Page,
+        async_playwright,
+        expect,
+    )
 except ImportError:
     pytest.skip(
         "the `playwright` Python package is not installed (pip install playwright; "
@@ -28,7 +35,17 @@ except ImportError:
         allow_module_level=True,
     )
 
-__all__ = ["CHROMIUM", "UI_TIMEOUT_MS", "Browser", "Page", "chromium", "expect", "new_page"]
+__all__ = [
+    "CHROMIUM",
+    "UI_TIMEOUT_MS",
+    "Browser",
+    "BrowserContext",
+    "Locator",
+    "Page",
+    "chromium",
+    "expect",
+    "new_page",
+]
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not os.access(CHROMIUM, os.X_OK):

@@ -102,7 +102,8 @@ async def system() -> AsyncIterator[tuple[ScriptedSystem, str]]:
 
 @pytest.fixture
 async def billing(system: tuple[ScriptedSystem, str]) -> AsyncIterator[HttpBilling]:
-    client = HttpBilling(Remote(system[1], read_timeout=0.5))
+    # Loopback connects at once, even on a busy machine, unless the test means otherwise.
+    client = HttpBilling(Remote(system[1], connect_timeout=10, read_timeout=0.5))
     yield client
     await client.aclose()
 

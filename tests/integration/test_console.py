@@ -342,14 +342,18 @@ async def test_the_queue_and_the_dashboard_at_a_phone_width_and_by_keyboard(
     await keep(page, "dashboard")
 
     await page.set_viewport_size({"width": 390, "height": 844})
-    for path in ("/console/", "/console/dashboard", order_url(held)):
+    for path, name in (
+        ("/console/", "queue-phone"),
+        ("/console/dashboard", "dashboard-phone"),
+        (order_url(held), "order-phone"),
+    ):
         await page.goto(path)
         await expect(page.get_by_role("heading", level=1)).to_be_visible()
         overflow = await page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 390px"
-    await keep(page, "queue-phone")
+        await keep(page, name)
 
 
 pytestmark = pytest.mark.timeout(300)

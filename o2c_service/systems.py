@@ -25,12 +25,13 @@ from adapters.payments.http import HttpPayments
 from adapters.payments.protocol import PaymentsAdapter
 from o2c_service.reconciliation.reading import ReadSystems
 from o2c_service.settings import Settings
+from o2c_workflows.calls import System
 
 HttpAdapter = HttpCrm | HttpBilling | HttpLogistics | HttpPayments
 A = TypeVar("A", HttpCrm, HttpBilling, HttpLogistics, HttpPayments)
 
 
-def remote(settings: Settings, system: str) -> Remote:
+def remote(settings: Settings, system: System) -> Remote:
     url = getattr(settings, f"{system}_url")
     token = getattr(settings, f"{system}_token")
     return Remote(
@@ -38,6 +39,7 @@ def remote(settings: Settings, system: str) -> Remote:
         token=token.get_secret_value() if token is not None else None,
         connect_timeout=settings.http_connect_timeout,
         read_timeout=settings.http_read_timeout,
+        rate_limit=settings.system_limits(system).rate_limit,
     )
 
 

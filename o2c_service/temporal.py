@@ -20,6 +20,7 @@ from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.order_activities import OrderActivities, of_system
+from adapters.http.pacing import paced_rate
 from o2c_service.codec.converter import data_converter
 from o2c_service.observability.tracing import Tracing
 from o2c_service.settings import Settings
@@ -147,14 +148,16 @@ def build_system_worker(
 ) -> Worker:
     """The worker of one system's queue beside the order task queue `task_queue`: only that
     system's activities, with its rate limit (enforced by the server, across every worker
-    of the queue) and its concurrency (O2C_<SYSTEM>_RATE_LIMIT, O2C_<SYSTEM>_CONCURRENCY)."""
+    of the queue, at the rate each process's HTTP client paces its calls to: `paced_rate`)
+    and its concurrency (O2C_<SYSTEM>_RATE_LIMIT, O2C_<SYSTEM>_CONCURRENCY)."""
     limits = (settings or Settings()).system_limits(system)
+    rate = paced_rate(limits.rate_limit) if limits.rate_limit else None
     return Worker(
         client,
         task_queue=system_queue(task_queue, system),
         activities=of_system(activities.all(), system),
         max_concurrent_activities=limits.concurrency,
-        max_task_queue_activities_per_second=limits.rate_limit,
+        max_task_queue_activities_per_second=rate,
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
 

@@ -29,6 +29,7 @@ from adapters.errors import (
     UnknownOutcome,
 )
 from adapters.http.contract import Contract, Operation
+from adapters.http.pacing import Pacer
 from adapters.http.problems import NOT_FOUND
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -42,6 +43,8 @@ class Remote:
     token: str | None = None
     connect_timeout: float = 2.0
     read_timeout: float = 10.0
+    rate_limit: float | None = None
+    """Calls per second this process may start (`Pacer`); None: as fast as asked."""
 
 
 @cache
@@ -77,6 +80,7 @@ class SystemClient:
     ) -> None:
         self.contract = contract
         self.remote = remote
+        self._pacer = Pacer(remote.rate_limit) if remote.rate_limit else None
         headers = {"Accept": "application/json"}
         if remote.token:
             headers["Authorization"] = f"Bearer {remote.token}"
@@ -95,6 +99,8 @@ class SystemClient:
         operation = self.contract.operation(name)
         request = self._request(operation, args)
         where = f"{self.contract.system} {operation.method} {operation.path}"
+        if self._pacer is not None:
+            await self._pacer.turn()
         try:
             response = await self._http.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:

@@ -83,10 +83,6 @@ that some of them are still under way a moment later, at the kill, is all but ce
 RATE = 2.0
 """Billing calls per second in the rate-limit test (O2C_BILLING_RATE_LIMIT)."""
 RATE_BATCH = 8
-BURST = RATE + 1
-"""Calls the server starts at once on billing's queue after it was idle: its one partition
-(`o2c_service/dev_partitions.py`) holds a second's worth of the rate, and the call due
-now goes too (docs/architecture.md, "Task queues"; `python -m tests.support.rate_limit_check`)."""
 
 
 @pytest_asyncio.fixture
@@ -166,14 +162,15 @@ async def test_a_worker_killed_with_calls_in_flight_and_every_card_is_charged_on
 async def test_billing_is_called_within_its_rate_limit_and_every_order_closes(
     processes: Processes,
 ) -> None:
-    """O2C_BILLING_RATE_LIMIT=2 with every order in flight at once: counted by billing
-    (the sandbox) as its requests arrive, no window of T seconds holds more than the
-    burst the server starts at once plus 2 x T."""
+    """O2C_BILLING_RATE_LIMIT=2 with every order in flight at once, one worker process:
+    counted by billing (the sandbox) as its requests arrive, no window of 1, 2, 5 or 10
+    seconds holds more than 2 calls a second, though the server starts a burst on the
+    queue after an idle spell (the worker's HTTP client paces them: adapters/http/pacing.py)."""
     report = await billing_at_its_rate_limit(processes, RATE_BATCH, RATE, BATCH_DEADLINE)
     print("\n".join(report.lines()))
 
     assert report.closed == RATE_BATCH
     assert len(report.times) >= CALLS_PER_ORDER * RATE_BATCH
-    for seconds in (1.0, 2.0, 5.0, 10.0, report.duration + 1):
+    for seconds in (1, 2, 5, 10):
         most = report.most_in(seconds)
-        assert most <= BURST + RATE * seconds, f"{most} billing calls in {seconds:g} s"
+        assert most <= RATE * seconds, f"{most} billing calls in {seconds} s"

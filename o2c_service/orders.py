@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar, cast
 
@@ -47,6 +47,7 @@ from o2c_workflows.messages import (
     CancelRequest,
     OutsideEventNote,
     ReturnReceived,
+    SupportAck,
     SupportAction,
 )
 from o2c_workflows.models import Identifier, OrderStatus
@@ -265,17 +266,25 @@ class OrderService(OrderCreation, ClosedReturns):
                 limit=selection.limit,
             )
         ).orders
+        if action == "cancel":
+            assert isinstance(argument, CancelRequest)
+            return await self.act_on_each([item.order_id for item in matching], CANCEL, argument)
+        assert isinstance(argument, SupportAction)
+        return await self.act_on_each(
+            [item.order_id for item in matching], BULK_SUPPORT[action], argument
+        )
+
+    async def act_on_each(
+        self, order_ids: Sequence[str], event: OrderEvent[M, SupportAck], argument: M
+    ) -> list[BulkOutcome]:
+        """Send `event` to each order on its own, `BULK_CONCURRENCY` at a time: one order
+        refusing does not stop the others, and each gets a line saying what happened."""
         limit = asyncio.Semaphore(BULK_CONCURRENCY)
 
         async def one(order_id: str) -> BulkOutcome:
             async with limit:
                 try:
-                    if action == "cancel":
-                        assert isinstance(argument, CancelRequest)
-                        ack = await self.send(CANCEL, order_id, argument)
-                    else:
-                        assert isinstance(argument, SupportAction)
-                        ack = await self.send(BULK_SUPPORT[action], order_id, argument)
+                    ack = await self.send(event, order_id, argument)
                 except EventStillApplying as accepted:
                     return BulkOutcome(order_id=order_id, ok=True, message=str(accepted))
                 except OrderError as error:
@@ -284,7 +293,7 @@ class OrderService(OrderCreation, ClosedReturns):
                     order_id=order_id, ok=True, status=ack.status, message=ack.message
                 )
 
-        return list(await asyncio.gather(*(one(item.order_id) for item in matching)))
+        return list(await asyncio.gather(*(one(order_id) for order_id in order_ids)))
 
     async def _update(
         self,

@@ -48,7 +48,7 @@ from o2c_service.console.sessions import (
     Session,
 )
 from o2c_service.events import CANCEL, RELEASE, RETRY, OrderEvent
-from o2c_service.orders import BULK_CONCURRENCY, BulkOutcome, OrderService
+from o2c_service.orders import BULK_CONCURRENCY, OrderService
 from o2c_service.outcomes import EventStillApplying, OrderError
 from o2c_service.problems import order_problem
 from o2c_service.reports import DEFAULT_SAMPLE, BillingUnavailable, ReportService, SummaryReport
@@ -368,23 +368,7 @@ def create_console(
             if not order_ids:
                 checked.form.add("form", "No orders were selected")
             return await preview(request, action, order_ids, checked.form, 422)
-        event = BULK_EVENTS[action]
-        message = checked.message
-        limit = asyncio.Semaphore(BULK_CONCURRENCY)
-
-        async def one(order_id: str) -> BulkOutcome:
-            async with limit:
-                try:
-                    ack = await orders().send(event, order_id, message)
-                except EventStillApplying as accepted:
-                    return BulkOutcome(order_id=order_id, ok=True, message=str(accepted))
-                except OrderError as error:
-                    return BulkOutcome(order_id=order_id, ok=False, message=str(error))
-                return BulkOutcome(
-                    order_id=order_id, ok=True, status=ack.status, message=ack.message
-                )
-
-        outcomes = list(await asyncio.gather(*(one(order_id) for order_id in order_ids)))
+        outcomes = await orders().act_on_each(order_ids, BULK_EVENTS[action], checked.message)
         return await page(request, "bulk_outcome.html", {"action": action, "outcomes": outcomes})
 
     # -- one order --------------------------------------------------------------------------

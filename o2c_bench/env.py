@@ -31,15 +31,14 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.crm.models import CustomerStatus
-from adapters.faults.profile import SYSTEMS
 from adapters.local import open_local_adapters
 from adapters.local.tables import CustomerRow, to_minor
 from o2c_bench.report import CpuPerItem, ProcessMemory
+from o2c_domain.systems import SYSTEMS, LocalCalls
 from o2c_service.codec.converter import data_converter
 from o2c_service.dev import _die_with_parent
 from o2c_service.settings import Settings
 from o2c_service.temporal import connect
-from o2c_workflows.calls import LocalCalls
 from o2c_workflows.search_attributes import ALL
 
 T = TypeVar("T")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from o2c_workflows.calls import LocalCalls
+from o2c_domain.systems import LocalCalls
 
 DEFAULT_LATENCY_MS = 20
 """What `--remote` has the sandbox add to every request, unless `--latency-ms` says."""

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from o2c_workflows.calls import LocalCalls
+from o2c_domain.systems import LocalCalls
 
 FLOOR_RATIO_TARGET = 0.5
 WORKER_CPU_RATIO_TARGET = 3.0

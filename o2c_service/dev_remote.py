@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from adapters.faults.profile import SYSTEMS
+from o2c_domain.systems import SYSTEMS
 from o2c_sandbox.serve import serve_sandbox
 from o2c_service.settings import Settings
 

@@ -23,6 +23,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from o2c_domain.systems import LocalCalls
 from o2c_service.closed_returns import ClosedReturns
 from o2c_service.creating import BOOKING_WAIT, OrderCreation, PaymentsSource
 from o2c_service.events import CANCEL, RELEASE, RETRY, DuplicateContradicts, OrderEvent
@@ -40,7 +41,6 @@ from o2c_service.outcomes import (
     OrderError,
     TemporalUnavailable,
 )
-from o2c_workflows.calls import LocalCalls
 from o2c_workflows.dunning import DunningPolicy
 from o2c_workflows.messages import (
     BookingOutcome,

@@ -24,8 +24,8 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from o2c_domain.systems import LocalCalls
 from o2c_workflows import rejections
-from o2c_workflows.calls import LocalCalls
 from o2c_workflows.order.base import WORKFLOW_NAME
 from o2c_workflows.order.workflow import OrderWorkflow
 

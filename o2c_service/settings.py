@@ -19,9 +19,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from adapters.faults.profile import SYSTEMS, System
+from o2c_domain.systems import SYSTEMS, LocalCalls, System
 from o2c_service.codec.keys import CodecKeys, CodecKeysError
-from o2c_workflows.calls import LocalCalls
 from o2c_workflows.dunning import DunningPolicy
 
 

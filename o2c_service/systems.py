@@ -23,9 +23,9 @@ from adapters.logistics.http import HttpLogistics
 from adapters.logistics.protocol import LogisticsAdapter
 from adapters.payments.http import HttpPayments
 from adapters.payments.protocol import PaymentsAdapter
+from o2c_domain.systems import System
 from o2c_service.reconciliation.reading import ReadSystems
 from o2c_service.settings import Settings
-from o2c_workflows.calls import System
 
 HttpAdapter = HttpCrm | HttpBilling | HttpLogistics | HttpPayments
 A = TypeVar("A", HttpCrm, HttpBilling, HttpLogistics, HttpPayments)

@@ -21,10 +21,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.order_activities import OrderActivities, of_system
 from adapters.http.pacing import paced_rate
+from o2c_domain.systems import SYSTEMS, System
 from o2c_service.codec.converter import data_converter
 from o2c_service.observability.tracing import Tracing
 from o2c_service.settings import Settings
-from o2c_workflows.calls import SYSTEMS, System, system_queue
+from o2c_workflows.calls import system_queue
 from o2c_workflows.closed_return import ClosedOrderReturnWorkflow
 from o2c_workflows.credit_refund import CreditRefundWorkflow
 from o2c_workflows.order.workflow import OrderWorkflow

@@ -15,7 +15,7 @@ slow or throttled billing then holds up billing calls only. Started without
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Literal, TypeAlias, TypeVar, get_args
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.types import MethodAsyncSingleParam
@@ -26,12 +26,6 @@ with workflow.unsafe.imports_passed_through():
 
 A = TypeVar("A")
 T = TypeVar("T")
-
-System = Literal["crm", "billing", "logistics", "payments"]
-"""The systems o2c calls; each activity's name starts with its system (`billing.…`)."""
-SYSTEMS: tuple[System, ...] = get_args(System)
-LocalCalls: TypeAlias = bool | list[System]
-"""Which systems' calls run as local activities: all, none, or those listed."""
 
 
 def system_queue(task_queue: str, system: str) -> str:

@@ -31,8 +31,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.order_activities import OrderActivities
     from o2c_domain.lines import SkuQuantity
     from o2c_domain.money import Amount
+    from o2c_domain.systems import LocalCalls
     from o2c_workflows import calls, return_steps, returns
-    from o2c_workflows.calls import LocalCalls
     from o2c_workflows.keys import OrderKeys
     from o2c_workflows.messages import ReturnReceived
     from o2c_workflows.state import CreditNoteState, OrderState, ReturnState, TimelineEntry

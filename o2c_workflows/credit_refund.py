@@ -28,8 +28,8 @@ with workflow.unsafe.imports_passed_through():
     from adapters.billing.models import CreditBalance, CustomerCreditEntry, RefundTarget
     from adapters.payments.models import RefundPayment
     from o2c_domain.money import Amount, CurrencyCode, PositiveAmount, at_currency_scale
+    from o2c_domain.systems import LocalCalls
     from o2c_workflows import calls
-    from o2c_workflows.calls import LocalCalls
     from o2c_workflows.failure_policy import ACTIVITY_FAILURES, StepFailure
     from o2c_workflows.keys import RefundKeys
     from o2c_workflows.models import Identifier, ShortText, Strict

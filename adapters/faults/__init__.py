@@ -58,12 +58,12 @@ Callers import all of them from `adapters.faults`.
 from adapters.faults.profile import (
     FAULTS_SETTING,
     OPERATIONS,
-    SYSTEMS,
     FaultProfile,
     FaultProfileError,
     FaultRule,
 )
 from adapters.faults.proxy import AdapterSet, apply_fault_profile, with_faults
+from o2c_domain.systems import SYSTEMS
 
 __all__ = [
     "FAULTS_SETTING",

@@ -23,12 +23,11 @@ from adapters.billing.protocol import BillingAdapter
 from adapters.crm.protocol import CrmAdapter
 from adapters.logistics.protocol import LogisticsAdapter
 from adapters.payments.protocol import PaymentsAdapter
+from o2c_domain.systems import System
 
 FAULTS_SETTING = "O2C_FAULTS"
 """The setting (environment variable) the worker reads its fault profile from."""
 
-System = Literal["crm", "billing", "logistics", "payments"]
-SYSTEMS: tuple[System, ...] = ("crm", "billing", "logistics", "payments")
 ANY: Final = "*"
 
 

@@ -25,9 +25,10 @@ from adapters.errors import (
     SystemUnavailable,
     UnknownOutcome,
 )
-from adapters.faults.profile import SYSTEMS, FaultProfile, FaultRule
+from adapters.faults.profile import FaultProfile, FaultRule
 from adapters.logistics.protocol import LogisticsAdapter
 from adapters.payments.protocol import PaymentsAdapter
+from o2c_domain.systems import SYSTEMS
 
 if TYPE_CHECKING:
     from adapters.local import LocalAdapters

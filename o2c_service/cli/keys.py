@@ -7,15 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from o2c_service.access.keys import KeyRefused, KeyStore
 from o2c_service.access.roles import Role
 from o2c_service.cli.common import Output, OutputOption, app, emit, err, fail, out
 from o2c_service.settings import Settings
+
+if TYPE_CHECKING:
+    from o2c_service.access.keys import KeyStore
 
 keys_app = typer.Typer(
     help="API keys: create (shown once), list, revoke. See docs/api-keys.md.",
@@ -26,6 +28,8 @@ app.add_typer(keys_app, name="keys")
 
 @contextmanager
 def _keys() -> Iterator[KeyStore]:
+    from o2c_service.access.keys import KeyRefused, KeyStore
+
     url = Settings().api_database_url
     try:
         store = KeyStore.open(url)

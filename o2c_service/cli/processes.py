@@ -7,29 +7,35 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from adapters.faults import FaultProfileError
+from o2c_domain.systems import SYSTEMS
 from o2c_service.cli.common import (
     app,
     err,
     fail,
     out,
 )
-from o2c_service.codec.keys import CodecKeysError
-from o2c_service.observability.logs import configure_logging
-from o2c_service.observability.runtime import MetricsPortUnavailable
-from o2c_service.observability.tracing import Tracing, TracingSettingError, exporter_names
 from o2c_service.settings import Settings
-from o2c_service.temporal import SERVED, Served, served_queues
-from o2c_workflows.calls import LocalCalls
+
+if TYPE_CHECKING:
+    from o2c_domain.systems import LocalCalls
+    from o2c_service.observability.tracing import Tracing
+    from o2c_service.temporal import Served
+
+# What each command needs is imported when it runs: `o2c orders ...` and the other API
+# clients start without loading the worker, Temporal's SDK or OpenTelemetry.
+ALL_QUEUES = ",".join(("orders", *SYSTEMS))
+"""The `--systems` default: the order task queue and every system's (`temporal.SERVED`)."""
 
 
 def _logging(settings: Settings) -> None:
     """Log as O2C_LOG_FORMAT says (text, or JSON lines), at INFO."""
+    from o2c_service.observability.logs import configure_logging
+
     configure_logging(settings.log_format)
 
 
@@ -37,6 +43,8 @@ def _logging(settings: Settings) -> None:
 def _tracing(service: str, *, http_clients: bool = False) -> Iterator[Tracing | None]:
     """Traces as the OTEL_* variables ask (none unless they do), flushed when the process
     ends; `http_clients`: a span for each call to a remote system, too."""
+    from o2c_service.observability.tracing import Tracing, TracingSettingError, exporter_names
+
     if not exporter_names(os.environ):
         yield None  # OpenTelemetry's SDK is not even imported
         return
@@ -66,6 +74,8 @@ def dev(
     ] = False,
 ) -> None:
     """Run everything locally: Temporal dev server + UI, worker and API (Ctrl-C stops all)."""
+    from adapters.faults import FaultProfileError
+    from o2c_service.codec.keys import CodecKeysError
     from o2c_service.dev import run_dev
 
     settings = Settings()
@@ -78,6 +88,8 @@ def dev(
 
 
 def _served(text: str) -> tuple[Served, ...]:
+    from o2c_service.temporal import served_queues
+
     try:
         return served_queues(name for name in text.split(",") if name.strip())
     except ValueError as error:
@@ -93,10 +105,13 @@ def worker(
             "activity on O2C_TASK_QUEUE) and crm, billing, logistics, payments (each "
             "system's activities on O2C_TASK_QUEUE.<system>).",
         ),
-    ] = ",".join(SERVED),
+    ] = ALL_QUEUES,
 ) -> None:
     """Run a worker for the order task queue and the systems' queues against the configured
     Temporal."""
+    from adapters.faults import FaultProfileError
+    from o2c_service.codec.keys import CodecKeysError
+    from o2c_service.observability.runtime import MetricsPortUnavailable
     from o2c_service.runners import run_worker, stop_on_signals
 
     served = _served(systems)
@@ -131,7 +146,7 @@ def sandbox(
 ) -> None:
     """Serve CRM, billing, logistics and payments over HTTP on loopback ports (from
     O2C_SANDBOX_PORT, 8101..8104), over the local systems' database."""
-    from adapters.faults import FaultProfile
+    from adapters.faults import FaultProfile, FaultProfileError
     from o2c_sandbox.serve import serve_sandbox
     from o2c_service.runners import stop_on_signals
 
@@ -161,6 +176,7 @@ def sandbox(
 @app.command()
 def api() -> None:
     """Serve the HTTP API (OpenAPI at /docs)."""
+    from o2c_service.codec.keys import CodecKeysError
     from o2c_service.runners import serve_api, stop_on_signals
 
     settings = Settings()

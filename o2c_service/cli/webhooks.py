@@ -8,23 +8,39 @@ the API, like every command about orders.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from o2c_service.cli.common import ApiUrlOption, Output, OutputOption, app, call_api, emit, err
 from o2c_service.settings import Settings
-from o2c_service.store import open_store
-from o2c_service.webhooks import records
-from o2c_service.webhooks.records import WebhookSource
+from o2c_service.webhooks.sources import WebhookSource
+
+if TYPE_CHECKING:
+    from adapters.local.database import LocalDatabase
 
 webhooks_app = typer.Typer(
     help="Signed webhooks from the 3PL (logistics) and the payment gateway (payments).",
     no_args_is_help=True,
 )
 app.add_typer(webhooks_app, name="webhooks")
+
+
+@contextmanager
+def _api_store() -> Iterator[LocalDatabase]:
+    """The API's database (where the secrets are), opened for one command."""
+    from o2c_service.store import open_store
+
+    store = open_store(Settings().api_database_url)
+    try:
+        yield store
+    finally:
+        store.dispose()
+
 
 SourceOption = Annotated[WebhookSource, typer.Option(help="Whose webhooks: logistics or payments.")]
 DEFAULT_GRACE_HOURS = 24.0
@@ -50,11 +66,10 @@ def rotate_secret(
     """
     now = datetime.now(UTC)
     grace = timedelta(0) if retire_previous else timedelta(hours=grace_hours)
-    store = open_store(Settings().api_database_url)
-    try:
+    from o2c_service.webhooks import records
+
+    with _api_store() as store:
         secret = records.rotate_secret(store, source, grace, now)
-    finally:
-        store.dispose()
     typer.echo(secret)
     ends = (now + grace).isoformat(timespec="seconds")
     err.print(
@@ -67,22 +82,20 @@ def rotate_secret(
 @webhooks_app.command("retire")
 def retire(source: SourceOption) -> None:
     """End the grace period now: only the source's newest secret verifies from here on."""
-    store = open_store(Settings().api_database_url)
-    try:
+    from o2c_service.webhooks import records
+
+    with _api_store() as store:
         ended = records.retire_previous(store, source, datetime.now(UTC))
-    finally:
-        store.dispose()
     err.print(f"{ended} previous {source.value} secret(s) retired", highlight=False)
 
 
 @webhooks_app.command("secrets")
 def list_secrets(output: OutputOption = Output.TABLE) -> None:
     """The secrets in force per source (when made, until when they verify), not their values."""
-    store = open_store(Settings().api_database_url)
-    try:
+    from o2c_service.webhooks import records
+
+    with _api_store() as store:
         found = records.list_secrets(store, datetime.now(UTC))
-    finally:
-        store.dispose()
     rows = [
         {
             "source": info.source,

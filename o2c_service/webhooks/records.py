@@ -26,13 +26,7 @@ from sqlmodel import Field, col, select
 from adapters.local.database import LocalDatabase
 from o2c_service.store import ApiTable
 from o2c_service.webhooks.signatures import new_secret
-
-
-class WebhookSource(StrEnum):
-    """Who sends webhooks: the 3PL and the payment gateway."""
-
-    LOGISTICS = "logistics"
-    PAYMENTS = "payments"
+from o2c_service.webhooks.sources import WebhookSource
 
 
 class Outcome(StrEnum):

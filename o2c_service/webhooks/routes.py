@@ -40,8 +40,9 @@ from o2c_service.webhooks.payloads import (
     ShipmentConfirmedEvent,
     WebhookAnswer,
 )
-from o2c_service.webhooks.records import Outcome, WebhookSource
+from o2c_service.webhooks.records import Outcome
 from o2c_service.webhooks.signatures import SignatureRefused, verify
+from o2c_service.webhooks.sources import WebhookSource
 from o2c_workflows.messages import OutsideEventNote, PaymentReceived, ShipmentConfirmed
 
 M = TypeVar("M", bound=BaseModel)

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeUpdate
 
-from o2c_workflows.calls import LocalCalls
+from o2c_domain.systems import LocalCalls
 from o2c_workflows.dunning import DunningPolicy
 from o2c_workflows.keys import OrderKeys
 from o2c_workflows.messages import SupportAction

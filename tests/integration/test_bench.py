@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowHistory
 
-from adapters.faults.profile import SYSTEMS
 from o2c_bench import report as figures
 from o2c_bench.actions import ACTIVITY_SCHEDULED, LOCAL_ACTIVITIES
 from o2c_bench.histories import HistorySize
 from o2c_bench.profile import collapsed_stacks, top_functions
+from o2c_domain.systems import SYSTEMS
 
 REPO = Path(__file__).resolve().parents[2]
 HISTORIES = REPO / "tests" / "histories"

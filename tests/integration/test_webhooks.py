@@ -33,8 +33,8 @@ from o2c_service.cli import app as cli_app
 from o2c_service.settings import Settings
 from o2c_service.store import open_store
 from o2c_service.webhooks import records
-from o2c_service.webhooks.records import WebhookSource
 from o2c_service.webhooks.signatures import new_secret
+from o2c_service.webhooks.sources import WebhookSource
 from o2c_workflows.models import OrderStatus
 from tests.integration.test_api_outcomes import api_on, booked_order
 from tests.integration.test_end_to_end import listed

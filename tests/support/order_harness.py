@@ -16,11 +16,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.order_activities import of_system
+from o2c_domain.systems import SYSTEMS, LocalCalls
 from o2c_service import events as order_events
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import EventRejected, TemporalUnavailable
 from o2c_service.temporal import running
-from o2c_workflows.calls import SYSTEMS, LocalCalls, system_queue
+from o2c_workflows.calls import system_queue
 from o2c_workflows.closed_return import ClosedOrderReturnWorkflow
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus

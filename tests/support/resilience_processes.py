@@ -25,7 +25,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client
 
-from adapters.faults.profile import SYSTEMS
+from o2c_domain.systems import SYSTEMS
 from o2c_service.dev import server_log, start_dev_server, stop_server, wait_for_server
 from o2c_service.dev_partitions import ONE_PARTITION
 from o2c_service.settings import Settings

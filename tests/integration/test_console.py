@@ -320,6 +320,32 @@ async def test_an_order_goes_from_booked_to_closed_through_the_console_alone(
     await keep(page, "order-closed", doc_image="console-order.png")
 
 
+async def tab_to(page: Page, label: str, most: int = 80) -> None:
+    """Press Tab until the field labelled `label` has the focus, as a keyboard user would."""
+    target = page.get_by_label(label, exact=True)
+    for _ in range(most):
+        await page.keyboard.press("Tab")
+        if await target.evaluate("field => field === document.activeElement"):
+            return
+    raise AssertionError(f"{most} presses of Tab never reached the field '{label}'")
+
+
+async def test_a_shipment_is_recorded_with_the_keyboard_alone(page: Page, stack: Stack) -> None:
+    order_id = await booked_order(stack, (1,))
+    await page.goto(order_url(order_id))
+    await expect(status_of(page)).to_have_text("Booked")
+
+    await tab_to(page, "Carrier")
+    await page.keyboard.type("UPS")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(f"K-{order_id[-8:]}")
+    await page.keyboard.press("Enter")
+
+    await expect(page.get_by_role("status")).to_contain_text("Record a shipment")
+    await until_shown(page, status_of(page), "Invoiced")
+    await expect(page.locator("#timeline")).to_contain_text(f"UPS K-{order_id[-8:]}")
+
+
 async def test_the_queue_and_the_dashboard_at_a_phone_width_and_by_keyboard(
     page: Page, stack: Stack
 ) -> None:

@@ -292,3 +292,16 @@ def test_profile_writes_the_worker_profile_and_reports_its_top_functions(tmp_pat
     assert own == sorted(own, reverse=True)
     if found["tool"] == "py-spy":  # collapsed stacks, as flamegraph.pl and speedscope read them
         assert sum(collapsed_stacks(profile.read_text().splitlines()).values()) == found["total"]
+
+
+def test_the_handoff_probe_times_tasks_on_the_own_and_another_queue() -> None:
+    """`python -m o2c_bench.handoff`: one line per run and queue, its schedule-to-start
+    figures read from the run's history."""
+    probe = subprocess.run(
+        [sys.executable, "-m", "o2c_bench.handoff", "--rounds", "1"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    lines = [line for line in probe.stdout.splitlines() if "queue" in line]
+    assert [line.split("  ")[0] for line in lines] == ["own queue", "other queue"]
+    for line in lines:
+        assert "ms for 9 activities; schedule-to-start mean: activity" in line

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -198,19 +199,33 @@ async def test_a_worker_killed_with_local_activities_under_way_is_replaced(
     await assert_each_order_done_once(client, processes.settings, orders)
 
 
-SDK_UPDATE_REPLAY_AFTER_RESTART = pytest.mark.xfail(
-    strict=False,
-    reason="seen in 2 of 5 full runs, and in 2 of 40 runs of this test alone (remote mode both "
-    "times, with up to 8 running at once): after "
-    "the restart the server records an Update's acceptance after an activity scheduled in "
-    "the same workflow task, which the SDK core cannot replay ('Update machine does not "
-    "handle this event: ActivityTaskScheduled'); the order closes, but reading it (a query, "
-    "so a replay) fails. The history is kept and replayed by "
-    "tests/workflow/test_sdk_replay_issue.py.",
+SDK_REPLAY_FAILURES = (
+    "Update machine does not handle this event",
+    "Invalid transition while handling update response",
 )
+"""What the SDK core says when it cannot replay an order whose Update the server recorded
+out of order around the restart (docs/operations.md, "An order that cannot be replayed")."""
 
 
-@SDK_UPDATE_REPLAY_AFTER_RESTART
+@contextmanager
+def expected_failure_if_the_sdk_cannot_replay() -> Iterator[None]:
+    """Seen in 2 of 40 runs of this test alone and in some full runs: after the restart the
+    server records an Update's acceptance after an activity scheduled in the same workflow
+    task, which the SDK core cannot replay; the order closes, but reading it (a query, so a
+    replay) fails. That failure, and only that one, is an expected failure (the history is
+    kept and replayed by tests/workflow/test_sdk_replay_issue.py); any other fails."""
+    try:
+        yield
+    except AssertionError as failure:
+        cause: BaseException | None = failure
+        while cause is not None:
+            said = next((sign for sign in SDK_REPLAY_FAILURES if sign in str(cause)), None)
+            if said is not None:
+                pytest.xfail(f"the SDK core could not replay an order after the restart: {said}")
+            cause = cause.__cause__ or cause.__context__
+        raise
+
+
 @pytest.mark.parametrize("remote", MODES)
 async def test_the_server_restarted_mid_batch_and_every_order_closes(
     processes: Processes, remote: bool
@@ -249,9 +264,9 @@ async def test_the_server_restarted_mid_batch_and_every_order_closes(
     # The same SQLite file and port. The test's client (also the drivers') and the
     # worker's reconnect on their own: the client the restart hands back is not used.
     await processes.start_server()
-    await batch.finish()
-
-    await assert_each_order_done_once(client, processes.settings, orders)
+    with expected_failure_if_the_sdk_cannot_replay():
+        await batch.finish()
+        await assert_each_order_done_once(client, processes.settings, orders)
     if remote:
         # Logistics answered the reservation after the server had stopped (and made it
         # before the restart, as waited for above).

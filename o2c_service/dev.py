@@ -208,6 +208,8 @@ def banner(
     text = (
         "\n  o2c is running (Ctrl-C stops everything)\n"
         f"  Temporal UI   {ui}\n"
+        f"  Console       {api}/console/ (support staff: sign in with a support or viewer "
+        "key)\n"
         f"  API docs      {api}/docs\n"
         f"  API           {api}\n"
         f"  Temporal      {settings.temporal_address} (data in {data}, "

@@ -139,6 +139,7 @@ async def test_dev_runs_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> No
     async with o2c_dev(tmp_path) as dev:
         assert f"{dev.ui}/namespaces/default/workflows" in dev.banner
         assert f"{dev.api}/docs" in dev.banner
+        assert f"{dev.api}/console/" in dev.banner
         server_pids = children(dev.process.pid)
         assert server_pids, "the Temporal dev server should run as a child process"
         # A support and an integration key, each in a file only its owner reads, named.
@@ -150,6 +151,9 @@ async def test_dev_runs_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> No
         async with dev.http() as http:
             assert (await http.get("/healthz")).status_code == 200
             assert (await http.get("/docs")).status_code == 200
+            console = await http.get("/console/", headers={"Authorization": ""})
+            assert console.status_code == 303  # to its sign-in form
+            assert console.headers["location"].startswith("/console/sign-in")
             order_id = (await http.post("/orders", json=demo_order("SO-DEV-1"))).json()["order_id"]
             await wait_until_booked(http, order_id)
             anonymous = await http.get(f"/orders/{order_id}", headers={"Authorization": ""})

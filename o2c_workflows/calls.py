@@ -15,10 +15,13 @@ slow or throttled billing then holds up billing calls only. Started without
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.types import MethodAsyncSingleParam
+
+from o2c_domain.systems import LocalCalls
 
 with workflow.unsafe.imports_passed_through():
     from activities import options
@@ -63,3 +66,22 @@ async def execute(
         config = config.copy()
         config["task_queue"] = queue
     return await workflow.execute_activity_method(activity, argument, **config)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Calls activities as one workflow was started: local or normal (`local`), on the
+    systems' queues or its own (`system_queues`)."""
+
+    local: LocalCalls
+    system_queues: bool
+
+    async def __call__(
+        self,
+        activity: MethodAsyncSingleParam[OrderActivities, A, T],
+        argument: A,
+        config: workflow.ActivityConfig,
+    ) -> T:
+        return await execute(
+            activity, argument, config, local=self.local, system_queues=self.system_queues
+        )

@@ -21,14 +21,11 @@ runs a step again, credits and refunds once.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TypeVar
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
-    from activities.order_activities import OrderActivities
     from o2c_domain.lines import SkuQuantity
     from o2c_domain.money import Amount
     from o2c_domain.systems import LocalCalls
@@ -39,9 +36,6 @@ with workflow.unsafe.imports_passed_through():
 
 WORKFLOW_NAME = "ClosedOrderReturn"
 WORKFLOW_ID_PREFIX = "closed-return/"
-
-A = TypeVar("A")
-T = TypeVar("T")
 
 
 RETURN_ID_MEMO = "return_id"
@@ -124,8 +118,7 @@ class ClosedOrderReturnWorkflow:
 
     @workflow.init
     def __init__(self, start: ClosedOrderReturnInput) -> None:
-        self._local_activities = start.local_activities
-        self._system_queues = start.system_queues
+        self._call = calls.Caller(start.local_activities, start.system_queues)
 
     @workflow.run
     async def run(self, start: ClosedOrderReturnInput) -> ClosedOrderReturnResult:
@@ -144,19 +137,4 @@ class ClosedOrderReturnWorkflow:
             credit_notes=notes,
             credited=sum((note.amount for note in notes), Decimal(0)),
             refunded=sum((note.refunded for note in notes), Decimal(0)),
-        )
-
-    async def _call(
-        self,
-        activity: MethodAsyncSingleParam[OrderActivities, A, T],
-        argument: A,
-        config: workflow.ActivityConfig,
-    ) -> T:
-        """One activity, normal or local as the return was started (`calls.execute`)."""
-        return await calls.execute(
-            activity,
-            argument,
-            config,
-            local=self._local_activities,
-            system_queues=self._system_queues,
         )

@@ -15,12 +15,10 @@ from the refund id, so the same request sent twice refunds once.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
-from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from activities import options
@@ -53,9 +51,6 @@ INVALID_REFUND = frozenset(
 )
 """Failure codes that say the request contradicts billing or payments (HTTP 422);
 any other failure (`insufficient_credit`, `refund_exceeds_payment`, ...) is a 409."""
-
-A = TypeVar("A")
-T = TypeVar("T")
 
 
 def workflow_id(refund_id: str) -> str:
@@ -134,8 +129,7 @@ class CreditRefundWorkflow:
 
     @workflow.init
     def __init__(self, start: CreditRefundInput) -> None:
-        self._local_activities = start.local_activities
-        self._system_queues = start.system_queues
+        self._call = calls.Caller(start.local_activities, start.system_queues)
 
     @workflow.run
     async def run(self, start: CreditRefundInput) -> CreditRefundResult:
@@ -243,19 +237,4 @@ class CreditRefundWorkflow:
             currency=request.currency,
             amount=amount,
             reason=reason,
-        )
-
-    async def _call(
-        self,
-        activity: MethodAsyncSingleParam[OrderActivities, A, T],
-        argument: A,
-        config: workflow.ActivityConfig,
-    ) -> T:
-        """One activity, normal or local as the refund was started (`calls.execute`)."""
-        return await calls.execute(
-            activity,
-            argument,
-            config,
-            local=self._local_activities,
-            system_queues=self._system_queues,
         )

@@ -36,6 +36,7 @@ from o2c_service.outcomes import (
     EventStillApplying,
     TemporalCalls,
     business_failure,
+    order_refusal,
     same_request,
 )
 from o2c_workflows import closed_return, rejections
@@ -200,14 +201,8 @@ class ClosedReturns(TemporalCalls):
                 order_id=order_id,
             ) from error
         except WorkflowFailureError as error:
-            failure = business_failure(error)
-            if failure is not None and failure.type in (
-                rejections.EVENT_NOT_ALLOWED,
-                rejections.INVALID_EVENT,
-            ):
-                raise EventRejected(
-                    failure.message, invalid=failure.type == rejections.INVALID_EVENT
-                ) from error
+            if (refused := order_refusal(business_failure(error))) is not None:
+                raise refused from error
             raise EventRejected(
                 f"return {returned.return_id} did not complete: {error.cause}", invalid=False
             ) from error

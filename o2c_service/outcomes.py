@@ -167,13 +167,8 @@ class TemporalCalls:
             yield
         except WorkflowUpdateFailedError as error:
             failure = business_failure(error)
-            if failure is not None and failure.type in (
-                rejections.EVENT_NOT_ALLOWED,
-                rejections.INVALID_EVENT,
-            ):
-                raise EventRejected(
-                    failure.message, invalid=failure.type == rejections.INVALID_EVENT
-                ) from error
+            if (refused := order_refusal(failure)) is not None:
+                raise refused from error
             if order_id is not None and not await self._is_order(order_id):
                 raise OrderNotFound(f"order {order_id} not found") from error
             if failure is not None:
@@ -269,6 +264,17 @@ async def same_request(
     memo = await description.memo()
     if description.workflow_type != workflow_type or memo.get(REQUEST_HASH_MEMO) != sha:
         raise OrderConflict(conflict)
+
+
+def order_refusal(failure: ApplicationError | None) -> EventRejected | None:
+    """The order's own refusal of an event, if `failure` is one: not allowed now (409)
+    or contradicting the order (422)."""
+    if failure is None or failure.type not in (
+        rejections.EVENT_NOT_ALLOWED,
+        rejections.INVALID_EVENT,
+    ):
+        return None
+    return EventRejected(failure.message, invalid=failure.type == rejections.INVALID_EVENT)
 
 
 def business_failure(error: BaseException) -> ApplicationError | None:

@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.support.fixtures_db",
     "tests.support.stack",
     "tests.support.order_harness",
+    "tests.support.resilience_processes",
 ]
 
 TIME_SKIPPING = "time-skipping server"

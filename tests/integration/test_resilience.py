@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from temporalio.client import Client
 
 from adapters.local.database import LocalDatabase
@@ -122,15 +120,6 @@ FLAKY_SYSTEMS = json.dumps(
         ],
     }
 )
-
-
-@pytest_asyncio.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
-    running = Processes.for_test(tmp_path)
-    try:
-        yield running
-    finally:
-        running.close()
 
 
 @pytest.mark.parametrize("remote", MODES)

@@ -13,11 +13,8 @@ The worker killed and the server restarted in remote mode are in test_resilience
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from adapters.faults import OPERATIONS
 from o2c_service.systems import ApiSystems
@@ -83,15 +80,6 @@ that some of them are still under way a moment later, at the kill, is all but ce
 RATE = 2.0
 """Billing calls per second in the rate-limit test (O2C_BILLING_RATE_LIMIT)."""
 RATE_BATCH = 8
-
-
-@pytest_asyncio.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
-    running = Processes.for_test(tmp_path)
-    try:
-        yield running
-    finally:
-        running.close()
 
 
 async def test_every_system_flaky_and_unsure_over_http_and_every_order_closes_once(

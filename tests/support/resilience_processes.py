@@ -17,11 +17,12 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client
 
@@ -253,6 +254,16 @@ class Processes:
             stop_server(self.server)
         if self.sandbox is not None:
             stop_server(self.sandbox)  # SIGTERM, and SIGKILL if it will not stop
+
+
+@pytest_asyncio.fixture
+async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
+    """This test's dev server, workers and sandbox, every one stopped after it."""
+    running = Processes.for_test(tmp_path)
+    try:
+        yield running
+    finally:
+        running.close()
 
 
 # --- what Temporal says about one activity of an order ----------------------------------

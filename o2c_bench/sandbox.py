@@ -27,9 +27,8 @@ import httpx
 from o2c_bench.env import BenchError, cpu_seconds, process_memory, supervised, tail
 from o2c_bench.report import OperationTime, SandboxFigures, percentile
 from o2c_domain.systems import SYSTEMS
-from o2c_sandbox.routes import Call
+from o2c_sandbox.routes import CALLS_PATH, Call
 from o2c_service.dev import _die_with_parent
-from o2c_service.dev_remote import CALLS_PATH
 
 T = TypeVar("T")
 

@@ -35,6 +35,9 @@ from adapters.http.problems import NOT_FOUND, PROBLEM_MEDIA_TYPE, SystemProblem
 
 log = logging.getLogger("o2c.sandbox")
 
+CALLS_PATH = "/_sandbox/calls"
+"""Where each system lists the requests it answered (`CallLog`), oldest first."""
+
 
 @dataclass(frozen=True)
 class Call:
@@ -139,7 +142,7 @@ def contract_app(
         )
         return problem(422, "invalid_request", where)
 
-    @app.get("/_sandbox/calls", include_in_schema=False)
+    @app.get(CALLS_PATH, include_in_schema=False)
     async def recorded_calls() -> list[dict[str, Any]]:
         return [asdict(call) for call in calls.calls(contract.system)]
 

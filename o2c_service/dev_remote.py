@@ -13,10 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from o2c_domain.systems import SYSTEMS
+from o2c_sandbox.routes import CALLS_PATH
 from o2c_sandbox.serve import serve_sandbox
 from o2c_service.settings import Settings
-
-CALLS_PATH = "/_sandbox/calls"
 
 
 def point_at_sandbox(settings: Settings) -> Settings:

@@ -33,7 +33,7 @@ from adapters.faults import FaultProfile
 from adapters.http.client import Remote
 from adapters.payments.http import HttpPayments
 from adapters.payments.models import PaymentRecordRequest
-from o2c_sandbox.routes import CallLog
+from o2c_sandbox.routes import CALLS_PATH, CallLog
 from o2c_sandbox.serve import running_sandbox, sandbox_apps
 from o2c_service.settings import Settings
 from tests.support.fixtures_db import open_sqlite
@@ -67,7 +67,7 @@ class Sandbox:
     async def calls(self, system: str) -> list[dict[str, Any]]:
         """What `/_sandbox/calls` lists for one system."""
         async with httpx.AsyncClient(base_url=self.urls[system]) as http:
-            listed: list[dict[str, Any]] = (await http.get("/_sandbox/calls")).json()
+            listed: list[dict[str, Any]] = (await http.get(CALLS_PATH)).json()
         return listed
 
     async def recorded(self, system: str) -> list[tuple[str, str, int, str | None]]:

@@ -16,6 +16,7 @@ import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from o2c_sandbox.routes import CALLS_PATH
 from tests.integration.test_dev_command import STARTUP_TIMEOUT, DevProcess, dev_env, o2c_dev
 from tests.integration.test_readme import check_the_orders_end_as_the_readme_says, paste_the_readme
 from tests.support.resilience_processes import local_calls_recorded
@@ -45,7 +46,7 @@ SCHEDULED = {
 async def sandbox_calls(dev: DevProcess) -> dict[str, list[dict[str, Any]]]:
     async with httpx.AsyncClient(timeout=30) as http:
         return {
-            system: (await http.get(f"{url}/_sandbox/calls")).raise_for_status().json()
+            system: (await http.get(f"{url}{CALLS_PATH}")).raise_for_status().json()
             for system, url in dev.sandbox.items()
         }
 

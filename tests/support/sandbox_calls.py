@@ -12,27 +12,20 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import httpx
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
-CALLS_PATH = "/_sandbox/calls"
+from o2c_sandbox.routes import CALLS_PATH, Call
+
 LOOKUP = "/by-key/"
 """Every keyed write's lookup is `GET .../by-key/{idempotency_key}` (adapters/http/contract.py)."""
 
 
-class SandboxCall(BaseModel):
-    """One request as the sandbox answered it."""
-
-    system: str
-    operation: str
-    method: str
-    path: str
-    status: int
-    idempotency_key: str | None
-    at: float
-    """When it arrived, seconds since the epoch."""
-    duration_ms: float
+@dataclass(frozen=True)
+class SandboxCall(Call):
+    """One request as the sandbox answered it (its `Call`), read back from its log."""
 
     @property
     def writes(self) -> bool:
@@ -51,11 +44,14 @@ class SandboxCall(BaseModel):
         return 200 <= self.status < 300
 
 
+_READ = TypeAdapter(SandboxCall)
+
+
 async def read_calls(urls: Mapping[str, str]) -> list[SandboxCall]:
     """Every system's recorded calls (`urls`: each system's base URL), oldest first."""
     async with httpx.AsyncClient(timeout=30) as http:
         calls = [
-            SandboxCall.model_validate(call)
+            _READ.validate_python(call)
             for url in urls.values()
             for call in (await http.get(f"{url}{CALLS_PATH}")).raise_for_status().json()
         ]

@@ -25,9 +25,10 @@ from o2c_service.api import create_app
 from o2c_service.observability.logs import uvicorn_log_config
 from o2c_service.observability.runtime import temporal_runtime
 from o2c_service.observability.tracing import Tracing
+from o2c_service.queues import SERVED, Served
 from o2c_service.settings import Settings
 from o2c_service.systems import open_systems
-from o2c_service.temporal import SERVED, Served, build_workers, connect, running
+from o2c_service.temporal import build_workers, connect, running
 
 log = logging.getLogger("o2c")
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
-from typing import Final, Literal
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime
@@ -21,9 +20,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.order_activities import OrderActivities, of_system
 from adapters.http.pacing import paced_rate
-from o2c_domain.systems import SYSTEMS, System
+from o2c_domain.systems import System
 from o2c_service.codec.converter import data_converter
 from o2c_service.observability.tracing import Tracing
+from o2c_service.queues import ORDERS, SERVED, Served
 from o2c_service.settings import Settings
 from o2c_workflows.calls import system_queue
 from o2c_workflows.closed_return import ClosedOrderReturnWorkflow
@@ -108,36 +108,6 @@ def build_worker(
         max_concurrent_activities=settings.worker_activity_slots,
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
-
-
-ORDERS: Final = "orders"
-"""The order task queue, as `--systems` names it."""
-Served = Literal["orders"] | System
-"""A task queue a worker process serves: the order task queue, or a system's."""
-SERVED: tuple[Served, ...] = (ORDERS, *SYSTEMS)
-"""Every queue, in the order a worker process starts them: its default."""
-_BY_NAME: dict[str, Served] = {name: name for name in SERVED}
-
-
-class UnknownQueue(ValueError):
-    """A name in `--systems` that is no queue's."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"unknown system '{name}'; the names are {', '.join(SERVED)}")
-        self.name = name
-
-
-def served_queues(names: Iterable[str]) -> tuple[Served, ...]:
-    """The queues `names` (`orders`, `crm`, ...) name, each once, in `SERVED`'s order;
-    `UnknownQueue` for the first name that is none of them, `ValueError` for none."""
-    chosen = set()
-    for name in (name.strip() for name in names):
-        if name not in _BY_NAME:
-            raise UnknownQueue(name)
-        chosen.add(_BY_NAME[name])
-    if not chosen:
-        raise ValueError(f"no queue named; the names are {', '.join(SERVED)}")
-    return tuple(queue for queue in SERVED if queue in chosen)
 
 
 def build_system_worker(

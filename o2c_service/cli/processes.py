@@ -12,24 +12,22 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from o2c_domain.systems import SYSTEMS
 from o2c_service.cli.common import (
     app,
     err,
     fail,
     out,
 )
+from o2c_service.queues import SERVED
 from o2c_service.settings import Settings
 
 if TYPE_CHECKING:
     from o2c_domain.systems import LocalCalls
     from o2c_service.observability.tracing import Tracing
-    from o2c_service.temporal import Served
+    from o2c_service.queues import Served
 
 # What each command needs is imported when it runs: `o2c orders ...` and the other API
 # clients start without loading the worker, Temporal's SDK or OpenTelemetry.
-ALL_QUEUES = ",".join(("orders", *SYSTEMS))
-"""The `--systems` default: the order task queue and every system's (`temporal.SERVED`)."""
 
 
 def _logging(settings: Settings) -> None:
@@ -88,7 +86,7 @@ def dev(
 
 
 def _served(text: str) -> tuple[Served, ...]:
-    from o2c_service.temporal import served_queues
+    from o2c_service.queues import served_queues
 
     try:
         return served_queues(name for name in text.split(",") if name.strip())
@@ -105,7 +103,7 @@ def worker(
             "activity on O2C_TASK_QUEUE) and crm, billing, logistics, payments (each "
             "system's activities on O2C_TASK_QUEUE.<system>).",
         ),
-    ] = ALL_QUEUES,
+    ] = ",".join(SERVED),
 ) -> None:
     """Run a worker for the order task queue and the systems' queues against the configured
     Temporal."""

@@ -31,9 +31,10 @@ from adapters.local import LocalAdapters, open_local_adapters
 from o2c_domain.systems import SYSTEMS
 from o2c_service import events as order_events
 from o2c_service.orders import OrderService
+from o2c_service.queues import SERVED, Served
 from o2c_service.runners import local_activities
 from o2c_service.settings import Settings
-from o2c_service.temporal import SERVED, Served, build_workers, running
+from o2c_service.temporal import build_workers, running
 from o2c_workflows.messages import PaymentReceived, ShipmentConfirmed
 from o2c_workflows.models import OrderLine, OrderRequest, OrderStatus
 from o2c_workflows.order.workflow import OrderWorkflow

@@ -314,6 +314,17 @@ async def test_429_without_a_usable_retry_after_leaves_the_delay_to_the_retry_po
 # --- no answer at all -----------------------------------------------------------------
 
 
+async def failure_of(remote: Remote, exchange: Exchange) -> SystemFailure:
+    """What `exchange` raises through a billing client of its own to `remote`."""
+    billing = HttpBilling(remote)
+    try:
+        with pytest.raises(SystemFailure) as caught:
+            await exchange.call(billing)
+    finally:
+        await billing.aclose()
+    return caught.value
+
+
 @pytest.mark.parametrize(
     ("exchange", "raised"),
     [(WRITE, UnknownOutcome), (READ, SystemTimeout), (LOOKUP, SystemTimeout)],
@@ -324,18 +335,13 @@ async def test_no_answer_within_the_read_timeout_is_unknown_for_a_write_and_a_ti
 ) -> None:
     scripted, url = system
     scripted.holding = True
-    billing = HttpBilling(Remote(url, read_timeout=0.2))
-    try:
-        with pytest.raises(SystemFailure) as caught:
-            await exchange.call(billing)
-    finally:
-        await billing.aclose()
+    failure = await failure_of(Remote(url, read_timeout=0.2), exchange)
 
-    assert type(caught.value) is raised
-    assert_names_the_exchange(caught.value, exchange, None)
-    assert "nothing within 0.2 s" in str(caught.value)
+    assert type(failure) is raised
+    assert_names_the_exchange(failure, exchange, None)
+    assert "nothing within 0.2 s" in str(failure)
     if raised is UnknownOutcome:
-        assert "may have taken effect" in str(caught.value)
+        assert "may have taken effect" in str(failure)
     assert len(scripted.received) == 1
 
 
@@ -347,47 +353,34 @@ async def test_a_connection_dropped_after_the_request_is_unknown_for_a_write(
     reset: bool, exchange: Exchange, raised: type[SystemFailure]
 ) -> None:
     async with hanging_up(reset=reset) as server:
-        billing = HttpBilling(Remote(server.url))
-        try:
-            with pytest.raises(SystemFailure) as caught:
-                await exchange.call(billing)
-        finally:
-            await billing.aclose()
+        failure = await failure_of(Remote(server.url), exchange)
 
-    assert type(caught.value) is raised
-    assert_names_the_exchange(caught.value, exchange, None)
-    assert "no answer" in str(caught.value)
+    assert type(failure) is raised
+    assert_names_the_exchange(failure, exchange, None)
+    assert "no answer" in str(failure)
     assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("exchange", [WRITE, READ], ids=str)
 async def test_a_refused_connection_is_unavailable_even_for_a_write(exchange: Exchange) -> None:
-    billing = HttpBilling(Remote(f"http://127.0.0.1:{refused_port()}"))
-    try:
-        with pytest.raises(SystemFailure) as caught:
-            await exchange.call(billing)
-    finally:
-        await billing.aclose()
+    failure = await failure_of(Remote(f"http://127.0.0.1:{refused_port()}"), exchange)
 
-    assert type(caught.value) is SystemUnavailable
-    assert_names_the_exchange(caught.value, exchange, None)
-    assert "could not connect" in str(caught.value)
+    assert type(failure) is SystemUnavailable
+    assert_names_the_exchange(failure, exchange, None)
+    assert "could not connect" in str(failure)
 
 
 @pytest.mark.parametrize("exchange", [WRITE, READ], ids=str)
 async def test_a_connect_timeout_is_a_timeout_even_for_a_write(exchange: Exchange) -> None:
     with unresponsive_port() as port:
-        billing = HttpBilling(Remote(f"http://127.0.0.1:{port}", connect_timeout=0.2))
-        try:
-            with pytest.raises(SystemFailure) as caught:
-                await exchange.call(billing)
-        finally:
-            await billing.aclose()
+        failure = await failure_of(
+            Remote(f"http://127.0.0.1:{port}", connect_timeout=0.2), exchange
+        )
 
-    assert type(caught.value) is SystemTimeout
-    assert_names_the_exchange(caught.value, exchange, None)
-    assert "could not connect" in str(caught.value)
-    assert "not connected within 0.2 s" in str(caught.value)
+    assert type(failure) is SystemTimeout
+    assert_names_the_exchange(failure, exchange, None)
+    assert "could not connect" in str(failure)
+    assert "not connected within 0.2 s" in str(failure)
 
 
 # --- what the client sends ------------------------------------------------------------

@@ -24,7 +24,9 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from o2c_service.settings import Settings
+with workflow.unsafe.imports_passed_through():
+    from o2c_service.settings import Settings
+    from o2c_service.temporal import exit_at_once
 
 STEPS = 9
 """Activities per run: as many as an order paid on invoice calls."""
@@ -98,6 +100,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     known, server_flags = parser.parse_known_args()
     asyncio.run(measure(known.rounds, server_flags))
+    exit_at_once()  # everything is printed
 
 
 if __name__ == "__main__":

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -56,6 +54,7 @@ from o2c_domain.lines import SkuQuantity
 from o2c_service import events as order_events
 from o2c_service.orders import OrderService
 from o2c_service.outcomes import EventRejected
+from o2c_service.temporal import exit_at_once
 from o2c_workflows import closed_return
 from o2c_workflows.closed_return import ClosedOrderReturnInput, ClosedOrderReturnWorkflow
 from o2c_workflows.credit_refund import CreditRefundRequest, CreditRefundWorkflow, workflow_id
@@ -708,11 +707,7 @@ def main() -> None:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; try --list")
     chosen = [BY_NAME[name] for name in args.scenarios] if args.scenarios else SCENARIOS
     asyncio.run(record(chosen))
-    # Everything is written. The SDK's core threads can race the interpreter's
-    # finalization (an intermittent "PyGILState_Release" abort), so leave at once.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_at_once()  # everything is written
 
 
 if __name__ == "__main__":
